@@ -1,0 +1,590 @@
+//! Writing a snapshot from a stream of records.
+//!
+//! The builder never holds the population as owned structs. [`SnapshotBuilder::push`]
+//! encodes each record to its fixed-size form at once, interns its text in
+//! the heap (deduplicated: a household's address is stored once) and appends
+//! it to one of [`PARTITIONS`] staging files chosen by the top bits of its ID
+//! hash. [`SnapshotBuilder::finish`] then reads one partition at a time, sorts
+//! it by hash, and streams records, indexes and heap into a temporary file next
+//! to the target, which is fsynced and renamed over it. Memory at the end is
+//! one partition plus the index keys (about 8 GB for 100 M citizens).
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use xxhash_rust::xxh3::Xxh3;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::citizen::{Citizen, Modality, Relative};
+use crate::error::{Error, Result};
+use crate::format::*;
+
+/// Number of staging partitions (by the top bits of the ID hash).
+pub const PARTITIONS: usize = 128;
+
+/// Options of a build.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// The generation number written in the header.
+    pub generation: u64,
+    /// The build time written in the header; now when `None`.
+    pub build_time_unix: Option<i64>,
+}
+
+/// What a finished build wrote.
+#[derive(Clone, Debug)]
+pub struct BuildSummary {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Records written.
+    pub records: u64,
+    /// Size of the file.
+    pub file_bytes: u64,
+    /// Time from `create` to the rename.
+    pub elapsed: Duration,
+}
+
+/// A record on its way through a staging partition.
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct Staged {
+    hash: U64,
+    record: RawRecord,
+    representative_id: U64,
+    representative_name: U32,
+    representative_nationality: [u8; 2],
+    face: [u8; 16],
+    fingerprint: [u8; 16],
+}
+
+/// Streams records into a new snapshot file. See the module docs.
+pub struct SnapshotBuilder {
+    path: PathBuf,
+    staging_dir: PathBuf,
+    partitions: Vec<Option<BufWriter<File>>>,
+    heap: TextHeap,
+    options: BuildOptions,
+    count: u64,
+    started: Instant,
+}
+
+impl SnapshotBuilder {
+    /// Starts a build of `path`. Nothing at `path` changes until
+    /// [`finish`](Self::finish) renames the finished file over it.
+    pub fn create(path: impl AsRef<Path>, options: BuildOptions) -> Result<SnapshotBuilder> {
+        let path = path.as_ref().to_path_buf();
+        let staging_dir = sibling(&path, "staging");
+        if staging_dir.exists() {
+            fs::remove_dir_all(&staging_dir).map_err(Error::io(&staging_dir))?;
+        }
+        fs::create_dir_all(&staging_dir).map_err(Error::io(&staging_dir))?;
+        Ok(SnapshotBuilder {
+            path,
+            staging_dir,
+            partitions: (0..PARTITIONS).map(|_| None).collect(),
+            heap: TextHeap::new(),
+            options,
+            count: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// Records pushed so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether nothing was pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds one record. A record that fails [`Citizen::validate`] is an
+    /// [`Error::InvalidRecord`]; duplicates are found by `finish`.
+    pub fn push(&mut self, c: &Citizen) -> Result<()> {
+        let invalid = |reason: String| Error::InvalidRecord {
+            position: self.count,
+            id: c.id.to_string(),
+            reason,
+        };
+        c.validate().map_err(|e| invalid(e.0))?;
+        if self.count >= MAX_RECORDS {
+            return Err(Error::TooLarge(format!("more than {MAX_RECORDS} records")));
+        }
+        let staged = self.encode(c)?;
+        let partition = (staged.hash.get() >> 57) as usize; // top 7 bits: 128 partitions
+        let writer = match &mut self.partitions[partition] {
+            Some(w) => w,
+            slot => {
+                let p = self.staging_dir.join(format!("{partition:03}"));
+                let f = File::create(&p).map_err(Error::io(&p))?;
+                slot.insert(BufWriter::with_capacity(1 << 16, f))
+            }
+        };
+        writer
+            .write_all(staged.as_bytes())
+            .map_err(Error::io(&self.staging_dir))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn encode(&mut self, c: &Citizen) -> Result<Staged> {
+        let heap = &mut self.heap;
+        let mut r = RawRecord {
+            id: c.id.get().into(),
+            full_name: heap.intern(&c.full_name)?.into(),
+            birth_registration_place: heap.intern_opt(&c.birth_registration_place)?.into(),
+            hometown: heap.intern_opt(&c.hometown)?.into(),
+            permanent_residence: heap.intern_opt(&c.permanent_residence)?.into(),
+            temporary_residence: heap.intern_opt(&c.temporary_residence)?.into(),
+            current_residence: heap.intern_opt(&c.current_residence)?.into(),
+            legacy_id: c.legacy_id.map_or(0, |l| l.get()).into(),
+            date_of_birth: c.date_of_birth.to_packed().into(),
+            date_of_death: c.date_of_death.map_or(0, |d| d.to_packed()).into(),
+            nationality: c.nationality.map_or([0; 2], |n| n.bytes()),
+            ethnicity: c.ethnicity.map_or(0, |e| e.code()),
+            religion: c.religion.map_or(0, |r| r.code() + 1),
+            marital_status: c.marital_status.map_or(0, |m| m.code()),
+            blood_type: c.blood_type.map_or(0, |b| b.code()),
+            sex: c.sex.code(),
+            ..RawRecord::default()
+        };
+        let mut relative = |rel: &Option<Relative>, flag: u8| -> Result<(u64, u32, [u8; 2])> {
+            match rel {
+                None => Ok((0, 0, [0; 2])),
+                Some(rel) => {
+                    r.flags |= flag;
+                    Ok((
+                        rel.id.map_or(0, |i| i.get()),
+                        heap.intern(&rel.full_name)?,
+                        rel.nationality.map_or([0; 2], |n| n.bytes()),
+                    ))
+                }
+            }
+        };
+        let (id, name, nat) = relative(&c.father, FLAG_FATHER)?;
+        (r.father_id, r.father_name, r.father_nationality) = (id.into(), name.into(), nat);
+        let (id, name, nat) = relative(&c.mother, FLAG_MOTHER)?;
+        (r.mother_id, r.mother_name, r.mother_nationality) = (id.into(), name.into(), nat);
+        let (id, name, nat) = relative(&c.spouse, FLAG_SPOUSE)?;
+        (r.spouse_id, r.spouse_name, r.spouse_nationality) = (id.into(), name.into(), nat);
+        let (rep_id, rep_name, rep_nat) = relative(&c.representative, FLAG_REPRESENTATIVE)?;
+        if let Some(h) = &c.household {
+            r.flags |= FLAG_HOUSEHOLD;
+            r.household_head_id = h.head_id.map_or(0, |i| i.get()).into();
+            r.household_head_name = heap.intern(&h.head_name)?.into();
+            r.relationship = h.relationship.code();
+        }
+        let t = &c.biometric_templates;
+        if t.face.is_some() {
+            r.flags |= FLAG_FACE;
+        }
+        if t.fingerprint.is_some() {
+            r.flags |= FLAG_FINGERPRINT;
+        }
+        Ok(Staged {
+            hash: id_hash(c.id.get()).into(),
+            record: r,
+            representative_id: rep_id.into(),
+            representative_name: rep_name.into(),
+            representative_nationality: rep_nat,
+            face: t.face.map_or([0; 16], |d| d.0),
+            fingerprint: t.fingerprint.map_or([0; 16], |d| d.0),
+        })
+    }
+
+    /// Sorts, indexes and writes everything, then renames the file into place.
+    pub fn finish(mut self) -> Result<BuildSummary> {
+        for w in self.partitions.iter_mut().flatten() {
+            w.flush().map_err(Error::io(&self.staging_dir))?;
+        }
+        self.partitions.clear();
+        let tmp = sibling(&self.path, &format!("tmp-{}", std::process::id()));
+        let result = self.write_file(&tmp);
+        let _ = fs::remove_dir_all(&self.staging_dir);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        let file_bytes = result?;
+        fs::rename(&tmp, &self.path).map_err(Error::io(&self.path))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename is durable only once the directory entry is.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(Error::io(dir))?;
+        }
+        Ok(BuildSummary {
+            path: self.path.clone(),
+            records: self.count,
+            file_bytes,
+            elapsed: self.started.elapsed(),
+        })
+    }
+
+    fn write_file(&mut self, tmp: &Path) -> Result<u64> {
+        let n = self.count;
+        let bucket_count = n.div_ceil(RECORDS_PER_BUCKET).max(1);
+        let file = File::create(tmp).map_err(Error::io(tmp))?;
+        let mut out = SectionWriter::new(BufWriter::with_capacity(1 << 20, file), tmp);
+        out.write(&[0; HEADER_SIZE])?; // the header is written last, over these zeros
+
+        // Records, partition by partition in hash order.
+        let mut bucket_starts = vec![0u32; bucket_count as usize + 1];
+        let mut legacy_keys: Vec<(u32, u32, u32)> = Vec::new(); // (fingerprint, legacy, record)
+        let mut bio_keys: Vec<(u32, u32, [u8; 16])> = Vec::new(); // (fingerprint, tag, digest)
+        let mut reps: Vec<RepresentativeEntry> = Vec::new();
+        let mut next: u32 = 0;
+        out.begin(SectionKind::Records)?;
+        let mut buf = Vec::new();
+        for p in 0..PARTITIONS {
+            let path = self.staging_dir.join(format!("{p:03}"));
+            buf.clear();
+            match File::open(&path) {
+                Ok(mut f) => f.read_to_end(&mut buf).map_err(Error::io(&path))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&path)(e)),
+            };
+            let staged = <[Staged]>::mut_from_bytes(&mut buf)
+                .map_err(|_| Error::Malformed(format!("staging file {p} has a partial record")))?;
+            staged.sort_unstable_by_key(|s| (s.hash.get(), s.record.id.get()));
+            for (i, s) in staged.iter().enumerate() {
+                if i > 0 && staged[i - 1].record.id == s.record.id {
+                    return Err(Error::DuplicateKey {
+                        kind: "personal ID",
+                        key: format!("{:012}", s.record.id.get()),
+                    });
+                }
+                let record = next;
+                next += 1;
+                bucket_starts[fast_range(s.hash.get(), bucket_count) as usize + 1] += 1;
+                let legacy = s.record.legacy_id.get();
+                if legacy != 0 {
+                    legacy_keys.push((legacy_fingerprint(legacy, HASH_SEED), legacy, record));
+                }
+                for (bit, digest, flag) in [
+                    (0u32, &s.face, FLAG_FACE),
+                    (1, &s.fingerprint, FLAG_FINGERPRINT),
+                ] {
+                    if s.record.flags & flag != 0 {
+                        let fp = biometric_fingerprint(bit, digest, HASH_SEED);
+                        bio_keys.push((fp, record | bit << 31, *digest));
+                    }
+                }
+                if s.record.flags & FLAG_REPRESENTATIVE != 0 {
+                    reps.push(RepresentativeEntry {
+                        record: record.into(),
+                        id: s.representative_id,
+                        name: s.representative_name,
+                        nationality: s.representative_nationality,
+                    });
+                }
+                out.write(s.record.as_bytes())?;
+            }
+            drop(fs::remove_file(&path));
+        }
+        out.end()?;
+
+        // ID buckets: prefix sums of the per-bucket counts.
+        for b in 1..bucket_starts.len() {
+            bucket_starts[b] += bucket_starts[b - 1];
+        }
+        out.begin(SectionKind::IdBuckets)?;
+        out.write(bucket_starts.as_bytes())?;
+        out.end()?;
+        drop(bucket_starts);
+
+        // Legacy index.
+        legacy_keys.sort_unstable();
+        if let Some(w) = legacy_keys.windows(2).find(|w| w[0].1 == w[1].1) {
+            return Err(Error::DuplicateKey {
+                kind: "legacy ID",
+                key: format!("{:09}", w[0].1),
+            });
+        }
+        let legacy_home_slots = home_slots_for(legacy_keys.len());
+        out.begin(SectionKind::LegacyIndex)?;
+        let empty = LegacySlot {
+            fingerprint: 0.into(),
+            record: EMPTY.into(),
+        };
+        write_ordered_table(
+            &mut out,
+            &legacy_keys,
+            legacy_home_slots,
+            empty,
+            |&(fp, _, rec)| {
+                (
+                    fp,
+                    LegacySlot {
+                        fingerprint: fp.into(),
+                        record: rec.into(),
+                    },
+                )
+            },
+        )?;
+        out.end()?;
+        drop(legacy_keys);
+
+        // Biometric index.
+        bio_keys.sort_unstable_by_key(|&(fp, tag, digest)| (fp, tag >> 31, digest));
+        if let Some(w) = bio_keys
+            .windows(2)
+            .find(|w| w[0].2 == w[1].2 && w[0].1 >> 31 == w[1].1 >> 31)
+        {
+            let modality = if w[0].1 >> 31 == 0 {
+                Modality::Face
+            } else {
+                Modality::Fingerprint
+            };
+            return Err(Error::DuplicateKey {
+                kind: "biometric template",
+                key: format!("{modality} {}", crate::citizen::TemplateDigest(w[0].2)),
+            });
+        }
+        let biometric_home_slots = home_slots_for(bio_keys.len());
+        out.begin(SectionKind::BiometricIndex)?;
+        let empty = BiometricSlot {
+            digest: [0; 16],
+            tag: EMPTY.into(),
+        };
+        write_ordered_table(
+            &mut out,
+            &bio_keys,
+            biometric_home_slots,
+            empty,
+            |&(fp, tag, digest)| {
+                (
+                    fp,
+                    BiometricSlot {
+                        digest,
+                        tag: tag.into(),
+                    },
+                )
+            },
+        )?;
+        out.end()?;
+        drop(bio_keys);
+
+        out.begin(SectionKind::Representatives)?;
+        out.write(reps.as_bytes())?;
+        out.end()?;
+
+        out.begin(SectionKind::TextHeap)?;
+        out.write(&self.heap.bytes)?;
+        out.end()?;
+
+        let build_time = self.options.build_time_unix.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+        let mut header = Header {
+            magic: MAGIC,
+            endian_mark: ENDIAN_MARK.into(),
+            format_version: FORMAT_VERSION.into(),
+            header_size: (HEADER_SIZE as u32).into(),
+            record_size: (RECORD_SIZE as u32).into(),
+            record_count: n.into(),
+            generation: self.options.generation.into(),
+            build_time_unix: (build_time as u64).into(),
+            hash_seed: HASH_SEED.into(),
+            bucket_count: bucket_count.into(),
+            legacy_home_slots: legacy_home_slots.into(),
+            biometric_home_slots: biometric_home_slots.into(),
+            section_count: (out.sections.len() as u32).into(),
+            flags: 0.into(),
+            sections: [SectionEntry::default(); 8],
+            header_checksum: 0.into(),
+        };
+        header.sections[..out.sections.len()].copy_from_slice(&out.sections);
+        header.header_checksum = header_checksum(&header).into();
+        let file_bytes = out.position;
+        let mut file = out.into_inner()?;
+        file.seek(SeekFrom::Start(0)).map_err(Error::io(tmp))?;
+        file.write_all(header.as_bytes()).map_err(Error::io(tmp))?;
+        file.sync_all().map_err(Error::io(tmp))?;
+        Ok(file_bytes)
+    }
+}
+
+impl Drop for SnapshotBuilder {
+    fn drop(&mut self) {
+        // An abandoned build leaves nothing behind.
+        self.partitions.clear();
+        let _ = fs::remove_dir_all(&self.staging_dir);
+    }
+}
+
+/// Builds a snapshot at `path` from every record of `citizens`.
+pub fn build_snapshot<'a>(
+    path: impl AsRef<Path>,
+    options: BuildOptions,
+    citizens: impl IntoIterator<Item = &'a Citizen>,
+) -> Result<BuildSummary> {
+    let mut builder = SnapshotBuilder::create(path, options)?;
+    for c in citizens {
+        builder.push(c)?;
+    }
+    builder.finish()
+}
+
+/// The xxh3 hash that orders records and picks an ID's bucket.
+#[inline]
+pub(crate) fn id_hash(id: u64) -> u64 {
+    key_hash(&id.to_le_bytes(), HASH_SEED)
+}
+
+pub(crate) fn header_checksum(h: &Header) -> u64 {
+    let bytes = h.as_bytes();
+    xxhash_rust::xxh3::xxh3_64(&bytes[..bytes.len() - 8])
+}
+
+fn home_slots_for(keys: usize) -> u64 {
+    (keys as u64 * SLOTS_PER_NINE_KEYS).div_ceil(9).max(1)
+}
+
+/// Writes an ordered linear-probing table: keys sorted by fingerprint, each at
+/// its home slot or the first free slot after it, empty slots in between.
+fn write_ordered_table<K, S: IntoBytes + Immutable>(
+    out: &mut SectionWriter,
+    keys: &[K],
+    home_slots: u64,
+    empty: S,
+    slot_of: impl Fn(&K) -> (u32, S),
+) -> Result<()> {
+    let mut position = 0u64;
+    for key in keys {
+        let (fp, slot) = slot_of(key);
+        let home = home_slot(fp, home_slots);
+        while position < home {
+            out.write(empty.as_bytes())?;
+            position += 1;
+        }
+        out.write(slot.as_bytes())?;
+        position += 1;
+    }
+    while position < home_slots {
+        out.write(empty.as_bytes())?;
+        position += 1;
+    }
+    Ok(())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    path.with_file_name(name)
+}
+
+/// Deduplicated, length-prefixed strings. Offset 0 holds the empty string, so
+/// 0 can mean "none".
+struct TextHeap {
+    bytes: Vec<u8>,
+    index: HashMap<u64, u32>,
+}
+
+impl TextHeap {
+    fn new() -> TextHeap {
+        TextHeap {
+            bytes: vec![0],
+            index: HashMap::new(),
+        }
+    }
+
+    fn intern_opt(&mut self, s: &Option<String>) -> Result<u32> {
+        s.as_deref().map_or(Ok(0), |s| self.intern(s))
+    }
+
+    fn intern(&mut self, s: &str) -> Result<u32> {
+        if s.is_empty() {
+            return Ok(0);
+        }
+        let hash = xxhash_rust::xxh3::xxh3_64(s.as_bytes());
+        if let Some(&offset) = self.index.get(&hash) {
+            if crate::reader::read_text(&self.bytes, offset) == Some(s) {
+                return Ok(offset);
+            }
+        }
+        let offset = u32::try_from(self.bytes.len())
+            .map_err(|_| Error::TooLarge("text heap over 4 GiB".into()))?;
+        let mut len = s.len();
+        while len >= 0x80 {
+            self.bytes.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        self.bytes.push(len as u8);
+        self.bytes.extend_from_slice(s.as_bytes());
+        self.index.entry(hash).or_insert(offset);
+        Ok(offset)
+    }
+}
+
+/// Writes sections with alignment and streaming checksums.
+struct SectionWriter<'p> {
+    inner: BufWriter<File>,
+    path: &'p Path,
+    position: u64,
+    hasher: Xxh3,
+    current: Option<(SectionKind, u64)>,
+    sections: Vec<SectionEntry>,
+}
+
+impl<'p> SectionWriter<'p> {
+    fn new(inner: BufWriter<File>, path: &'p Path) -> Self {
+        SectionWriter {
+            inner,
+            path,
+            position: 0,
+            hasher: Xxh3::new(),
+            current: None,
+            sections: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.current.is_some() {
+            self.hasher.update(bytes);
+        }
+        self.inner.write_all(bytes).map_err(Error::io(self.path))?;
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to(&mut self, align: u64) -> Result<()> {
+        let pad = self.position.next_multiple_of(align) - self.position;
+        self.inner
+            .write_all(&vec![0; pad as usize])
+            .map_err(Error::io(self.path))?;
+        self.position += pad;
+        Ok(())
+    }
+
+    fn begin(&mut self, kind: SectionKind) -> Result<()> {
+        self.pad_to(SECTION_ALIGN)?;
+        self.hasher.reset();
+        self.current = Some((kind, self.position));
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<()> {
+        let (kind, offset) = self.current.take().expect("end() follows begin()");
+        self.sections.push(SectionEntry {
+            kind: (kind as u32).into(),
+            reserved: 0.into(),
+            offset: offset.into(),
+            length: (self.position - offset).into(),
+            checksum: self.hasher.digest().into(),
+        });
+        Ok(())
+    }
+
+    fn into_inner(self) -> Result<File> {
+        self.inner
+            .into_inner()
+            .map_err(|e| Error::io(self.path)(e.into_error()))
+    }
+}

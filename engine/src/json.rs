@@ -1,0 +1,250 @@
+//! The wire form of records and verifications: the API's JSON, written
+//! straight from a [`CitizenView`] into a buffer without intermediate values.
+
+use std::io::Write;
+
+use crate::verify::Verification;
+use crate::view::{CitizenView, RelativeView};
+
+/// JSON field names of a record, in the order they are written.
+pub const FIELDS: [&str; 22] = [
+    "id",
+    "legacy_id",
+    "full_name",
+    "date_of_birth",
+    "sex",
+    "birth_registration_place",
+    "hometown",
+    "ethnicity",
+    "religion",
+    "nationality",
+    "marital_status",
+    "permanent_residence",
+    "temporary_residence",
+    "current_residence",
+    "blood_type",
+    "father",
+    "mother",
+    "spouse",
+    "representative",
+    "household",
+    "date_of_death",
+    "biometrics",
+];
+
+/// A set of record fields (a projection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldSet(u32);
+
+impl FieldSet {
+    /// Every field.
+    pub const ALL: FieldSet = FieldSet((1 << FIELDS.len()) - 1);
+    /// What `citizen:read:basic` may see: ID, name, date of birth, sex, nationality.
+    pub const BASIC: FieldSet = FieldSet(1 << 0 | 1 << 2 | 1 << 3 | 1 << 4 | 1 << 9);
+    /// No field.
+    pub const NONE: FieldSet = FieldSet(0);
+
+    /// Parses a comma-separated list of field names (`?fields=`).
+    pub fn parse_list(list: &str) -> Result<FieldSet, String> {
+        let mut set = 0;
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match FIELDS.iter().position(|&f| f == name) {
+                Some(i) => set |= 1 << i,
+                None => {
+                    return Err(format!(
+                        "unknown field {name:?} (fields: {})",
+                        FIELDS.join(", ")
+                    ))
+                }
+            }
+        }
+        if set == 0 {
+            return Err("the field list is empty".into());
+        }
+        Ok(FieldSet(set))
+    }
+
+    /// Fields in both sets.
+    pub fn intersect(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 & other.0)
+    }
+
+    /// Whether every field of `other` is in this set.
+    pub fn contains(self, other: FieldSet) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether the set has no field.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names in the set.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        FIELDS
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 >> i & 1 == 1)
+            .map(|(_, &n)| n)
+    }
+
+    fn has(self, i: usize) -> bool {
+        self.0 >> i & 1 == 1
+    }
+}
+
+/// Appends `s` as a JSON string.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1F => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn relative(out: &mut Vec<u8>, r: Option<RelativeView<'_>>) {
+    let Some(r) = r else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    out.extend_from_slice(b"{\"full_name\":");
+    write_str(out, r.full_name);
+    out.extend_from_slice(b",\"id\":");
+    id(out, r.id);
+    out.extend_from_slice(b",\"nationality\":");
+    opt_str(out, r.nationality.as_ref().map(|c| c.as_str()));
+    out.push(b'}');
+}
+
+fn id(out: &mut Vec<u8>, id: Option<crate::PersonalId>) {
+    match id {
+        Some(id) => {
+            out.push(b'"');
+            out.extend_from_slice(&id.to_digits());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn date(out: &mut Vec<u8>, d: Option<crate::Date>) {
+    match d {
+        Some(d) => {
+            out.push(b'"');
+            out.extend_from_slice(&d.to_iso());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends the record as a JSON object with the fields of `fields`, in
+/// [`FIELDS`] order; a field in the set with no value is `null`.
+pub fn write_citizen_json(view: &CitizenView<'_>, fields: FieldSet, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    for (i, name) in FIELDS.iter().enumerate() {
+        if !fields.has(i) {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        match i {
+            0 => id(out, Some(view.id())),
+            1 => match view.legacy_id() {
+                Some(l) => {
+                    let _ = write!(out, "\"{l}\"");
+                }
+                None => out.extend_from_slice(b"null"),
+            },
+            2 => write_str(out, view.full_name()),
+            3 => date(out, Some(view.date_of_birth())),
+            4 => write_str(out, view.sex().as_str()),
+            5 => opt_str(out, view.birth_registration_place()),
+            6 => opt_str(out, view.hometown()),
+            7 => opt_str(out, view.ethnicity().map(|e| e.as_str())),
+            8 => opt_str(out, view.religion().map(|r| r.as_str())),
+            9 => opt_str(out, view.nationality().as_ref().map(|c| c.as_str())),
+            10 => opt_str(out, view.marital_status().map(|m| m.as_str())),
+            11 => opt_str(out, view.permanent_residence()),
+            12 => opt_str(out, view.temporary_residence()),
+            13 => opt_str(out, view.current_residence()),
+            14 => opt_str(out, view.blood_type().map(|b| b.as_str())),
+            15 => relative(out, view.father()),
+            16 => relative(out, view.mother()),
+            17 => relative(out, view.spouse()),
+            18 => relative(out, view.representative()),
+            19 => match view.household() {
+                Some(h) => {
+                    out.extend_from_slice(b"{\"head_id\":");
+                    id(out, h.head_id);
+                    out.extend_from_slice(b",\"head_name\":");
+                    write_str(out, h.head_name);
+                    out.extend_from_slice(b",\"relationship\":");
+                    opt_str(out, h.relationship.map(|r| r.as_str()));
+                    out.push(b'}');
+                }
+                None => out.extend_from_slice(b"null"),
+            },
+            20 => date(out, view.date_of_death()),
+            _ => {
+                let e = view.enrolled();
+                out.extend_from_slice(match (e.face, e.fingerprint) {
+                    (true, true) => b"[\"face\",\"fingerprint\"]",
+                    (true, false) => b"[\"face\"]",
+                    (false, true) => b"[\"fingerprint\"]",
+                    (false, false) => b"[]",
+                });
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+/// Appends `{"match": bool, "fields": {name: bool, ...}}`.
+pub fn write_verification_json(v: &Verification, out: &mut Vec<u8>) {
+    out.extend_from_slice(if v.matched() {
+        b"{\"match\":true,\"fields\":{"
+    } else {
+        b"{\"match\":false,\"fields\":{"
+    });
+    for (i, (name, held)) in v.fields().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(if held { b"\":true" } else { b"\":false" });
+    }
+    out.extend_from_slice(b"}}");
+}

@@ -1,0 +1,59 @@
+//! The dancu snapshot: every citizen record of a national population register
+//! in one immutable, memory-mapped file, with indexes by personal ID, legacy
+//! ID and biometric template identifier.
+//!
+//! - [`Citizen`] is a record as owned, typed values (the schema);
+//!   [`PersonalId`] and [`LegacyId`] parse and explain malformed IDs.
+//! - [`SnapshotBuilder`] streams records into a snapshot file
+//!   (`engine/FORMAT.md` specifies it).
+//! - [`Snapshot`] opens one over any bytes (a mapping, a `Vec<u8>`) in
+//!   microseconds, checks it with [`Snapshot::verify`], and answers lookups
+//!   with zero-copy [`CitizenView`]s: [`Snapshot::get`], the prefetching
+//!   [`Snapshot::get_many`], [`Snapshot::get_legacy`], [`Snapshot::identify`].
+//! - [`Claims`] checks what a caller asserts about a citizen without
+//!   disclosing the record; names compare after [`fold`]ing.
+//! - [`write_citizen_json`] writes the API's JSON form of a record.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use dancu_engine::{Memory, PersonalId, Snapshot};
+//!
+//! let snapshot = Snapshot::open_file("register.snap", Memory::Map)?;
+//! snapshot.verify()?;
+//! let id = PersonalId::parse("079089012345").expect("a well-formed ID");
+//! if let Some(citizen) = snapshot.get(id) {
+//!     println!("{} born {}", citizen.full_name(), citizen.date_of_birth());
+//! }
+//! # Ok::<(), dancu_engine::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod builder;
+pub mod citizen;
+pub mod codes;
+mod error;
+pub mod fold;
+pub mod format;
+pub mod id;
+mod json;
+mod memory;
+mod reader;
+mod verify;
+mod view;
+
+pub use builder::{build_snapshot, BuildOptions, BuildSummary, SnapshotBuilder, PARTITIONS};
+pub use citizen::{
+    BiometricTemplates, BloodType, Citizen, Country, Date, Ethnicity, Household, MaritalStatus,
+    Modality, Relationship, Relative, Religion, SchemaError, Sex, TemplateDigest,
+};
+pub use error::{Error, Result};
+pub use fold::{fold, fold_into, names_match};
+pub use id::{IdError, LegacyId, PersonalId};
+pub use json::{
+    write_citizen_json, write_str as write_json_str, write_verification_json, FieldSet, FIELDS,
+};
+pub use memory::{Memory, SnapshotBytes};
+pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
+pub use verify::{Claims, Verification, CLAIM_FIELDS};
+pub use view::{CitizenView, Enrolled, HouseholdView, RelativeView, UNREADABLE_TEXT};
