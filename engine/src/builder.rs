@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -77,7 +78,10 @@ impl SnapshotBuilder {
     /// [`finish`](Self::finish) renames the finished file over it.
     pub fn create(path: impl AsRef<Path>, options: BuildOptions) -> Result<SnapshotBuilder> {
         let path = path.as_ref().to_path_buf();
-        let staging_dir = sibling(&path, "staging");
+        // Unique per build, so concurrent builds of one path do not collide.
+        static BUILDS: AtomicU64 = AtomicU64::new(0);
+        let build = BUILDS.fetch_add(1, Ordering::Relaxed);
+        let staging_dir = sibling(&path, &format!("staging-{}-{build}", std::process::id()));
         if staging_dir.exists() {
             fs::remove_dir_all(&staging_dir).map_err(Error::io(&staging_dir))?;
         }
@@ -203,7 +207,9 @@ impl SnapshotBuilder {
             w.flush().map_err(Error::io(&self.staging_dir))?;
         }
         self.partitions.clear();
-        let tmp = sibling(&self.path, &format!("tmp-{}", std::process::id()));
+        let mut tmp = self.staging_dir.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let result = self.write_file(&tmp);
         let _ = fs::remove_dir_all(&self.staging_dir);
         if result.is_err() {

@@ -2,5 +2,6 @@
 
 mod common;
 mod corruption;
+mod exercise;
 mod lookups;
 mod robustness;

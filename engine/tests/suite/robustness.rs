@@ -5,40 +5,7 @@ use dancu_engine::*;
 use proptest::prelude::*;
 
 use crate::common::{build, citizen};
-
-/// Exercises every read path on whatever `open` accepts.
-pub fn exercise(bytes: &[u8]) {
-    let Ok(snap) = Snapshot::open(bytes) else {
-        return;
-    };
-    let _ = snap.verify();
-    let _ = snap.info();
-    let ids: Vec<PersonalId> = (0..snap.len().min(64) as u32)
-        .filter_map(|i| snap.record(i))
-        .map(|v| v.id())
-        .chain([PersonalId::parse("079089012345").unwrap()])
-        .collect();
-    let mut out = Vec::new();
-    snap.get_many(&ids, &mut out);
-    let mut json = Vec::new();
-    for view in out
-        .iter()
-        .flatten()
-        .chain(snap.iter().take(64).collect::<Vec<_>>().iter())
-    {
-        json.clear();
-        write_citizen_json(view, FieldSet::ALL, &mut json);
-        let _ = view.to_citizen();
-        if let Some(l) = view.legacy_id() {
-            let _ = snap.get_legacy(l);
-        }
-    }
-    for (m, d, _) in snap.biometric_entries().take(64).collect::<Vec<_>>() {
-        let _ = snap.identify(m, &d);
-    }
-    let _ = snap.get_legacy(LegacyId::from_u32(123_456_789).unwrap());
-    let _ = snap.identify(Modality::Face, &TemplateDigest([7; 16]));
-}
+use crate::exercise::{exercise, reseal};
 
 fn seed_file() -> Vec<u8> {
     let citizens: Vec<Citizen> = (0..40)
@@ -68,12 +35,7 @@ proptest! {
             let i = at.index(bytes.len());
             bytes[i] = value;
         }
-        // Re-seal the header so mutations reach the sections behind it.
-        if let Ok((mut h, _)) = <format::Header as zerocopy::FromBytes>::read_from_prefix(&bytes) {
-            let hb = zerocopy::IntoBytes::as_bytes(&h).to_vec();
-            h.header_checksum = xxhash_rust::xxh3::xxh3_64(&hb[..hb.len() - 8]).into();
-            bytes[..format::HEADER_SIZE].copy_from_slice(zerocopy::IntoBytes::as_bytes(&h));
-        }
+        reseal(&mut bytes);
         if truncate {
             bytes.truncate(cut.index(bytes.len() + 1));
         }
