@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::hash::BuildHasherDefault;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -490,14 +491,37 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// 0 can mean "none".
 struct TextHeap {
     bytes: Vec<u8>,
-    index: HashMap<u64, u32>,
+    /// xxh3 of the string → its offset. The key is already a good hash, so
+    /// the map uses it as is instead of hashing it again with SipHash.
+    index: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
+}
+
+/// A `Hasher` for keys that are already uniformly distributed hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here (write_u64); fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 impl TextHeap {
     fn new() -> TextHeap {
         TextHeap {
             bytes: vec![0],
-            index: HashMap::new(),
+            index: HashMap::default(),
         }
     }
 
@@ -511,7 +535,7 @@ impl TextHeap {
         }
         let hash = xxhash_rust::xxh3::xxh3_64(s.as_bytes());
         if let Some(&offset) = self.index.get(&hash) {
-            if crate::reader::read_text(&self.bytes, offset) == Some(s) {
+            if crate::reader::read_text_bytes(&self.bytes, offset) == Some(s.as_bytes()) {
                 return Ok(offset);
             }
         }

@@ -6,70 +6,156 @@
 //! diacritic (đ/Đ become d), and collapses runs of whitespace to one space, so
 //! two spellings of one name fold to the same string.
 
+use std::sync::LazyLock;
+
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+
+/// The Latin blocks Vietnamese names are written in: U+00C0–U+024F (Latin-1
+/// Supplement letters, Latin Extended-A/B: đ, ơ, ư, ă, â …) and U+1E00–U+1EFF
+/// (Latin Extended Additional: ạ, ả, ấ, ầ, ẩ, ẫ, ậ, ắ … ỹ).
+const BLOCKS: [(u32, u32); 2] = [(0x00C0, 0x0250), (0x1E00, 0x1F00)];
+
+/// For each letter of [`BLOCKS`], its folded ASCII letter, or 0 where the
+/// letter has none (then the general path decides). Computed once from the
+/// Unicode decomposition tables, so it cannot disagree with them.
+static ASCII_FOLD: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut table = Vec::new();
+    for (start, end) in BLOCKS {
+        for cp in start..end {
+            let folded = char::from_u32(cp).map(|c| {
+                let mut chars = FoldedChars::new("").slow_path(c);
+                match (chars.next(), chars.next()) {
+                    (Some(f), None) if f.is_ascii() => f as u8,
+                    _ => 0,
+                }
+            });
+            table.push(folded.unwrap_or(0));
+        }
+    }
+    table
+});
+
+#[inline]
+fn table_fold(c: char) -> Option<char> {
+    let cp = c as u32;
+    let mut base = 0;
+    for (start, end) in BLOCKS {
+        if (start..end).contains(&cp) {
+            let b = ASCII_FOLD[base + (cp - start) as usize];
+            return (b != 0).then_some(b as char);
+        }
+        base += (end - start) as usize;
+    }
+    None
+}
+
+/// The folded characters of a string, produced lazily: lower-case letters
+/// without diacritics, one space between words, no space at either end.
+pub struct FoldedChars<'a> {
+    chars: std::str::Chars<'a>,
+    pending_space: bool,
+    started: bool,
+    after_space: Option<char>,
+    lower: Option<std::char::ToLowercase>,
+}
+
+impl<'a> FoldedChars<'a> {
+    /// Folds `s`.
+    pub fn new(s: &'a str) -> FoldedChars<'a> {
+        FoldedChars {
+            chars: s.chars(),
+            pending_space: false,
+            started: false,
+            after_space: None,
+            lower: None,
+        }
+    }
+
+    /// A non-ASCII letter outside the table: drop its diacritics through the
+    /// canonical decomposition, then lower-case what is left.
+    fn slow_path(mut self, c: char) -> Self {
+        let mut base = None;
+        if matches!(c, 'đ' | 'Đ') {
+            base = Some('d');
+        } else {
+            decompose_canonical(c, |d| {
+                if base.is_none() {
+                    base = Some(d);
+                }
+            });
+        }
+        self.lower = Some(base.unwrap_or(c).to_lowercase());
+        self
+    }
+}
+
+impl Iterator for FoldedChars<'_> {
+    type Item = char;
+
+    #[inline]
+    fn next(&mut self) -> Option<char> {
+        if let Some(c) = self.after_space.take() {
+            return Some(c);
+        }
+        if let Some(lower) = &mut self.lower {
+            match lower.next() {
+                Some(c) => return Some(c),
+                None => self.lower = None,
+            }
+        }
+        loop {
+            let c = self.chars.next()?;
+            let folded = if c.is_ascii() {
+                if c.is_ascii_whitespace() {
+                    self.pending_space = self.started;
+                    continue;
+                }
+                c.to_ascii_lowercase()
+            } else if let Some(f) = table_fold(c) {
+                f
+            } else if c.is_whitespace() {
+                self.pending_space = self.started;
+                continue;
+            } else if is_combining_mark(c) {
+                continue;
+            } else {
+                let mut lower = FoldedChars::new("")
+                    .slow_path(c)
+                    .lower
+                    .expect("slow_path sets lower");
+                match lower.next() {
+                    Some(f) => {
+                        self.lower = Some(lower);
+                        f
+                    }
+                    None => continue,
+                }
+            };
+            if std::mem::take(&mut self.pending_space) {
+                // Emit the space now and the character on the next call.
+                self.after_space = Some(folded);
+                return Some(' ');
+            }
+            self.started = true;
+            return Some(folded);
+        }
+    }
+}
 
 /// Folds `name` into `out` (cleared first). See the module docs.
 pub fn fold_into(name: &str, out: &mut String) {
     out.clear();
-    out.reserve(name.len());
-    let mut pending_space = false;
-    for c in name.chars() {
-        if c.is_whitespace() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if c.is_ascii() {
-            push(out, &mut pending_space, c.to_ascii_lowercase());
-            continue;
-        }
-        if is_combining_mark(c) {
-            continue;
-        }
-        if matches!(c, 'đ' | 'Đ') {
-            push(out, &mut pending_space, 'd');
-            continue;
-        }
-        let mut base = None;
-        decompose_canonical(c, |d| {
-            if base.is_none() {
-                base = Some(d);
-            }
-        });
-        for lower in base.unwrap_or(c).to_lowercase() {
-            push(out, &mut pending_space, lower);
-        }
-    }
-}
-
-fn push(out: &mut String, pending_space: &mut bool, c: char) {
-    if std::mem::take(pending_space) {
-        out.push(' ');
-    }
-    out.push(c);
+    out.extend(FoldedChars::new(name));
 }
 
 /// Folds `name` into a new string.
 pub fn fold(name: &str) -> String {
-    let mut out = String::new();
-    fold_into(name, &mut out);
-    out
+    FoldedChars::new(name).collect()
 }
 
-/// Whether two names fold to the same string, without allocating when both
-/// are ASCII.
+/// Whether two names fold to the same string. Allocates nothing.
 pub fn names_match(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        let mut x = a.split_ascii_whitespace();
-        let mut y = b.split_ascii_whitespace();
-        loop {
-            match (x.next(), y.next()) {
-                (None, None) => return true,
-                (Some(p), Some(q)) if p.eq_ignore_ascii_case(q) => {}
-                _ => return false,
-            }
-        }
-    }
-    fold(a) == fold(b)
+    FoldedChars::new(a).eq(FoldedChars::new(b))
 }
 
 #[cfg(test)]
@@ -103,6 +189,37 @@ mod tests {
         assert_ne!(nfc, nfd);
         assert_eq!(fold(&nfd), fold(nfc));
         assert!(names_match(&nfd, "NGUYEN THI ANH TUYET"));
+    }
+
+    /// The obvious implementation: one character at a time through the
+    /// Unicode tables, collapsing whitespace at the end.
+    fn naive_fold(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            if c.is_whitespace() {
+                out.push(' ');
+            } else if is_combining_mark(c) {
+                continue;
+            } else if matches!(c, 'đ' | 'Đ') {
+                out.push('d');
+            } else {
+                let mut base = None;
+                decompose_canonical(c, |d| {
+                    base.get_or_insert(d);
+                });
+                out.extend(base.unwrap_or(c).to_lowercase());
+            }
+        }
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_naive_fold(s in "[ \\ta-zA-Z\u{00C0}-\u{024F}\u{1E00}-\u{1EFF}\u{0300}-\u{036F}\u{0130}\u{3000}]{0,24}") {
+            proptest::prop_assert_eq!(fold(&s), naive_fold(&s));
+            proptest::prop_assert_eq!(fold(&fold(&s)), fold(&s));
+            proptest::prop_assert!(names_match(&s, &fold(&s).to_uppercase()) || fold(&s).to_uppercase().to_lowercase() != fold(&s));
+        }
     }
 
     #[test]

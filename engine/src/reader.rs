@@ -30,8 +30,9 @@ pub struct Snapshot<D = SnapshotBytes> {
     layout: Layout,
 }
 
+/// Where the sections are, validated by `open`.
 #[derive(Clone, Debug)]
-struct Layout {
+pub(crate) struct Layout {
     header: Header,
     record_count: u64,
     bucket_count: u64,
@@ -41,7 +42,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn section(&self, kind: SectionKind) -> Range<usize> {
+    pub(crate) fn section(&self, kind: SectionKind) -> Range<usize> {
         self.sections[kind as usize - 1].clone()
     }
 }
@@ -153,28 +154,32 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         &self.data.as_ref()[self.layout.section(kind)]
     }
 
-    fn records(&self) -> &[RawRecord] {
-        <[RawRecord]>::ref_from_bytes(self.slice(SectionKind::Records))
-            .expect("open() checked the records section is whole records")
+    /// Record `index`, by address arithmetic (no division, one bounds check).
+    #[inline]
+    fn raw_record(&self, index: usize) -> Option<&RawRecord> {
+        if index >= self.len() {
+            return None;
+        }
+        let start = self.layout.sections[0].start + index * RECORD_SIZE;
+        let bytes = self.data.as_ref().get(start..start + RECORD_SIZE)?;
+        RawRecord::ref_from_bytes(bytes).ok()
     }
 
-    fn buckets(&self) -> &[zerocopy::little_endian::U32] {
-        <[zerocopy::little_endian::U32]>::ref_from_bytes(self.slice(SectionKind::IdBuckets))
-            .expect("open() checked the bucket section length")
+    /// The byte address of bucket `b`'s entry, for prefetching.
+    #[inline]
+    fn bucket_entry(&self, b: usize) -> Option<&[u8]> {
+        let start = self.layout.sections[1].start + b * 4;
+        self.data.as_ref().get(start..start + 8)
     }
 
-    fn representatives(&self) -> &[RepresentativeEntry] {
-        <[RepresentativeEntry]>::ref_from_bytes(self.slice(SectionKind::Representatives))
-            .expect("open() checked the representatives section length")
-    }
-
+    #[inline]
     fn view(&self, index: u32) -> Option<CitizenView<'_>> {
-        let record = self.records().get(index as usize)?;
+        let record = self.raw_record(index as usize)?;
         Some(CitizenView::new(
             record,
             index,
-            self.slice(SectionKind::TextHeap),
-            self.representatives(),
+            self.data.as_ref(),
+            &self.layout,
         ))
     }
 
@@ -197,17 +202,22 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     #[inline]
     fn bucket_range(&self, hash: u64) -> Range<usize> {
         let b = fast_range(hash, self.layout.bucket_count) as usize;
-        let buckets = self.buckets();
-        let start = buckets.get(b).map_or(0, |v| v.get() as usize);
-        let end = buckets.get(b + 1).map_or(0, |v| v.get() as usize);
-        start..end.min(self.len())
+        match self.bucket_entry(b) {
+            Some(e) => {
+                let start = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
+                let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize;
+                start..end.min(self.len())
+            }
+            None => 0..0,
+        }
     }
 
     #[inline]
     fn find_in(&self, range: Range<usize>, id: u64) -> Option<CitizenView<'_>> {
-        let records = self.records().get(range.clone())?;
-        let offset = records.iter().position(|r| r.id.get() == id)?;
-        self.view((range.start + offset) as u32)
+        range
+            .into_iter()
+            .find(|&i| self.raw_record(i).is_some_and(|r| r.id.get() == id))
+            .and_then(|i| self.view(i as u32))
     }
 
     /// Looks up many IDs, overlapping their cache misses: bucket entries are
@@ -216,8 +226,6 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     pub fn get_many<'s>(&'s self, ids: &[PersonalId], out: &mut Vec<Option<CitizenView<'s>>>) {
         out.clear();
         out.reserve(ids.len());
-        let records = self.records();
-        let buckets = self.buckets();
         let mut hashes = [0u64; BATCH_WINDOW];
         let mut ranges: [Range<usize>; BATCH_WINDOW] = Default::default();
         let n = ids.len();
@@ -231,7 +239,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             }
             if let Some(i) = step.checked_sub(BATCH_WINDOW).filter(|&i| i < n) {
                 let range = self.bucket_range(hashes[i % BATCH_WINDOW]);
-                if let Some(r) = records.get(range.start) {
+                if let Some(r) = self.raw_record(range.start) {
                     prefetch(r);
                 }
                 ranges[i % BATCH_WINDOW] = range;
@@ -240,8 +248,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 let h = id_hash(ids[step].get());
                 hashes[step % BATCH_WINDOW] = h;
                 let b = fast_range(h, self.layout.bucket_count) as usize;
-                if let Some(entry) = buckets.get(b) {
-                    prefetch(entry);
+                if let Some(entry) = self.bucket_entry(b) {
+                    prefetch(&entry[0]);
                 }
             }
         }
@@ -338,6 +346,11 @@ fn prefetch<T>(item: &T) {
 /// Reads a length-prefixed string of the heap; `None` if the offset or the
 /// bytes are not a valid string (possible only in an unverified file).
 pub(crate) fn read_text(heap: &[u8], offset: u32) -> Option<&str> {
+    std::str::from_utf8(read_text_bytes(heap, offset)?).ok()
+}
+
+/// The bytes of a heap string, without checking that they are UTF-8.
+pub(crate) fn read_text_bytes(heap: &[u8], offset: u32) -> Option<&[u8]> {
     let mut at = offset as usize;
     let mut len = 0usize;
     for shift in (0..35).step_by(7) {
@@ -345,7 +358,7 @@ pub(crate) fn read_text(heap: &[u8], offset: u32) -> Option<&str> {
         at += 1;
         len |= usize::from(b & 0x7F) << shift;
         if b & 0x80 == 0 {
-            return std::str::from_utf8(heap.get(at..at.checked_add(len)?)?).ok();
+            return heap.get(at..at.checked_add(len)?);
         }
     }
     None

@@ -129,14 +129,18 @@ impl Verification {
     }
 }
 
-fn text_matches(claim: &Option<String>, stored: Option<&str>) -> Option<bool> {
+/// Stored values are read only for the fields that are claimed.
+fn text_matches<'a>(
+    claim: &Option<String>,
+    stored: impl FnOnce() -> Option<&'a str>,
+) -> Option<bool> {
     claim
         .as_deref()
-        .map(|c| stored.is_some_and(|s| names_match(c, s)))
+        .map(|c| stored().is_some_and(|s| names_match(c, s)))
 }
 
-fn eq<T: PartialEq>(claim: Option<T>, stored: Option<T>) -> Option<bool> {
-    claim.map(|c| stored == Some(c))
+fn eq<T: PartialEq>(claim: Option<T>, stored: impl FnOnce() -> Option<T>) -> Option<bool> {
+    claim.map(|c| stored() == Some(c))
 }
 
 impl Claims {
@@ -175,43 +179,41 @@ impl Claims {
             }
             return v;
         };
-        v.record(0, text_matches(&self.full_name, Some(r.full_name())));
-        v.record(1, eq(self.date_of_birth, Some(r.date_of_birth())));
-        v.record(2, eq(self.sex, Some(r.sex())));
-        v.record(3, eq(self.legacy_id, r.legacy_id()));
-        v.record(4, eq(self.nationality, r.nationality()));
-        v.record(5, eq(self.ethnicity, r.ethnicity()));
-        v.record(6, eq(self.religion, r.religion()));
-        v.record(7, eq(self.marital_status, r.marital_status()));
-        v.record(8, eq(self.blood_type, r.blood_type()));
-        v.record(
-            9,
-            text_matches(&self.birth_registration_place, r.birth_registration_place()),
-        );
-        v.record(10, text_matches(&self.hometown, r.hometown()));
+        v.record(0, text_matches(&self.full_name, || Some(r.full_name())));
+        v.record(1, eq(self.date_of_birth, || Some(r.date_of_birth())));
+        v.record(2, eq(self.sex, || Some(r.sex())));
+        v.record(3, eq(self.legacy_id, || r.legacy_id()));
+        v.record(4, eq(self.nationality, || r.nationality()));
+        v.record(5, eq(self.ethnicity, || r.ethnicity()));
+        v.record(6, eq(self.religion, || r.religion()));
+        v.record(7, eq(self.marital_status, || r.marital_status()));
+        v.record(8, eq(self.blood_type, || r.blood_type()));
+        let place = || r.birth_registration_place();
+        v.record(9, text_matches(&self.birth_registration_place, place));
+        v.record(10, text_matches(&self.hometown, || r.hometown()));
         v.record(
             11,
-            text_matches(&self.permanent_residence, r.permanent_residence()),
+            text_matches(&self.permanent_residence, || r.permanent_residence()),
         );
         v.record(
             12,
-            text_matches(&self.temporary_residence, r.temporary_residence()),
+            text_matches(&self.temporary_residence, || r.temporary_residence()),
         );
         v.record(
             13,
-            text_matches(&self.current_residence, r.current_residence()),
+            text_matches(&self.current_residence, || r.current_residence()),
         );
         v.record(
             14,
-            text_matches(&self.father_name, r.father().map(|p| p.full_name)),
+            text_matches(&self.father_name, || r.father().map(|p| p.full_name)),
         );
         v.record(
             15,
-            text_matches(&self.mother_name, r.mother().map(|p| p.full_name)),
+            text_matches(&self.mother_name, || r.mother().map(|p| p.full_name)),
         );
         v.record(
             16,
-            text_matches(&self.spouse_name, r.spouse().map(|p| p.full_name)),
+            text_matches(&self.spouse_name, || r.spouse().map(|p| p.full_name)),
         );
         v.record(17, self.alive.map(|a| a == r.date_of_death().is_none()));
         v

@@ -3,7 +3,8 @@
 use crate::citizen::*;
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
-use crate::reader::read_text;
+use crate::reader::{read_text, Layout};
+use zerocopy::FromBytes;
 
 /// Stands in for text that cannot be read (only possible in an unverified,
 /// corrupted snapshot).
@@ -14,8 +15,8 @@ pub const UNREADABLE_TEXT: &str = "\u{FFFD}";
 pub struct CitizenView<'a> {
     record: &'a RawRecord,
     index: u32,
-    heap: &'a [u8],
-    representatives: &'a [RepresentativeEntry],
+    file: &'a [u8],
+    layout: &'a Layout,
 }
 
 /// A father, mother, spouse or representative as stored.
@@ -61,15 +62,19 @@ impl<'a> CitizenView<'a> {
     pub(crate) fn new(
         record: &'a RawRecord,
         index: u32,
-        heap: &'a [u8],
-        representatives: &'a [RepresentativeEntry],
+        file: &'a [u8],
+        layout: &'a Layout,
     ) -> Self {
         CitizenView {
             record,
             index,
-            heap,
-            representatives,
+            file,
+            layout,
         }
+    }
+
+    fn section(&self, kind: SectionKind) -> &'a [u8] {
+        self.file.get(self.layout.section(kind)).unwrap_or_default()
     }
 
     pub(crate) fn raw(&self) -> &'a RawRecord {
@@ -77,7 +82,7 @@ impl<'a> CitizenView<'a> {
     }
 
     fn text(&self, offset: zerocopy::little_endian::U32) -> &'a str {
-        read_text(self.heap, offset.get()).unwrap_or(UNREADABLE_TEXT)
+        read_text(self.section(SectionKind::TextHeap), offset.get()).unwrap_or(UNREADABLE_TEXT)
     }
 
     fn text_opt(&self, offset: zerocopy::little_endian::U32) -> Option<&'a str> {
@@ -228,7 +233,9 @@ impl<'a> CitizenView<'a> {
         if self.record.flags & FLAG_REPRESENTATIVE == 0 {
             return None;
         }
-        let reps = self.representatives;
+        let reps =
+            <[RepresentativeEntry]>::ref_from_bytes(self.section(SectionKind::Representatives))
+                .ok()?;
         let i = reps
             .binary_search_by_key(&self.index, |e| e.record.get())
             .ok()?;
