@@ -494,7 +494,13 @@ struct TextHeap {
     /// xxh3 of the string → its offset. The key is already a good hash, so
     /// the map uses it as is instead of hashing it again with SipHash.
     index: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
+    /// A small direct-mapped cache of recent strings in front of `index`:
+    /// members of a household arrive together and share addresses and names,
+    /// and this cache stays in L2 while the map does not.
+    recent: Box<[(u64, u32); RECENT]>,
 }
+
+const RECENT: usize = 4096;
 
 /// A `Hasher` for keys that are already uniformly distributed hashes.
 #[derive(Default)]
@@ -522,6 +528,7 @@ impl TextHeap {
         TextHeap {
             bytes: vec![0],
             index: HashMap::default(),
+            recent: Box::new([(0, 0); RECENT]),
         }
     }
 
@@ -534,8 +541,16 @@ impl TextHeap {
             return Ok(0);
         }
         let hash = xxhash_rust::xxh3::xxh3_64(s.as_bytes());
+        let slot = hash as usize % RECENT;
+        let same =
+            |offset: u32| crate::reader::read_text_bytes(&self.bytes, offset) == Some(s.as_bytes());
+        let (recent_hash, recent_offset) = self.recent[slot];
+        if recent_hash == hash && recent_offset != 0 && same(recent_offset) {
+            return Ok(recent_offset);
+        }
         if let Some(&offset) = self.index.get(&hash) {
-            if crate::reader::read_text_bytes(&self.bytes, offset) == Some(s.as_bytes()) {
+            if same(offset) {
+                self.recent[slot] = (hash, offset);
                 return Ok(offset);
             }
         }
@@ -549,6 +564,7 @@ impl TextHeap {
         self.bytes.push(len as u8);
         self.bytes.extend_from_slice(s.as_bytes());
         self.index.entry(hash).or_insert(offset);
+        self.recent[slot] = (hash, offset);
         Ok(offset)
     }
 }
@@ -616,5 +632,37 @@ impl<'p> SectionWriter<'p> {
         self.inner
             .into_inner()
             .map_err(|e| Error::io(self.path)(e.into_error()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_heap_stores_each_string_once() {
+        let mut heap = TextHeap::new();
+        assert_eq!(heap.intern("").unwrap(), 0);
+        let a = heap.intern("12 Lê Lợi, Quận 1").unwrap();
+        let b = heap.intern("Nguyễn Văn An").unwrap();
+        let len = heap.bytes.len();
+        // Far more strings than the recent cache holds, then the first again.
+        let others: Vec<u32> = (0..3 * RECENT)
+            .map(|i| heap.intern(&format!("Số {i}")).unwrap())
+            .collect();
+        assert_eq!(heap.intern("12 Lê Lợi, Quận 1").unwrap(), a);
+        assert_eq!(heap.intern("Nguyễn Văn An").unwrap(), b);
+        assert_eq!(heap.intern(&format!("Số {}", 17)).unwrap(), others[17]);
+        assert_ne!(a, b);
+        assert!(len < heap.bytes.len());
+        let before = heap.bytes.len();
+        for i in 0..3 * RECENT {
+            heap.intern(&format!("Số {i}")).unwrap();
+        }
+        assert_eq!(heap.bytes.len(), before, "nothing stored twice");
+        assert_eq!(
+            crate::reader::read_text(&heap.bytes, a),
+            Some("12 Lê Lợi, Quận 1")
+        );
     }
 }
