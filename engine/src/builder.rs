@@ -556,12 +556,7 @@ impl TextHeap {
         }
         let offset = u32::try_from(self.bytes.len())
             .map_err(|_| Error::TooLarge("text heap over 4 GiB".into()))?;
-        let mut len = s.len();
-        while len >= 0x80 {
-            self.bytes.push(len as u8 | 0x80);
-            len >>= 7;
-        }
-        self.bytes.push(len as u8);
+        crate::reader::push_text_len(&mut self.bytes, s.len());
         self.bytes.extend_from_slice(s.as_bytes());
         self.index.entry(hash).or_insert(offset);
         self.recent[slot] = (hash, offset);

@@ -90,7 +90,7 @@ pub enum Error {
         reason: String,
     },
     /// The input exceeds a limit of the format.
-    #[error("too large for format version 1: {0}")]
+    #[error("too large for the snapshot format: {0}")]
     TooLarge(String),
 }
 

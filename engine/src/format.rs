@@ -12,9 +12,9 @@ pub const MAGIC: [u8; 8] = *b"DANCUSNP";
 /// Written as a little-endian u32; any other value means a foreign writer.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 /// The version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The oldest version this build reads.
-pub const OLDEST_READABLE_VERSION: u32 = 1;
+pub const OLDEST_READABLE_VERSION: u32 = 2;
 /// Sections start on a multiple of this (a page), so each can be advised alone.
 pub const SECTION_ALIGN: u64 = 4096;
 /// Seed of the xxh3 hashes that place keys in the indexes.
@@ -114,7 +114,7 @@ pub struct Header {
     pub legacy_home_slots: U64,
     /// Home slots of the biometric table.
     pub biometric_home_slots: U64,
-    /// Number of sections in use (6 in version 1).
+    /// Number of sections in use (6 in versions 1 and 2).
     pub section_count: U32,
     /// Zero.
     pub flags: U32,

@@ -1,6 +1,7 @@
 //! Reading a snapshot: validation, lookups, batched lookups.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use zerocopy::FromBytes;
@@ -28,6 +29,8 @@ const BATCH_WINDOW: usize = 16;
 pub struct Snapshot<D = SnapshotBytes> {
     data: D,
     layout: Layout,
+    /// Set by `verify` once the whole text heap is known to be UTF-8.
+    heap_is_utf8: AtomicBool,
 }
 
 /// Where the sections are, validated by `open`.
@@ -86,10 +89,15 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     /// Validates the header and section table of `data` and opens it.
     pub fn open(data: D) -> Result<Snapshot<D>> {
         let layout = validate(data.as_ref())?;
-        Ok(Snapshot { data, layout })
+        Ok(Snapshot {
+            data,
+            layout,
+            heap_is_utf8: AtomicBool::new(false),
+        })
     }
 
-    /// Checks every section against its checksum.
+    /// Checks every section against its checksum, and that the text heap is
+    /// UTF-8 (after which text is read without validating each string).
     pub fn verify(&self) -> Result<()> {
         let bytes = self.data.as_ref();
         for (entry, kind) in self.layout.header.sections.iter().zip(SectionKind::ALL) {
@@ -102,7 +110,31 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 });
             }
         }
+        let heap = &bytes[self.layout.section(SectionKind::TextHeap)];
+        if let Err(e) = std::str::from_utf8(heap) {
+            return Err(Error::Malformed(format!(
+                "text heap is not UTF-8 at byte {}",
+                e.valid_up_to()
+            )));
+        }
+        self.heap_is_utf8.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The text heap, as a `&str` once `verify` has checked it.
+    #[inline]
+    pub(crate) fn heap(&self) -> Heap<'_> {
+        let bytes = &self.data.as_ref()[self.layout.section(SectionKind::TextHeap)];
+        if self.heap_is_utf8.load(Ordering::Acquire) {
+            // SAFETY: `heap_is_utf8` is set only by `verify`, after
+            // `str::from_utf8` accepted exactly these bytes; the bytes cannot
+            // have changed since: `Snapshot` owns or borrows them immutably
+            // (`D: AsRef<[u8]>` gives no mutable access) and a mapped file is
+            // never modified in place (see `memory.rs`).
+            Heap::Utf8(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            Heap::Unchecked(bytes)
+        }
     }
 
     /// The underlying bytes.
@@ -180,6 +212,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             index,
             self.data.as_ref(),
             &self.layout,
+            self.heap(),
         ))
     }
 
@@ -343,25 +376,66 @@ fn prefetch<T>(item: &T) {
     let _ = item;
 }
 
-/// Reads a length-prefixed string of the heap; `None` if the offset or the
-/// bytes are not a valid string (possible only in an unverified file).
-pub(crate) fn read_text(heap: &[u8], offset: u32) -> Option<&str> {
-    std::str::from_utf8(read_text_bytes(heap, offset)?).ok()
+/// Appends a string length as the heap's prefix: 6-bit groups, least
+/// significant first, `0x40 | group` while more follow and `group` for the
+/// last. Every prefix byte is ASCII, so a heap of valid strings is valid UTF-8
+/// as a whole (see [`Snapshot::verify`]).
+pub(crate) fn push_text_len(heap: &mut Vec<u8>, mut len: usize) {
+    while len >= 0x40 {
+        heap.push(0x40 | (len & 0x3F) as u8);
+        len >>= 6;
+    }
+    heap.push(len as u8);
+}
+
+/// The byte range of the heap string at `offset`; `None` if the prefix is
+/// malformed or runs past the heap (possible only in an unverified file).
+#[inline]
+pub(crate) fn text_range(heap: &[u8], offset: u32) -> Option<Range<usize>> {
+    let mut at = offset as usize;
+    let mut len = 0usize;
+    for shift in (0..36).step_by(6) {
+        let b = *heap.get(at)?;
+        at += 1;
+        if b >= 0x80 {
+            return None;
+        }
+        len |= usize::from(b & 0x3F) << shift;
+        if b < 0x40 {
+            let end = at.checked_add(len)?;
+            return (end <= heap.len()).then_some(at..end);
+        }
+    }
+    None
 }
 
 /// The bytes of a heap string, without checking that they are UTF-8.
 pub(crate) fn read_text_bytes(heap: &[u8], offset: u32) -> Option<&[u8]> {
-    let mut at = offset as usize;
-    let mut len = 0usize;
-    for shift in (0..35).step_by(7) {
-        let b = *heap.get(at)?;
-        at += 1;
-        len |= usize::from(b & 0x7F) << shift;
-        if b & 0x80 == 0 {
-            return heap.get(at..at.checked_add(len)?);
+    heap.get(text_range(heap, offset)?)
+}
+
+/// Reads a heap string, checking it is UTF-8.
+pub(crate) fn read_text(heap: &[u8], offset: u32) -> Option<&str> {
+    std::str::from_utf8(read_text_bytes(heap, offset)?).ok()
+}
+
+/// The text heap as the reader sees it: bytes until `verify` has shown the
+/// whole heap to be UTF-8, then a `&str`, whose slicing checks only the two
+/// ends are character boundaries instead of validating every string read.
+#[derive(Clone, Copy)]
+pub(crate) enum Heap<'a> {
+    Unchecked(&'a [u8]),
+    Utf8(&'a str),
+}
+
+impl<'a> Heap<'a> {
+    #[inline]
+    pub(crate) fn text(self, offset: u32) -> Option<&'a str> {
+        match self {
+            Heap::Unchecked(bytes) => read_text(bytes, offset),
+            Heap::Utf8(s) => s.get(text_range(s.as_bytes(), offset)?),
         }
     }
-    None
 }
 
 fn validate(bytes: &[u8]) -> Result<Layout> {
@@ -512,4 +586,41 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
         biometric_home_slots,
         sections,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_prefixes_round_trip_and_stay_ascii() {
+        let mut heap = vec![0u8];
+        let mut offsets = Vec::new();
+        for len in (0..300).chain([4095, 4096, 70_000]) {
+            offsets.push((heap.len() as u32, len));
+            push_text_len(&mut heap, len);
+            heap.extend(std::iter::repeat_n(b'x', len));
+        }
+        for (offset, len) in offsets {
+            assert_eq!(text_range(&heap, offset).map(|r| r.len()), Some(len));
+        }
+        let mut prefix = Vec::new();
+        push_text_len(&mut prefix, usize::MAX >> 28);
+        assert!(prefix.iter().all(u8::is_ascii));
+        assert_eq!(text_range(&[0x41], 0), None, "a prefix that never ends");
+        assert_eq!(text_range(&[0x05, b'a'], 0), None, "a string past the end");
+        assert_eq!(text_range(&[0x80], 0), None, "a non-ASCII prefix byte");
+    }
+
+    #[test]
+    fn verified_heap_still_refuses_slices_inside_a_character() {
+        let mut heap = Vec::new();
+        push_text_len(&mut heap, "Đặng".len());
+        heap.extend_from_slice("Đặng".as_bytes());
+        let s = std::str::from_utf8(&heap).unwrap();
+        assert_eq!(Heap::Utf8(s).text(0), Some("Đặng"));
+        // Offset 2 is inside "Đ": its second byte would be read as a prefix.
+        assert_eq!(Heap::Utf8(s).text(2), None);
+        assert_eq!(Heap::Unchecked(&heap).text(2), None);
+    }
 }

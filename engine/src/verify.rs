@@ -146,7 +146,31 @@ fn eq<T: PartialEq>(claim: Option<T>, stored: impl FnOnce() -> Option<T>) -> Opt
 impl Claims {
     /// Whether any attribute is claimed.
     pub fn is_empty(&self) -> bool {
-        self.check(None).claims() == 0
+        self.claimed().iter().all(|&c| !c)
+    }
+
+    /// Which fields are claimed, in [`CLAIM_FIELDS`] order.
+    fn claimed(&self) -> [bool; CLAIM_FIELDS.len()] {
+        [
+            self.full_name.is_some(),
+            self.date_of_birth.is_some(),
+            self.sex.is_some(),
+            self.legacy_id.is_some(),
+            self.nationality.is_some(),
+            self.ethnicity.is_some(),
+            self.religion.is_some(),
+            self.marital_status.is_some(),
+            self.blood_type.is_some(),
+            self.birth_registration_place.is_some(),
+            self.hometown.is_some(),
+            self.permanent_residence.is_some(),
+            self.temporary_residence.is_some(),
+            self.current_residence.is_some(),
+            self.father_name.is_some(),
+            self.mother_name.is_some(),
+            self.spouse_name.is_some(),
+            self.alive.is_some(),
+        ]
     }
 
     /// Checks the claims against a record (`None` checks nothing but still
@@ -154,26 +178,7 @@ impl Claims {
     pub fn check(&self, view: Option<&CitizenView<'_>>) -> Verification {
         let mut v = Verification::default();
         let Some(r) = view else {
-            let claimed = [
-                self.full_name.is_some(),
-                self.date_of_birth.is_some(),
-                self.sex.is_some(),
-                self.legacy_id.is_some(),
-                self.nationality.is_some(),
-                self.ethnicity.is_some(),
-                self.religion.is_some(),
-                self.marital_status.is_some(),
-                self.blood_type.is_some(),
-                self.birth_registration_place.is_some(),
-                self.hometown.is_some(),
-                self.permanent_residence.is_some(),
-                self.temporary_residence.is_some(),
-                self.current_residence.is_some(),
-                self.father_name.is_some(),
-                self.mother_name.is_some(),
-                self.spouse_name.is_some(),
-                self.alive.is_some(),
-            ];
+            let claimed = self.claimed();
             for (i, c) in claimed.into_iter().enumerate() {
                 v.record(i, c.then_some(false));
             }

@@ -3,7 +3,7 @@
 use crate::citizen::*;
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
-use crate::reader::{read_text, Layout};
+use crate::reader::{Heap, Layout};
 use zerocopy::FromBytes;
 
 /// Stands in for text that cannot be read (only possible in an unverified,
@@ -17,6 +17,7 @@ pub struct CitizenView<'a> {
     index: u32,
     file: &'a [u8],
     layout: &'a Layout,
+    heap: Heap<'a>,
 }
 
 /// A father, mother, spouse or representative as stored.
@@ -64,12 +65,14 @@ impl<'a> CitizenView<'a> {
         index: u32,
         file: &'a [u8],
         layout: &'a Layout,
+        heap: Heap<'a>,
     ) -> Self {
         CitizenView {
             record,
             index,
             file,
             layout,
+            heap,
         }
     }
 
@@ -82,7 +85,7 @@ impl<'a> CitizenView<'a> {
     }
 
     fn text(&self, offset: zerocopy::little_endian::U32) -> &'a str {
-        read_text(self.section(SectionKind::TextHeap), offset.get()).unwrap_or(UNREADABLE_TEXT)
+        self.heap.text(offset.get()).unwrap_or(UNREADABLE_TEXT)
     }
 
     fn text_opt(&self, offset: zerocopy::little_endian::U32) -> Option<&'a str> {
