@@ -1,0 +1,44 @@
+-- POST /v1/citizens:batchGet ({"ids": [1000 random IDs]}) or, with
+-- MODE=verify, POST /v1/citizens:batchVerify with 1000 claims
+-- {id, full_name, date_of_birth}. FIELDS narrows batchGet's projection.
+package.path = os.getenv("BENCH_DIR") .. "/?.lua;" .. package.path
+local common = require("common")
+local rows = common.load()
+local headers = common.headers()
+local mode = os.getenv("MODE") or "get"
+local size = tonumber(os.getenv("BATCH") or "1000")
+local fields = os.getenv("FIELDS")
+common.seed()
+
+local reqs = {}
+for b = 1, 32 do
+  local items = {}
+  for i = 1, size do
+    local r = rows[math.random(#rows)]
+    if mode == "verify" then
+      items[i] = string.format('{"id":"%s","full_name":"%s","date_of_birth":"%s"}', r.id, r.name, r.dob)
+    else
+      items[i] = '"' .. r.id .. '"'
+    end
+  end
+  local body
+  if mode == "verify" then
+    body = '{"requests":[' .. table.concat(items, ",") .. ']}'
+    reqs[b] = wrk.format("POST", "/v1/citizens:batchVerify", headers, body)
+  else
+    local extra = fields and (',"fields":"' .. fields .. '"') or ""
+    body = '{"ids":[' .. table.concat(items, ",") .. ']' .. extra .. '}'
+    reqs[b] = wrk.format("POST", "/v1/citizens:batchGet", headers, body)
+  end
+end
+
+request = function()
+  return reqs[math.random(#reqs)]
+end
+
+done = function(summary, latency, requests)
+  local non2xx = summary.errors.status
+  if non2xx > 0 then
+    io.stderr:write(string.format("WARNING: %d non-2xx responses\n", non2xx))
+  end
+end

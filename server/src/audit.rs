@@ -1,0 +1,636 @@
+//! The audit log: who looked up whom, when, and what they learnt.
+//!
+//! Every data access is recorded as a fixed-size [`Entry`] (no formatting, no
+//! allocation on the request path) and appended to a bounded in-memory
+//! queue. One writer thread takes the whole queue every few milliseconds,
+//! formats it as JSON lines and appends it to the file in one write; a
+//! second thread `fsync`s what was written at least once a second (so that
+//! a slow fsync never holds writing up) and on [`AuditLog::close`]. When the
+//! queue is full the request is refused (503) rather than served unaudited:
+//! [`AuditLog::append`] takes all the entries of a request or none.
+//!
+//! One line per entry:
+//!
+//! ```text
+//! {"time":"2025-03-14T09:26:53.589793Z","client":"bank","operation":"get","subject":"079089012345","legacy_id":null,"outcome":"found"}
+//! ```
+//!
+//! `subject` is the personal ID the access was about (for a legacy lookup or
+//! a biometric identification: the person found, else `null`); `legacy_id`
+//! is set for legacy lookups. Biometric digests are never written.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex};
+use serde::Deserialize;
+
+use crate::keys::ClientId;
+use crate::Error;
+
+/// What was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `GET /v1/citizens/{id}`.
+    Get,
+    /// One item of `POST /v1/citizens:batchGet`.
+    BatchGet,
+    /// `POST /v1/citizens:verify`.
+    Verify,
+    /// One item of `POST /v1/citizens:batchVerify`.
+    BatchVerify,
+    /// `GET /v1/legacy-ids/{cmnd}`.
+    Legacy,
+    /// `POST /v1/biometrics:identify`.
+    Identify,
+}
+
+impl Operation {
+    /// The word written to the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::BatchGet => "batch_get",
+            Operation::Verify => "verify",
+            Operation::BatchVerify => "batch_verify",
+            Operation::Legacy => "legacy",
+            Operation::Identify => "identify",
+        }
+    }
+}
+
+/// What the caller learnt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A record was returned (or an ID, for identify).
+    Found,
+    /// No such person.
+    NotFound,
+    /// Verification: every claimed field matched.
+    Match,
+    /// Verification: at least one claimed field did not match.
+    Mismatch,
+}
+
+impl Outcome {
+    /// The word written to the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Found => "found",
+            Outcome::NotFound => "not_found",
+            Outcome::Match => "match",
+            Outcome::Mismatch => "mismatch",
+        }
+    }
+}
+
+/// One access, as queued: 24 bytes, no heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Microseconds since the Unix epoch.
+    pub time_us: u64,
+    /// Personal ID (12 digits) of the subject; 0 when unknown.
+    pub subject: u64,
+    /// Legacy ID asked for; 0 when none.
+    pub legacy_id: u32,
+    /// Who asked.
+    pub client: ClientId,
+    /// What was done.
+    pub operation: Operation,
+    /// What they learnt.
+    pub outcome: Outcome,
+}
+
+/// The current time for [`Entry::time_us`].
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn mono_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Wall-clock microseconds minus monotonic microseconds since
+/// [`mono_epoch`]; re-anchored by the writer thread on every wake-up (at
+/// least every [`TICK`]), so that wall-clock steps show within a tick.
+static WALL_OFFSET_US: AtomicU64 = AtomicU64::new(0);
+
+fn anchor_wall_clock() {
+    let mono = mono_epoch().elapsed().as_micros() as u64;
+    WALL_OFFSET_US.store(now_us().wrapping_sub(mono), Ordering::Relaxed);
+}
+
+/// The wall-clock time of `instant` (an `Instant` the request already took),
+/// for [`Entry::time_us`], without another clock read.
+#[inline]
+pub fn time_of(instant: Instant) -> u64 {
+    let offset = WALL_OFFSET_US.load(Ordering::Relaxed);
+    if offset == 0 {
+        return now_us();
+    }
+    let mono = instant.saturating_duration_since(mono_epoch()).as_micros() as u64;
+    offset.wrapping_add(mono)
+}
+
+/// The queue is full: refuse the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Backlogged;
+
+struct Queue {
+    entries: Vec<Entry>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    capacity: usize,
+    /// Entries taken by the writer and not yet written.
+    writing: AtomicU64,
+    written: AtomicU64,
+    refused: AtomicU64,
+    syncs: AtomicU64,
+}
+
+/// The writer wakes at least this often to take the queue.
+const TICK: Duration = Duration::from_millis(10);
+/// And fsyncs at least this often while there is unsynced data.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Counters for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuditStats {
+    /// Entries queued or being written.
+    pub backlog: u64,
+    /// Entries written to the file.
+    pub written: u64,
+    /// Requests refused because the queue was full.
+    pub refused: u64,
+    /// `fsync` calls.
+    pub syncs: u64,
+}
+
+/// An open audit log with its writer thread. Dropping it without
+/// [`close`](AuditLog::close) still flushes (the drop closes it).
+pub struct AuditLog {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<std::io::Result<()>>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens (creating or appending to) `path` and starts the writer.
+    /// `client_names` is indexed by [`ClientId`]; `capacity` bounds the queue.
+    pub fn open(
+        path: &Path,
+        capacity: usize,
+        client_names: Vec<String>,
+    ) -> Result<AuditLog, Error> {
+        let io_err = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err)?;
+        let capacity = capacity.max(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                entries: Vec::with_capacity(capacity),
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            capacity,
+            writing: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        });
+        let names: Vec<Vec<u8>> = client_names
+            .iter()
+            .map(|n| serde_json::to_vec(n).expect("a string serializes"))
+            .collect();
+        anchor_wall_clock();
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("dancu-audit".into())
+            .spawn(move || {
+                let result = write_loop(&writer_shared, file, &names);
+                if result.is_err() {
+                    // Nothing more can be audited: refuse from now on.
+                    writer_shared.queue.lock().closed = true;
+                }
+                result
+            })
+            .map_err(io_err)?;
+        Ok(AuditLog {
+            shared,
+            writer: Mutex::new(Some(writer)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues every entry, or none when they do not all fit.
+    pub fn append(&self, entries: &[Entry]) -> Result<(), Backlogged> {
+        let mut queue = self.shared.queue.lock();
+        let len = queue.entries.len();
+        if queue.closed || len + entries.len() > self.shared.capacity {
+            drop(queue);
+            self.shared.refused.fetch_add(1, Ordering::Relaxed);
+            // The writer may be between ticks with a full queue.
+            self.shared.wake.notify_one();
+            return Err(Backlogged);
+        }
+        queue.entries.extend_from_slice(entries);
+        let half = self.shared.capacity / 2;
+        let crossed = len < half && len + entries.len() >= half;
+        drop(queue);
+        if crossed {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues one entry.
+    pub fn append_one(&self, entry: Entry) -> Result<(), Backlogged> {
+        self.append(std::slice::from_ref(&entry))
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> AuditStats {
+        let queued = self.shared.queue.lock().entries.len() as u64;
+        AuditStats {
+            backlog: queued + self.shared.writing.load(Ordering::Relaxed),
+            written: self.shared.written.load(Ordering::Relaxed),
+            refused: self.shared.refused.load(Ordering::Relaxed),
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Refuses new entries, writes and fsyncs everything queued, and stops
+    /// the writer. Later calls do nothing.
+    pub fn close(&self) -> Result<(), Error> {
+        self.shared.queue.lock().closed = true;
+        self.shared.wake.notify_one();
+        let Some(writer) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        let result = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the audit writer thread panicked")));
+        result.map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// What the writer tells the syncer.
+#[derive(Default)]
+struct SyncState {
+    /// Bumped after every write.
+    written_seq: u64,
+    /// The writer has written its last entry.
+    done: bool,
+}
+
+/// Writes batches as they come; a second thread fsyncs what was written at
+/// least every [`SYNC_EVERY`], so that a slow fsync (seconds, for a large
+/// backlog on a slow disk) never stalls writing and fills the queue.
+fn write_loop(shared: &Shared, mut file: File, names: &[Vec<u8>]) -> std::io::Result<()> {
+    let sync_file = file.try_clone()?;
+    let sync_state = Mutex::new(SyncState::default());
+    let sync_wake = Condvar::new();
+    std::thread::scope(|scope| {
+        let syncer = scope.spawn(|| sync_loop(shared, &sync_file, &sync_state, &sync_wake));
+        let written = write_batches(shared, &mut file, names, &sync_state);
+        sync_state.lock().done = true;
+        sync_wake.notify_one();
+        let synced = syncer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the audit syncer panicked")));
+        written.and(synced)
+    })
+}
+
+fn write_batches(
+    shared: &Shared,
+    file: &mut File,
+    names: &[Vec<u8>],
+    sync_state: &Mutex<SyncState>,
+) -> std::io::Result<()> {
+    let mut batch: Vec<Entry> = Vec::with_capacity(shared.capacity);
+    let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut formatter = LineFormatter::default();
+    loop {
+        anchor_wall_clock();
+        let closed = {
+            let mut queue = shared.queue.lock();
+            if queue.entries.is_empty() && !queue.closed {
+                shared.wake.wait_for(&mut queue, TICK);
+            }
+            std::mem::swap(&mut queue.entries, &mut batch);
+            shared.writing.store(batch.len() as u64, Ordering::Relaxed);
+            queue.closed && batch.is_empty()
+        };
+        if closed {
+            return Ok(());
+        }
+        if !batch.is_empty() {
+            out.clear();
+            for entry in &batch {
+                format_entry(entry, names, &mut formatter, &mut out);
+            }
+            file.write_all(&out)?;
+            shared
+                .written
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            shared.writing.store(0, Ordering::Relaxed);
+            batch.clear();
+            sync_state.lock().written_seq += 1;
+        }
+    }
+}
+
+fn sync_loop(
+    shared: &Shared,
+    file: &File,
+    state: &Mutex<SyncState>,
+    wake: &Condvar,
+) -> std::io::Result<()> {
+    let mut synced_seq = 0;
+    loop {
+        let (seq, done) = {
+            let mut s = state.lock();
+            if !s.done {
+                wake.wait_for(&mut s, SYNC_EVERY);
+            }
+            (s.written_seq, s.done)
+        };
+        if seq != synced_seq {
+            file.sync_data()?;
+            shared.syncs.fetch_add(1, Ordering::Relaxed);
+            synced_seq = seq;
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Caches the `YYYY-MM-DDTHH:MM:SS` text of the current second.
+#[derive(Default)]
+struct LineClock {
+    second: u64,
+    text: [u8; 19],
+}
+
+impl LineClock {
+    fn text(&mut self, second: u64) -> &[u8; 19] {
+        if second != self.second || self.text[0] == 0 {
+            self.second = second;
+            self.text = format_second(second);
+        }
+        &self.text
+    }
+}
+
+fn format_second(secs: u64) -> [u8; 19] {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let mut t = *b"0000-00-00T00:00:00";
+    let put = |t: &mut [u8; 19], at: usize, v: u64, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            t[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut t, 0, y as u64, 4);
+    put(&mut t, 5, u64::from(m), 2);
+    put(&mut t, 8, u64::from(d), 2);
+    put(&mut t, 11, rem / 3600, 2);
+    put(&mut t, 14, rem / 60 % 60, 2);
+    put(&mut t, 17, rem % 60, 2);
+    t
+}
+
+/// Howard Hinnant's civil_from_days.
+fn civil_from_days(z: i64) -> (i64, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn push_digits(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    for i in (20 - width..20).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&buf[20 - width..]);
+}
+
+/// Formats entries; consecutive entries of one request (a batch) share time,
+/// client and operation, so that part of the line is formatted once.
+#[derive(Default)]
+struct LineFormatter {
+    clock: LineClock,
+    prefix: Vec<u8>,
+    key: Option<(u64, ClientId, Operation)>,
+}
+
+fn format_entry(e: &Entry, names: &[Vec<u8>], f: &mut LineFormatter, out: &mut Vec<u8>) {
+    let key = (e.time_us, e.client, e.operation);
+    if f.key != Some(key) {
+        f.key = Some(key);
+        let p = &mut f.prefix;
+        p.clear();
+        p.extend_from_slice(b"{\"time\":\"");
+        p.extend_from_slice(f.clock.text(e.time_us / 1_000_000));
+        p.push(b'.');
+        push_digits(p, e.time_us % 1_000_000, 6);
+        p.extend_from_slice(b"Z\",\"client\":");
+        match names.get(usize::from(e.client)) {
+            Some(name) => p.extend_from_slice(name),
+            None => p.extend_from_slice(b"null"),
+        }
+        p.extend_from_slice(b",\"operation\":\"");
+        p.extend_from_slice(e.operation.as_str().as_bytes());
+        p.extend_from_slice(b"\",\"subject\":");
+    }
+    out.extend_from_slice(&f.prefix);
+    if e.subject == 0 {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'"');
+        push_digits(out, e.subject, 12);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b",\"legacy_id\":");
+    if e.legacy_id == 0 {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'"');
+        push_digits(out, u64::from(e.legacy_id), 9);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b",\"outcome\":\"");
+    out.extend_from_slice(e.outcome.as_str().as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// One line of the audit log, as read back.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Line {
+    /// RFC 3339 UTC time with microseconds.
+    pub time: String,
+    /// Client name.
+    pub client: Option<String>,
+    /// Operation word.
+    pub operation: String,
+    /// Personal ID of the subject.
+    pub subject: Option<String>,
+    /// Legacy ID asked for.
+    pub legacy_id: Option<String>,
+    /// Outcome word.
+    pub outcome: String,
+}
+
+/// Reads `path` and calls `found` with every line whose subject (or legacy
+/// ID, for a 9-digit `subject`) is `subject`, in file order. Returns how many
+/// lines matched; a line that is not valid JSON (e.g. a torn last line after
+/// a crash) is skipped and counted in the second number.
+pub fn query(
+    path: &Path,
+    subject: &str,
+    mut found: impl FnMut(&str, &Line),
+) -> Result<(u64, u64), Error> {
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = BufReader::new(File::open(path).map_err(io_err)?);
+    let (mut matched, mut skipped) = (0, 0);
+    for line in reader.lines() {
+        let line = line.map_err(io_err)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Line>(&line) {
+            Ok(parsed) => {
+                let hit = parsed.subject.as_deref() == Some(subject)
+                    || parsed.legacy_id.as_deref() == Some(subject);
+                if hit {
+                    matched += 1;
+                    found(&line, &parsed);
+                }
+            }
+            Err(_) => skipped += 1,
+        }
+    }
+    Ok((matched, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_of_an_instant_is_wall_clock_time() {
+        anchor_wall_clock();
+        let before = now_us();
+        let t = time_of(Instant::now());
+        let after = now_us();
+        assert!(
+            before <= t + 1000 && t <= after + 1000,
+            "{before} {t} {after}"
+        );
+    }
+
+    #[test]
+    fn formats_time_like_rfc3339() {
+        assert_eq!(&format_second(0), b"1970-01-01T00:00:00");
+        assert_eq!(&format_second(1_710_408_413), b"2024-03-14T09:26:53");
+        assert_eq!(&format_second(951_782_400), b"2000-02-29T00:00:00");
+    }
+
+    #[test]
+    fn writes_batches_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.audit");
+        let log =
+            AuditLog::open(&path, 1500, vec!["anonymous".into(), "bank \"A\"".into()]).unwrap();
+        let entry = Entry {
+            time_us: 1_710_408_413_000_042,
+            subject: 79_089_012_345,
+            legacy_id: 0,
+            client: 1,
+            operation: Operation::Get,
+            outcome: Outcome::Found,
+        };
+        log.append(&[entry; 3]).unwrap();
+        log.append_one(Entry {
+            subject: 0,
+            legacy_id: 12_345,
+            outcome: Outcome::NotFound,
+            operation: Operation::Legacy,
+            ..entry
+        })
+        .unwrap();
+        // All or nothing: a batch larger than the whole queue is refused.
+        assert!(log.append(&vec![entry; 2000]).is_err());
+        log.close().unwrap();
+        assert!(log.append_one(entry).is_err(), "closed");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 4);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"{"time":"2024-03-14T09:26:53.000042Z","client":"bank \"A\"","operation":"get","subject":"079089012345","legacy_id":null,"outcome":"found"}"#
+        );
+        let mut seen = Vec::new();
+        let (n, bad) = query(&path, "079089012345", |_, l| seen.push(l.clone())).unwrap();
+        assert_eq!((n, bad), (3, 0));
+        assert_eq!(seen[0].client.as_deref(), Some("bank \"A\""));
+        let (n, _) = query(&path, "000012345", |_, _| {}).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(log.stats().written, 4);
+        assert_eq!(log.stats().refused, 2);
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP/1.1 front end of dancu, on hyper: upstream gateways look up,
+//! verify and identify citizens in a memory-mapped snapshot.
+//!
+//! - [`Server`] binds, serves the API of `shared/DESIGN.md` (described in
+//!   `server/openapi.yaml`, served at `GET /v1/openapi.yaml`), swaps in
+//!   newer snapshots without failing a request ([`snapshot`]), and shuts
+//!   down gracefully.
+//! - [`keys`]: clients from `keys.toml`, with hashed keys compared in
+//!   constant time, scopes and per-client rate limits ([`ratelimit`]).
+//! - [`audit`]: every data access appended to an audit log by a writer
+//!   thread, fsynced every second and on shutdown; [`audit::query`] reads it
+//!   back ("who looked me up?").
+//! - [`metrics`]: Prometheus counters and latency histograms per route and
+//!   client.
+//! - [`demo`]: the 1 M-citizen demo snapshot that `dancu-server` with no
+//!   arguments makes and serves.
+//!
+//! # Example
+//!
+//! Serve a snapshot in demo mode (the key `dancu-demo-key`, loopback only)
+//! on a free port, then stop:
+//!
+//! ```no_run
+//! use dancu_server::{Config, Server};
+//!
+//! let mut config = Config::new("data/demo/demo-1m.snap");
+//! config.listen = "127.0.0.1:0".parse()?;
+//! config.audit = Some("data/demo/demo.audit".into());
+//! let server = Server::start(config)?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.shutdown();
+//! server.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub mod audit;
+pub mod config;
+pub mod demo;
+pub mod keys;
+pub mod metrics;
+pub mod ratelimit;
+pub mod router;
+mod server;
+mod service;
+pub mod snapshot;
+
+pub use config::{Config, Layout, Limits, MAX_BATCH};
+pub use keys::{hash_key, KeyStore, Scopes, DEMO_KEY};
+pub use server::{is_loopback, Sample, Server};
+pub use service::OPENAPI_YAML;
+
+/// Everything that can stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system error on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The snapshot does not open or verify.
+    #[error("snapshot {}: {source}", path.display())]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The engine's reason.
+        #[source]
+        source: dancu_engine::Error,
+    },
+    /// `keys.toml` is not acceptable.
+    #[error("{}: {message}", path.display())]
+    Keys {
+        /// The keys file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Cannot listen on the address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Demo mode (no `--keys`) on a non-loopback address.
+    #[error(
+        "demo mode (no --keys) serves the key `dancu-demo-key` with every scope, so it only \
+         listens on loopback; {addr} is not loopback. Pass --keys keys.toml"
+    )]
+    DemoNotLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// Building the demo snapshot failed.
+    #[error("building the demo snapshot {}: {message}", path.display())]
+    Demo {
+        /// The snapshot being built.
+        path: PathBuf,
+        /// Why it failed.
+        message: String,
+    },
+    /// A bug: a thread panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,210 @@
+//! `dancu-server`: serve a snapshot over HTTP. With no arguments, build (once)
+//! and serve the 1 M-citizen demo on 127.0.0.1:8080. See `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use dancu_engine::{LegacyId, Memory, PersonalId};
+use dancu_server::{demo, Config, Layout, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "dancu-server",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Snapshot to serve. Without it: the demo snapshot in --data-dir, built
+    /// on first run.
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<PathBuf>,
+    /// Where the demo snapshot and demo audit log live (relative to the
+    /// current directory: run from the workspace root).
+    #[arg(long, value_name = "DIR", default_value = "data/demo")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Client keys (keys.toml). Without it: demo mode, key `dancu-demo-key`
+    /// with every scope, loopback addresses only.
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// Audit log file (appended). Demo mode defaults to <data-dir>/demo.audit;
+    /// with --keys it is required unless --no-audit.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// Serve without an audit log (benchmarks only: personal-data access must
+    /// be audited).
+    #[arg(long, conflicts_with = "audit")]
+    no_audit: bool,
+    /// Skip the checksum verification before serving.
+    #[arg(long)]
+    no_verify: bool,
+    /// How to hold the snapshot: map (page cache) or hugepages (a private copy
+    /// in 2 MiB pages).
+    #[arg(long, value_name = "MODE", default_value = "map")]
+    memory: Memory,
+    /// Runtime layout: per-core (one current-thread runtime per CPU on
+    /// SO_REUSEPORT listeners) or multi (one multi-thread runtime); append
+    /// :N for N threads.
+    #[arg(long, value_name = "LAYOUT")]
+    runtime: Option<Layout>,
+    /// Most open connections.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Seconds a client has to send a request head (also the idle keep-alive
+    /// timeout) and a request body.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    client_timeout: u64,
+    /// Seconds shutdown waits for in-flight requests.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    shutdown_timeout: u64,
+    /// Audit queue capacity in entries (a full queue answers 503).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    audit_queue: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the SHA-256 of a key, for `key_sha256` in keys.toml.
+    HashKey {
+        /// The key.
+        key: String,
+    },
+    /// Print the audit-log lines about one person ("who looked me up?").
+    AuditQuery {
+        /// The audit log.
+        #[arg(long, value_name = "FILE")]
+        audit: PathBuf,
+        /// Personal ID (12 digits) or legacy ID (9 digits).
+        #[arg(long, value_name = "ID")]
+        subject: String,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Our errors' messages already include their source's; print a
+            // cause only when it adds something.
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            eprintln!("dancu-server: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::HashKey { key }) => {
+            println!("{}", dancu_server::hash_key(&key));
+            Ok(())
+        }
+        Some(Command::AuditQuery { audit, subject }) => audit_query(&audit, &subject),
+        None => serve(cli.serve),
+    }
+}
+
+fn audit_query(audit: &std::path::Path, subject: &str) -> anyhow::Result<()> {
+    if subject.len() == 9 {
+        LegacyId::parse(subject).with_context(|| format!("legacy ID {subject:?}"))?;
+    } else {
+        PersonalId::parse(subject).with_context(|| format!("personal ID {subject:?}"))?;
+    }
+    let (matched, skipped) =
+        dancu_server::audit::query(audit, subject, |line, _| println!("{line}"))?;
+    eprintln!("{matched} entries about {subject}");
+    if skipped > 0 {
+        eprintln!("{skipped} unreadable lines skipped");
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let demo = args.keys.is_none();
+    if demo && !dancu_server::is_loopback(&args.listen) {
+        bail!(dancu_server::Error::DemoNotLoopback { addr: args.listen });
+    }
+    let snapshot = match args.snapshot {
+        Some(path) => path,
+        None => demo::ensure_snapshot(&args.data_dir)?,
+    };
+    let audit = match (args.audit, args.no_audit, demo) {
+        (Some(path), _, _) => Some(path),
+        (None, true, _) => None,
+        (None, false, true) => Some(args.data_dir.join(demo::DEMO_AUDIT_FILE)),
+        (None, false, false) => bail!("--keys needs --audit FILE (or --no-audit for benchmarks)"),
+    };
+    if let Some(dir) = audit
+        .as_ref()
+        .and_then(|p| p.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut config = Config::new(snapshot);
+    config.listen = args.listen;
+    config.keys = args.keys;
+    config.audit = audit;
+    config.audit_queue = args.audit_queue.max(dancu_server::MAX_BATCH);
+    config.verify = !args.no_verify;
+    config.memory = args.memory;
+    if let Some(layout) = args.runtime {
+        config.layout = layout;
+    }
+    config.limits.max_connections = args.max_connections.max(1);
+    config.limits.max_body_bytes = args.max_body;
+    config.limits.header_timeout = Duration::from_secs(args.client_timeout.max(1));
+    config.limits.body_timeout = Duration::from_secs(args.client_timeout.max(1));
+    config.limits.shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    config.handle_signals = true;
+    let audit_note = config.audit.clone();
+    let verify = config.verify;
+    let server = Server::start(config)?;
+    print!(
+        "{}",
+        demo::banner(server.local_addr(), demo, server.samples())
+    );
+    match audit_note {
+        Some(path) => println!("audit log: {}", path.display()),
+        None => println!("audit log: OFF"),
+    }
+    let started = std::time::Instant::now();
+    if server.wait_until_ready() {
+        println!(
+            "ready: snapshot {} in {:.1} s",
+            if verify {
+                "verified"
+            } else {
+                "opened (not verified)"
+            },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    server.wait()?;
+    eprintln!("dancu-server: stopped");
+    Ok(())
+}

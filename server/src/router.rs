@@ -1,0 +1,253 @@
+//! Routing: a `match` on the path, then on the method.
+
+use hyper::Method;
+
+/// Every route the server knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `GET /v1/citizens/{id}`.
+    GetCitizen,
+    /// `POST /v1/citizens:batchGet`.
+    BatchGet,
+    /// `POST /v1/citizens:verify`.
+    Verify,
+    /// `POST /v1/citizens:batchVerify`.
+    BatchVerify,
+    /// `GET /v1/legacy-ids/{cmnd}`.
+    Legacy,
+    /// `POST /v1/biometrics:identify`.
+    Identify,
+    /// `GET /v1/snapshot`.
+    SnapshotInfo,
+    /// `POST /v1/admin/reload`.
+    Reload,
+    /// `GET /v1/openapi.yaml`.
+    OpenApi,
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /readyz`.
+    Readyz,
+    /// `GET /metrics`.
+    Metrics,
+    /// Anything else (only used as a metrics label).
+    Unmatched,
+}
+
+/// One route: its method and OpenAPI path template.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    /// The route.
+    pub route: Route,
+    /// The only method it answers.
+    pub method: Method,
+    /// The path as written in `openapi.yaml`.
+    pub path: &'static str,
+}
+
+/// The routes, in the order of DESIGN.md's table.
+pub const ROUTES: [RouteSpec; 12] = [
+    RouteSpec {
+        route: Route::GetCitizen,
+        method: Method::GET,
+        path: "/v1/citizens/{id}",
+    },
+    RouteSpec {
+        route: Route::BatchGet,
+        method: Method::POST,
+        path: "/v1/citizens:batchGet",
+    },
+    RouteSpec {
+        route: Route::Verify,
+        method: Method::POST,
+        path: "/v1/citizens:verify",
+    },
+    RouteSpec {
+        route: Route::BatchVerify,
+        method: Method::POST,
+        path: "/v1/citizens:batchVerify",
+    },
+    RouteSpec {
+        route: Route::Legacy,
+        method: Method::GET,
+        path: "/v1/legacy-ids/{cmnd}",
+    },
+    RouteSpec {
+        route: Route::Identify,
+        method: Method::POST,
+        path: "/v1/biometrics:identify",
+    },
+    RouteSpec {
+        route: Route::SnapshotInfo,
+        method: Method::GET,
+        path: "/v1/snapshot",
+    },
+    RouteSpec {
+        route: Route::Reload,
+        method: Method::POST,
+        path: "/v1/admin/reload",
+    },
+    RouteSpec {
+        route: Route::OpenApi,
+        method: Method::GET,
+        path: "/v1/openapi.yaml",
+    },
+    RouteSpec {
+        route: Route::Healthz,
+        method: Method::GET,
+        path: "/healthz",
+    },
+    RouteSpec {
+        route: Route::Readyz,
+        method: Method::GET,
+        path: "/readyz",
+    },
+    RouteSpec {
+        route: Route::Metrics,
+        method: Method::GET,
+        path: "/metrics",
+    },
+];
+
+impl Route {
+    /// Number of labels (including [`Route::Unmatched`]).
+    pub const COUNT: usize = 13;
+
+    /// Dense index for metrics arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::GetCitizen => "get_citizen",
+            Route::BatchGet => "batch_get",
+            Route::Verify => "verify",
+            Route::BatchVerify => "batch_verify",
+            Route::Legacy => "legacy",
+            Route::Identify => "identify",
+            Route::SnapshotInfo => "snapshot",
+            Route::Reload => "reload",
+            Route::OpenApi => "openapi",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::Metrics => "metrics",
+            Route::Unmatched => "unmatched",
+        }
+    }
+
+    /// Every label, by index.
+    pub const ALL: [Route; Route::COUNT] = [
+        Route::GetCitizen,
+        Route::BatchGet,
+        Route::Verify,
+        Route::BatchVerify,
+        Route::Legacy,
+        Route::Identify,
+        Route::SnapshotInfo,
+        Route::Reload,
+        Route::OpenApi,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::Unmatched,
+    ];
+}
+
+/// Why a request matched no route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// No such path: 404.
+    NotFound,
+    /// The path exists with another method: 405 with this `Allow`.
+    MethodNotAllowed(&'static str),
+}
+
+/// The route of `method path`, with the path parameter (`{id}`, `{cmnd}`;
+/// empty for routes without one).
+pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), Miss> {
+    let (route, param) = if let Some(id) = path.strip_prefix("/v1/citizens/") {
+        if id.is_empty() || id.contains('/') {
+            return Err(Miss::NotFound);
+        }
+        (Route::GetCitizen, id)
+    } else if let Some(cmnd) = path.strip_prefix("/v1/legacy-ids/") {
+        if cmnd.is_empty() || cmnd.contains('/') {
+            return Err(Miss::NotFound);
+        }
+        (Route::Legacy, cmnd)
+    } else {
+        let route = match path {
+            "/v1/citizens:batchGet" => Route::BatchGet,
+            "/v1/citizens:verify" => Route::Verify,
+            "/v1/citizens:batchVerify" => Route::BatchVerify,
+            "/v1/biometrics:identify" => Route::Identify,
+            "/v1/snapshot" => Route::SnapshotInfo,
+            "/v1/admin/reload" => Route::Reload,
+            "/v1/openapi.yaml" => Route::OpenApi,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/metrics" => Route::Metrics,
+            _ => return Err(Miss::NotFound),
+        };
+        (route, "")
+    };
+    let allowed = ROUTES[route.index()].method.clone();
+    if *method == allowed {
+        Ok((route, param))
+    } else {
+        Err(Miss::MethodNotAllowed(if allowed == Method::GET {
+            "GET"
+        } else {
+            "POST"
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_indexed_by_route() {
+        for (i, spec) in ROUTES.iter().enumerate() {
+            assert_eq!(spec.route.index(), i);
+            assert_eq!(Route::ALL[i], spec.route);
+        }
+    }
+
+    #[test]
+    fn matches_paths_and_methods() {
+        assert_eq!(
+            route(&Method::GET, "/v1/citizens/079089012345"),
+            Ok((Route::GetCitizen, "079089012345"))
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/citizens/x"),
+            Ok((Route::GetCitizen, "x"))
+        );
+        assert_eq!(route(&Method::GET, "/v1/citizens/"), Err(Miss::NotFound));
+        assert_eq!(route(&Method::GET, "/v1/citizens/1/2"), Err(Miss::NotFound));
+        assert_eq!(
+            route(&Method::POST, "/v1/citizens:batchGet"),
+            Ok((Route::BatchGet, ""))
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/citizens:batchGet"),
+            Err(Miss::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/v1/citizens/1"),
+            Err(Miss::MethodNotAllowed("GET"))
+        );
+        assert_eq!(route(&Method::GET, "/v2/x"), Err(Miss::NotFound));
+        assert_eq!(route(&Method::GET, "/"), Err(Miss::NotFound));
+        for spec in &ROUTES {
+            let path = spec
+                .path
+                .replace("{id}", "079089012345")
+                .replace("{cmnd}", "123456789");
+            assert_eq!(route(&spec.method, &path).map(|r| r.0), Ok(spec.route));
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of dancu-server over real HTTP on loopback.
+
+mod audit;
+mod auth;
+mod errors;
+mod openapi;
+mod reload;
+mod routes;
+mod shutdown;
+mod support;
