@@ -1,0 +1,427 @@
+//! HTTP/1.1 keep-alive clients: a lean hand-rolled one (default) and hyper's.
+//!
+//! The lean client writes each request with one `write` from a reused
+//! buffer and parses the answer's head in place with `httparse`, reading
+//! the body into the same buffer and dropping it. It does no pipelining,
+//! so each connection has at most one request in flight, exactly like wrk.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+use crate::workload::{Method, Request};
+
+/// A server to send requests to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// Value of the `Host` header.
+    pub host: String,
+    /// Where to connect (resolved once, at start).
+    pub addr: SocketAddr,
+    /// Path prefix put before every API path (usually empty).
+    pub base_path: String,
+}
+
+impl Target {
+    /// Parses `http://host:port[/prefix]` and resolves the host.
+    pub fn parse(url: &str) -> Result<Target> {
+        let bad = |reason: &str| Error::InvalidTarget {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("only http:// targets are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(bad("no host"));
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| bad(&e.to_string()))?
+            .next()
+            .ok_or_else(|| bad("the host name resolves to no address"))?;
+        Ok(Target {
+            url: url.to_string(),
+            host: authority.to_string(),
+            addr,
+            base_path: path.to_string(),
+        })
+    }
+}
+
+/// Which HTTP client to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientKind {
+    /// The lean hand-rolled client.
+    #[default]
+    Raw,
+    /// hyper's `client::conn::http1`.
+    Hyper,
+}
+
+/// Writes a whole HTTP/1.1 request into `out` (cleared first).
+pub fn write_request(out: &mut Vec<u8>, req: &Request, target: &Target, auth: Option<&[u8]>) {
+    out.clear();
+    match req.method {
+        Some(Method::Post) => out.extend_from_slice(b"POST "),
+        _ => out.extend_from_slice(b"GET "),
+    }
+    out.extend_from_slice(target.base_path.as_bytes());
+    out.extend_from_slice(&req.path);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(target.host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(a) = auth {
+        out.extend_from_slice(b"Authorization: ");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    if req.method == Some(Method::Post) {
+        out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(n.format(req.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(&req.body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// An open keep-alive connection.
+pub enum Conn {
+    /// The lean client.
+    Raw(RawConn),
+    /// hyper's client.
+    Hyper(HyperConn),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Raw(_) => "Conn::Raw",
+            Conn::Hyper(_) => "Conn::Hyper",
+        })
+    }
+}
+
+impl Conn {
+    /// Connects to a target. The hyper client spawns its connection task
+    /// with `spawn_local`, so it must run inside a `LocalSet`.
+    pub async fn connect(kind: ClientKind, target: &Target) -> io::Result<Conn> {
+        let stream = TcpStream::connect(target.addr).await?;
+        stream.set_nodelay(true)?;
+        match kind {
+            ClientKind::Raw => Ok(Conn::Raw(RawConn::new(stream))),
+            ClientKind::Hyper => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(io::Error::other)?;
+                tokio::task::spawn_local(async move {
+                    // Errors surface on the next send_request.
+                    let _ = conn.await;
+                });
+                Ok(Conn::Hyper(HyperConn { sender }))
+            }
+        }
+    }
+
+    /// Sends one request and reads the whole answer; returns its status.
+    /// `wire` is the request as bytes (from [`write_request`]) for the lean
+    /// client; hyper builds its own from `req`.
+    pub async fn send(
+        &mut self,
+        wire: &[u8],
+        req: &Request,
+        target: &Target,
+        auth: Option<&[u8]>,
+    ) -> io::Result<u16> {
+        match self {
+            Conn::Raw(c) => c.round_trip(wire).await,
+            Conn::Hyper(c) => c.round_trip(req, target, auth).await,
+        }
+    }
+
+    /// False once the server said it will close the connection.
+    pub fn reusable(&self) -> bool {
+        match self {
+            Conn::Raw(c) => !c.closed,
+            Conn::Hyper(c) => !c.sender.is_closed(),
+        }
+    }
+}
+
+/// The lean client's connection.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    closed: bool,
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+impl RawConn {
+    fn new(stream: TcpStream) -> RawConn {
+        RawConn {
+            stream,
+            // Small to start: most answers are a record or less, and an idle
+            // connection in a large pool should cost little.
+            buf: Vec::with_capacity(4096),
+            closed: false,
+        }
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        if n == 0 {
+            self.closed = true;
+        }
+        Ok(n)
+    }
+
+    async fn round_trip(&mut self, wire: &[u8]) -> io::Result<u16> {
+        self.stream.write_all(wire).await?;
+        self.buf.clear();
+        let (status, head_len, framing) = loop {
+            if self.fill().await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(head_len)) => {
+                    let status = resp.code.unwrap_or(0);
+                    if (100..200).contains(&status) {
+                        // An interim answer (100 Continue): skip it.
+                        self.buf.drain(..head_len);
+                        continue;
+                    }
+                    let mut framing = if status == 204 || status == 304 {
+                        Framing::Length(0)
+                    } else {
+                        Framing::UntilClose
+                    };
+                    let mut close = resp.version == Some(0);
+                    for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            let n = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok())
+                                .ok_or_else(|| {
+                                    io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
+                                })?;
+                            framing = Framing::Length(n);
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            if h.value
+                                .windows(7)
+                                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+                            {
+                                framing = Framing::Chunked;
+                            }
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            if h.value.eq_ignore_ascii_case(b"close") {
+                                close = true;
+                            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                                close = false;
+                            }
+                        }
+                    }
+                    if close {
+                        self.closed = true;
+                    }
+                    break (status, head_len, framing);
+                }
+                Ok(httparse::Status::Partial) => continue,
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+        };
+        match framing {
+            Framing::Length(n) => {
+                // Body bytes are not kept: count them off and reuse the buffer.
+                let mut remaining = (head_len + n).saturating_sub(self.buf.len());
+                while remaining > 0 {
+                    self.buf.clear();
+                    let got = self.fill().await?;
+                    if got == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    remaining = remaining.saturating_sub(got);
+                }
+            }
+            Framing::Chunked => loop {
+                if chunked_end(&self.buf[head_len..])?.is_some() {
+                    break;
+                }
+                if self.fill().await? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            },
+            Framing::UntilClose => {
+                while self.fill().await? > 0 {
+                    self.buf.clear();
+                }
+                self.closed = true;
+            }
+        }
+        if self.buf.capacity() > 4 * READ_CHUNK {
+            self.buf = Vec::with_capacity(4096);
+        }
+        Ok(status)
+    }
+}
+
+/// Where a chunked body ends: `Ok(Some(len))` when `buf` holds it whole,
+/// `Ok(None)` when more bytes are needed, `Err` when it is malformed.
+pub fn chunked_end(buf: &[u8]) -> io::Result<Option<usize>> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad chunked body");
+    let mut at = 0;
+    loop {
+        let Some(eol) = find_crlf(&buf[at..]) else {
+            return Ok(None);
+        };
+        let line = &buf[at..at + eol];
+        let size_text = line.split(|&b| b == b';').next().unwrap_or(line);
+        let size_text = std::str::from_utf8(size_text).map_err(|_| bad())?.trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad())?;
+        at += eol + 2;
+        if size == 0 {
+            // Trailers, then an empty line.
+            loop {
+                let Some(eol) = find_crlf(&buf[at..]) else {
+                    return Ok(None);
+                };
+                at += eol + 2;
+                if eol == 0 {
+                    return Ok(Some(at));
+                }
+            }
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        at += size + 2;
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// hyper's client connection.
+pub struct HyperConn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl HyperConn {
+    async fn round_trip(
+        &mut self,
+        req: &Request,
+        target: &Target,
+        auth: Option<&[u8]>,
+    ) -> io::Result<u16> {
+        let mut uri = String::with_capacity(target.base_path.len() + req.path.len());
+        uri.push_str(&target.base_path);
+        uri.push_str(std::str::from_utf8(&req.path).map_err(io::Error::other)?);
+        let mut b = hyper::Request::builder()
+            .method(match req.method {
+                Some(Method::Post) => hyper::Method::POST,
+                _ => hyper::Method::GET,
+            })
+            .uri(uri)
+            .header(hyper::header::HOST, target.host.as_str());
+        if let Some(a) = auth {
+            b = b.header(hyper::header::AUTHORIZATION, a);
+        }
+        if req.method == Some(Method::Post) {
+            b = b.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = b
+            .body(Full::new(Bytes::copy_from_slice(&req.body)))
+            .map_err(io::Error::other)?;
+        self.sender.ready().await.map_err(io::Error::other)?;
+        let resp = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(io::Error::other)?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(io::Error::other)?;
+        }
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked() {
+        assert_eq!(chunked_end(b"5\r\nhello\r\n0\r\n\r\n").unwrap(), Some(15));
+        assert_eq!(chunked_end(b"5\r\nhello\r\n0\r\n").unwrap(), None);
+        assert_eq!(chunked_end(b"5;x=y\r\nhel").unwrap(), None);
+        assert_eq!(
+            chunked_end(b"a\r\n0123456789\r\n0\r\nT: v\r\n\r\n").unwrap(),
+            Some(26)
+        );
+        assert!(chunked_end(b"zz\r\n").is_err());
+    }
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(t.host, "127.0.0.1:8080");
+        assert_eq!(t.addr.port(), 8080);
+        assert_eq!(t.base_path, "");
+        let t = Target::parse("http://127.0.0.1:9/api/").unwrap();
+        assert_eq!(t.base_path, "/api");
+        assert!(Target::parse("https://x").is_err());
+        assert!(Target::parse("http://").is_err());
+    }
+
+    #[test]
+    fn request_bytes() {
+        let t = Target::parse("http://127.0.0.1:8080").unwrap();
+        let req = Request {
+            method: Some(Method::Post),
+            path: b"/v1/citizens:verify".to_vec(),
+            body: b"{}".to_vec(),
+        };
+        let mut out = Vec::new();
+        write_request(&mut out, &req, &t, Some(b"Bearer k"));
+        assert_eq!(
+            out,
+            b"POST /v1/citizens:verify HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! Drawing keys straight from a snapshot, read with the engine.
+//!
+//! Kept in one small module because it is the only place that depends on
+//! the engine's reader API.
+
+use std::path::Path;
+
+use dancu_engine::{Memory, Modality, Snapshot};
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyKind, KeyPool, Sex};
+
+/// Samples `sample` citizens spread evenly over the snapshot (every
+/// province and birth year shows up) with their names, dates of birth,
+/// sexes and legacy IDs, and up to `sample` template hashes per modality
+/// (the biometric index is ordered by hash, so its first entries are a
+/// random sample of the enrolled).
+pub(crate) fn load(path: &Path, sample: usize) -> Result<KeyPool> {
+    let fail = |message: String| Error::Snapshot {
+        path: path.to_path_buf(),
+        message,
+    };
+    let snap = Snapshot::open_file(path, Memory::Map).map_err(|e| fail(e.to_string()))?;
+    let n = snap.len();
+    if n == 0 {
+        return Err(fail("the snapshot holds no citizens".into()));
+    }
+    let take = sample.clamp(1, n);
+    let stride = n as f64 / take as f64;
+    let mut pool = KeyPool::new();
+    for k in 0..take {
+        let index = (k as f64 * stride) as u32;
+        let Some(view) = snap.record(index) else {
+            continue;
+        };
+        let dob = view.date_of_birth();
+        let dob =
+            u32::from(dob.year()) * 10_000 + u32::from(dob.month()) * 100 + u32::from(dob.day());
+        let sex = match view.sex().to_string().as_str() {
+            "male" => Some(Sex::Male),
+            "female" => Some(Sex::Female),
+            _ => None,
+        };
+        pool.push_id(view.id().get(), view.full_name(), Some(dob), sex);
+        if let Some(legacy) = view.legacy_id() {
+            pool.push_legacy(legacy.get());
+        }
+    }
+    let (mut faces, mut fingers) = (0usize, 0usize);
+    for (modality, digest, _) in snap.biometric_entries() {
+        match modality {
+            Modality::Face if faces < take => {
+                pool.push_biometric(KeyKind::Face, digest.0);
+                faces += 1;
+            }
+            Modality::Fingerprint if fingers < take => {
+                pool.push_biometric(KeyKind::Fingerprint, digest.0);
+                fingers += 1;
+            }
+            _ => {}
+        }
+        if faces >= take && fingers >= take {
+            break;
+        }
+    }
+    Ok(pool)
+}

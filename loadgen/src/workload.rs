@@ -1,0 +1,806 @@
+//! The workload: who calls, with which operations, on which keys — and the
+//! generator that turns it into request bytes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::keys::{birth_year, random_valid_id, KeyKind, KeyPool, Sex};
+use crate::rng::{Rng, Zipf};
+
+/// An API operation (see DESIGN.md, "HTTP API (v1)").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// `GET /v1/citizens/{id}` with a full-read key.
+    Get,
+    /// `GET /v1/citizens/{id}` with a basic-scope key, or asking for the
+    /// basic fields only.
+    GetBasic,
+    /// `POST /v1/citizens:batchGet`.
+    BatchGet,
+    /// `POST /v1/citizens:verify`.
+    Verify,
+    /// `POST /v1/citizens:batchVerify`.
+    BatchVerify,
+    /// `GET /v1/legacy-ids/{cmnd}`.
+    Legacy,
+    /// `POST /v1/biometrics:identify`.
+    Identify,
+}
+
+impl Op {
+    /// Every operation, in report order.
+    pub const ALL: [Op; 7] = [
+        Op::Get,
+        Op::GetBasic,
+        Op::BatchGet,
+        Op::Verify,
+        Op::BatchVerify,
+        Op::Legacy,
+        Op::Identify,
+    ];
+
+    /// The name used in profiles, flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::GetBasic => "get_basic",
+            Op::BatchGet => "batch_get",
+            Op::Verify => "verify",
+            Op::BatchVerify => "batch_verify",
+            Op::Legacy => "legacy",
+            Op::Identify => "identify",
+        }
+    }
+
+    /// Parses a name from [`Op::as_str`] (`-` may stand for `_`).
+    pub fn parse(name: &str) -> Result<Op> {
+        let n = name.trim().replace('-', "_");
+        Op::ALL
+            .into_iter()
+            .find(|op| op.as_str() == n)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "operation",
+                    name,
+                    "expected get, get_basic, batch_get, verify, batch_verify, legacy or identify",
+                )
+            })
+    }
+
+    /// Position in [`Op::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The key kinds the operation draws from.
+    pub fn key_kinds(self) -> &'static [KeyKind] {
+        match self {
+            Op::Legacy => &[KeyKind::Legacy],
+            Op::Identify => &[KeyKind::Face, KeyKind::Fingerprint],
+            _ => &[KeyKind::Id],
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What answer a request should get; anything else counts as an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A 2xx (known keys; batches always, whatever their items).
+    Success,
+    /// 404 (a well-formed key that no citizen holds); verify may say 200
+    /// with `"match": false` instead.
+    NotFound,
+    /// 400 (a malformed key).
+    BadRequest,
+}
+
+impl Expect {
+    /// Whether `status` is the answer this request should get.
+    pub fn accepts(self, op: Op, status: u16) -> bool {
+        match self {
+            Expect::Success => (200..300).contains(&status),
+            Expect::NotFound => status == 404 || (op == Op::Verify && status == 200),
+            Expect::BadRequest => status == 400,
+        }
+    }
+}
+
+/// How a caller's requests spread over the keys.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Popularity {
+    /// Every key equally likely.
+    Uniform,
+    /// Rank k drawn with probability ∝ 1/k^s.
+    Zipf(f64),
+}
+
+/// Inclusive range of batch sizes; each batch draws its size uniformly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSize {
+    /// Smallest batch.
+    pub min: u32,
+    /// Largest batch.
+    pub max: u32,
+}
+
+impl BatchSize {
+    /// Always `n` items.
+    pub fn fixed(n: u32) -> BatchSize {
+        BatchSize { min: n, max: n }
+    }
+}
+
+/// One upstream gateway and how it calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    /// Name in reports (`social-insurance`).
+    pub name: String,
+    /// Share of all requests (callers' shares add up to 1).
+    pub share: f64,
+    /// API key; `None` uses the run's `--key`.
+    pub key: Option<String>,
+    /// API key with the `citizen:read:basic` scope for `get_basic`; without
+    /// one, `get_basic` asks for the basic fields with `?fields=`.
+    pub basic_key: Option<String>,
+    /// Operations with relative weights.
+    pub ops: Vec<(Op, f64)>,
+    /// Key popularity.
+    pub popularity: Popularity,
+    /// Share of keys that are malformed (expect 400).
+    pub malformed: f64,
+    /// Share of keys that are well-formed but unknown (expect 404).
+    pub unknown: f64,
+    /// Share of verify requests whose date of birth deliberately differs.
+    pub mismatch: f64,
+    /// Items per `batch_get`.
+    pub batch_get: BatchSize,
+    /// Items per `batch_verify`.
+    pub batch_verify: BatchSize,
+}
+
+impl Caller {
+    /// A caller doing one operation on uniformly popular, valid keys.
+    pub fn single(op: Op) -> Caller {
+        Caller {
+            name: "cli".into(),
+            share: 1.0,
+            key: None,
+            basic_key: None,
+            ops: vec![(op, 1.0)],
+            popularity: Popularity::Uniform,
+            malformed: 0.0,
+            unknown: 0.0,
+            mismatch: 0.0,
+            batch_get: BatchSize::fixed(100),
+            batch_verify: BatchSize::fixed(100),
+        }
+    }
+}
+
+/// All callers of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// The callers; at least one.
+    pub callers: Vec<Caller>,
+}
+
+impl Workload {
+    /// Checks shares, weights, batch sizes and exponents.
+    pub fn validate(&self) -> Result<()> {
+        if self.callers.is_empty() {
+            return Err(Error::profile("callers", "at least one caller is needed"));
+        }
+        let mut total = 0.0;
+        for (i, c) in self.callers.iter().enumerate() {
+            let at = |f: &str| format!("callers[{i}] ({}).{f}", c.name);
+            if !(c.share.is_finite() && c.share > 0.0) {
+                return Err(Error::profile(at("share"), "must be a positive number"));
+            }
+            total += c.share;
+            if c.ops.is_empty() {
+                return Err(Error::profile(
+                    at("ops"),
+                    "at least one operation is needed",
+                ));
+            }
+            for &(op, w) in &c.ops {
+                if !(w.is_finite() && w >= 0.0) {
+                    return Err(Error::profile(
+                        at(&format!("ops.{op}")),
+                        "weight must be ≥ 0",
+                    ));
+                }
+            }
+            if c.ops.iter().map(|o| o.1).sum::<f64>() <= 0.0 {
+                return Err(Error::profile(at("ops"), "the weights add up to zero"));
+            }
+            for (name, v) in [
+                ("malformed", c.malformed),
+                ("unknown", c.unknown),
+                ("mismatch", c.mismatch),
+            ] {
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(Error::profile(at(name), "must lie between 0 and 1"));
+                }
+            }
+            if c.malformed + c.unknown > 1.0 {
+                return Err(Error::profile(
+                    at("unknown"),
+                    "malformed + unknown exceeds 1",
+                ));
+            }
+            if let Popularity::Zipf(s) = c.popularity {
+                if !(s.is_finite() && s >= 0.0) {
+                    return Err(Error::profile(
+                        at("popularity"),
+                        "the Zipf exponent must be ≥ 0",
+                    ));
+                }
+            }
+            for (name, b) in [("batch_get", c.batch_get), ("batch_verify", c.batch_verify)] {
+                if b.min == 0 || b.max < b.min || b.max > 1000 {
+                    return Err(Error::profile(
+                        at(name),
+                        "batch sizes must satisfy 1 ≤ min ≤ max ≤ 1000 (the API's limit)",
+                    ));
+                }
+            }
+        }
+        if (total - 1.0).abs() > 1e-3 {
+            return Err(Error::profile(
+                "callers.share",
+                format!("the callers' shares add up to {total:.4}, not 1"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails when an operation in use needs keys the pool lacks (unless
+    /// every key it sends is made up: `unknown + malformed = 1`).
+    pub fn check_keys(&self, keys: &KeyPool) -> Result<()> {
+        for c in &self.callers {
+            if c.malformed + c.unknown >= 1.0 {
+                continue;
+            }
+            for &(op, w) in &c.ops {
+                if w <= 0.0 {
+                    continue;
+                }
+                let kinds = op.key_kinds();
+                if kinds.iter().all(|&k| keys.len(k) == 0) {
+                    return Err(Error::MissingKeys {
+                        op: op.as_str(),
+                        kind: kinds[0].as_str(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HTTP method of a generated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST with a JSON body
+    Post,
+}
+
+/// A generated request: reusable buffers, overwritten by each
+/// [`Generator::next`].
+#[derive(Debug, Default, Clone)]
+pub struct Request {
+    /// Method.
+    pub method: Option<Method>,
+    /// Path and query, e.g. `/v1/citizens/079089012345`.
+    pub path: Vec<u8>,
+    /// JSON body (empty for GET).
+    pub body: Vec<u8>,
+}
+
+/// What the recorder needs to know about a generated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Index of the caller in the workload.
+    pub caller: u16,
+    /// The operation.
+    pub op: Op,
+    /// The answer it should get.
+    pub expect: Expect,
+    /// Send the caller's basic-scope key instead of its main one.
+    pub basic_key: bool,
+}
+
+/// Per-caller sampling tables, built once.
+#[derive(Debug, Clone)]
+struct CallerPlan {
+    op_cdf: Vec<(f64, Op)>,
+    zipf: [Option<Zipf>; 4],
+    popularity: Popularity,
+    malformed: f64,
+    unknown: f64,
+    mismatch: f64,
+    batch_get: BatchSize,
+    batch_verify: BatchSize,
+    has_basic_key: bool,
+}
+
+/// Turns a [`Workload`] and a [`KeyPool`] into a stream of requests.
+///
+/// One generator per worker thread; they share the workload and keys.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    rng: Rng,
+    keys: Arc<KeyPool>,
+    callers: Arc<Vec<CallerPlan>>,
+    caller_cdf: Arc<Vec<f64>>,
+}
+
+const BASIC_FIELDS: &[u8] = b"?fields=id,full_name,date_of_birth,sex,nationality";
+
+fn kind_slot(kind: KeyKind) -> usize {
+    match kind {
+        KeyKind::Id => 0,
+        KeyKind::Legacy => 1,
+        KeyKind::Face => 2,
+        KeyKind::Fingerprint => 3,
+    }
+}
+
+impl Generator {
+    /// A generator; `seed` fixes its sequence.
+    pub fn new(workload: &Workload, keys: Arc<KeyPool>, seed: u64) -> Generator {
+        let total: f64 = workload.callers.iter().map(|c| c.share).sum();
+        let mut acc = 0.0;
+        let caller_cdf = workload
+            .callers
+            .iter()
+            .map(|c| {
+                acc += c.share / total;
+                acc
+            })
+            .collect();
+        let callers = workload
+            .callers
+            .iter()
+            .map(|c| {
+                let wsum: f64 = c.ops.iter().map(|o| o.1).sum();
+                let mut acc = 0.0;
+                let op_cdf = c
+                    .ops
+                    .iter()
+                    .filter(|o| o.1 > 0.0)
+                    .map(|&(op, w)| {
+                        acc += w / wsum;
+                        (acc, op)
+                    })
+                    .collect();
+                let zipf = [
+                    KeyKind::Id,
+                    KeyKind::Legacy,
+                    KeyKind::Face,
+                    KeyKind::Fingerprint,
+                ]
+                .map(|k| match c.popularity {
+                    Popularity::Zipf(s) if keys.len(k) > 0 => {
+                        Some(Zipf::new(keys.len(k) as u64, s))
+                    }
+                    _ => None,
+                });
+                CallerPlan {
+                    op_cdf,
+                    zipf,
+                    popularity: c.popularity,
+                    malformed: c.malformed,
+                    unknown: c.unknown,
+                    mismatch: c.mismatch,
+                    batch_get: c.batch_get,
+                    batch_verify: c.batch_verify,
+                    has_basic_key: c.basic_key.is_some(),
+                }
+            })
+            .collect();
+        Generator {
+            rng: Rng::new(seed),
+            keys,
+            callers: Arc::new(callers),
+            caller_cdf: Arc::new(caller_cdf),
+        }
+    }
+
+    /// A generator sharing the tables but with its own random sequence.
+    pub fn fork(&self, seed: u64) -> Generator {
+        Generator {
+            rng: Rng::new(seed),
+            ..self.clone()
+        }
+    }
+
+    /// Writes the next request into `req` and says what it is.
+    pub fn next(&mut self, req: &mut Request) -> Meta {
+        req.path.clear();
+        req.body.clear();
+        let u = self.rng.next_f64();
+        let caller = self
+            .caller_cdf
+            .iter()
+            .position(|&c| u < c)
+            .unwrap_or(self.caller_cdf.len() - 1);
+        let callers = Arc::clone(&self.callers);
+        let plan = &callers[caller];
+        let u = self.rng.next_f64();
+        let op = plan
+            .op_cdf
+            .iter()
+            .find(|&&(c, _)| u < c)
+            .or(plan.op_cdf.last())
+            .map_or(Op::Get, |&(_, op)| op);
+        let mut basic_key = false;
+        let expect = match op {
+            Op::Get | Op::GetBasic => {
+                req.method = Some(Method::Get);
+                req.path.extend_from_slice(b"/v1/citizens/");
+                let e = self.write_id(plan, &mut req.path);
+                if op == Op::GetBasic {
+                    if plan.has_basic_key {
+                        basic_key = true;
+                    } else {
+                        req.path.extend_from_slice(BASIC_FIELDS);
+                    }
+                }
+                e
+            }
+            Op::Legacy => {
+                req.method = Some(Method::Get);
+                req.path.extend_from_slice(b"/v1/legacy-ids/");
+                self.write_legacy(plan, &mut req.path)
+            }
+            Op::BatchGet => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/citizens:batchGet");
+                let n = self.batch(plan.batch_get);
+                req.body.extend_from_slice(b"{\"ids\":[");
+                for i in 0..n {
+                    if i > 0 {
+                        req.body.push(b',');
+                    }
+                    req.body.push(b'"');
+                    self.write_id(plan, &mut req.body);
+                    req.body.push(b'"');
+                }
+                req.body.extend_from_slice(b"]}");
+                Expect::Success
+            }
+            Op::Verify => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/citizens:verify");
+                self.write_verify(plan, &mut req.body)
+            }
+            Op::BatchVerify => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/citizens:batchVerify");
+                let n = self.batch(plan.batch_verify);
+                req.body.extend_from_slice(b"{\"requests\":[");
+                for i in 0..n {
+                    if i > 0 {
+                        req.body.push(b',');
+                    }
+                    self.write_verify(plan, &mut req.body);
+                }
+                req.body.extend_from_slice(b"]}");
+                Expect::Success
+            }
+            Op::Identify => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/biometrics:identify");
+                self.write_identify(plan, &mut req.body)
+            }
+        };
+        Meta {
+            caller: caller as u16,
+            op,
+            expect,
+            basic_key,
+        }
+    }
+
+    fn batch(&mut self, b: BatchSize) -> u32 {
+        b.min + self.rng.below((b.max - b.min) as u64 + 1) as u32
+    }
+
+    /// Which kind of key this draw is: 0 known, 1 unknown, 2 malformed.
+    fn roll(&mut self, plan: &CallerPlan, have_keys: bool) -> Expect {
+        let u = self.rng.next_f64();
+        if u < plan.malformed {
+            Expect::BadRequest
+        } else if u < plan.malformed + plan.unknown || !have_keys {
+            Expect::NotFound
+        } else {
+            Expect::Success
+        }
+    }
+
+    fn pick(&mut self, plan: &CallerPlan, kind: KeyKind) -> usize {
+        let n = self.keys.len(kind);
+        match (&plan.zipf[kind_slot(kind)], plan.popularity) {
+            (Some(z), Popularity::Zipf(_)) => (z.sample(&mut self.rng) - 1) as usize,
+            _ => self.rng.below(n as u64) as usize,
+        }
+    }
+
+    /// Writes a personal ID (known, unknown or malformed) and returns the
+    /// expectation for a single lookup of it.
+    fn write_id(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
+        let e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+        match e {
+            Expect::Success => {
+                let i = self.pick(plan, KeyKind::Id);
+                write_padded(out, self.keys.id(i), 12);
+            }
+            Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
+            Expect::BadRequest => self.write_malformed_id(out),
+        }
+        e
+    }
+
+    fn write_malformed_id(&mut self, out: &mut Vec<u8>) {
+        let id = random_valid_id(&mut self.rng);
+        match self.rng.below(4) {
+            // Too short.
+            0 => write_padded(out, id / 10, 11),
+            // Too long.
+            1 => write_padded(out, id * 10 + 7, 13),
+            // A letter among the digits.
+            2 => {
+                let at = out.len() + self.rng.below(12) as usize;
+                write_padded(out, id, 12);
+                out[at] = b'A' + self.rng.below(26) as u8;
+            }
+            // A province code that does not exist.
+            _ => {
+                let bad: [&[u8]; 3] = [b"000", b"099", b"003"];
+                out.extend_from_slice(bad[self.rng.below(3) as usize]);
+                write_padded(out, id % 1_000_000_000, 9);
+            }
+        }
+    }
+
+    fn write_legacy(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
+        let e = self.roll(plan, self.keys.len(KeyKind::Legacy) > 0);
+        match e {
+            Expect::Success => {
+                let i = self.pick(plan, KeyKind::Legacy);
+                write_padded(out, self.keys.legacy(i) as u64, 9);
+            }
+            Expect::NotFound => write_padded(out, 100_000_000 + self.rng.below(900_000_000), 9),
+            Expect::BadRequest => {
+                let v = self.rng.below(100_000_000);
+                if self.rng.chance(0.5) {
+                    write_padded(out, v, 8);
+                } else {
+                    write_padded(out, v, 8);
+                    out.push(b'X');
+                }
+            }
+        }
+        e
+    }
+
+    fn write_verify(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
+        let e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+        out.extend_from_slice(b"{\"id\":\"");
+        match e {
+            Expect::Success => {
+                let i = self.pick(plan, KeyKind::Id);
+                let id = self.keys.id(i);
+                write_padded(out, id, 12);
+                out.push(b'"');
+                let keys = Arc::clone(&self.keys);
+                let c = keys.citizen(i);
+                if !c.full_name.is_empty() {
+                    out.extend_from_slice(b",\"full_name\":");
+                    write_json_str(out, c.full_name);
+                }
+                let mismatch = self.rng.chance(plan.mismatch);
+                if let Some(mut dob) = c.date_of_birth {
+                    if mismatch {
+                        // Another day of the same month: the answer is
+                        // `"match": false` with date_of_birth false.
+                        dob = dob - dob % 100 + (dob % 100) % 28 + 1;
+                    }
+                    out.extend_from_slice(b",\"date_of_birth\":\"");
+                    write_date(out, dob);
+                    out.push(b'"');
+                }
+                let sex = c.sex.unwrap_or_else(|| Sex::from_id(id));
+                out.extend_from_slice(b",\"sex\":\"");
+                out.extend_from_slice(sex.as_str().as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+            Expect::NotFound => {
+                let id = random_valid_id(&mut self.rng);
+                write_padded(out, id, 12);
+                out.extend_from_slice(b"\",\"date_of_birth\":\"");
+                write_date(out, birth_year(id) * 10_000 + 101);
+                out.extend_from_slice(b"\",\"sex\":\"");
+                out.extend_from_slice(Sex::from_id(id).as_str().as_bytes());
+                out.extend_from_slice(b"\"}");
+            }
+            Expect::BadRequest => {
+                self.write_malformed_id(out);
+                out.extend_from_slice(b"\",\"sex\":\"male\"}");
+            }
+        }
+        e
+    }
+
+    fn write_identify(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
+        let faces = self.keys.len(KeyKind::Face);
+        let fingers = self.keys.len(KeyKind::Fingerprint);
+        let kind = if faces == 0 && fingers == 0 {
+            if self.rng.chance(0.5) {
+                KeyKind::Face
+            } else {
+                KeyKind::Fingerprint
+            }
+        } else if self.rng.below((faces + fingers) as u64) < faces as u64 {
+            KeyKind::Face
+        } else {
+            KeyKind::Fingerprint
+        };
+        let e = self.roll(plan, self.keys.len(kind) > 0);
+        out.extend_from_slice(b"{\"modality\":\"");
+        out.extend_from_slice(kind.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"template_hash\":\"");
+        match e {
+            Expect::Success => {
+                let i = self.pick(plan, kind);
+                write_hex(out, &self.keys.biometric(kind, i));
+            }
+            Expect::NotFound => {
+                let mut h = [0u8; 16];
+                h[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+                h[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+                write_hex(out, &h);
+            }
+            Expect::BadRequest => {
+                let mut h = [0u8; 16];
+                h[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+                write_hex(out, &h);
+                // 31 hex digits: one short.
+                out.pop();
+            }
+        }
+        out.extend_from_slice(b"\"}");
+        e
+    }
+}
+
+/// Appends `v` as exactly `width` decimal digits (zero-padded; higher
+/// digits dropped).
+pub fn write_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for i in (start..start + width).rev() {
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+fn write_date(out: &mut Vec<u8>, yyyymmdd: u32) {
+    write_padded(out, (yyyymmdd / 10_000) as u64, 4);
+    out.push(b'-');
+    write_padded(out, (yyyymmdd / 100 % 100) as u64, 2);
+    out.push(b'-');
+    write_padded(out, (yyyymmdd % 100) as u64, 2);
+}
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0..=0x1f => {
+                out.extend_from_slice(b"\\u00");
+                write_hex(out, &[b]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generator(caller: Caller) -> Generator {
+        let keys = Arc::new(KeyPool::synthetic(1000, 1));
+        Generator::new(
+            &Workload {
+                callers: vec![caller],
+            },
+            keys,
+            5,
+        )
+    }
+
+    #[test]
+    fn bodies_are_json() {
+        for op in Op::ALL {
+            let mut c = Caller::single(op);
+            c.malformed = 0.2;
+            c.unknown = 0.2;
+            c.mismatch = 0.5;
+            c.batch_get = BatchSize { min: 1, max: 5 };
+            c.batch_verify = BatchSize { min: 1, max: 5 };
+            let mut g = generator(c);
+            let mut req = Request::default();
+            for _ in 0..200 {
+                let meta = g.next(&mut req);
+                assert_eq!(meta.op, op);
+                if req.method == Some(Method::Post) {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&req.body).unwrap_or_else(|e| {
+                            panic!("{op}: {e}: {}", String::from_utf8_lossy(&req.body))
+                        });
+                    assert!(v.is_object());
+                } else {
+                    assert!(req.body.is_empty());
+                    assert!(req.path.iter().all(|b| b.is_ascii_graphic()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shares_of_malformed_and_unknown() {
+        let mut c = Caller::single(Op::Get);
+        c.malformed = 0.1;
+        c.unknown = 0.3;
+        let mut g = generator(c);
+        let mut req = Request::default();
+        let (mut bad, mut unknown) = (0, 0);
+        for _ in 0..20_000 {
+            match g.next(&mut req).expect {
+                Expect::BadRequest => bad += 1,
+                Expect::NotFound => unknown += 1,
+                Expect::Success => {}
+            }
+        }
+        assert!((1700..2300).contains(&bad), "{bad}");
+        assert!((5500..6500).contains(&unknown), "{unknown}");
+    }
+
+    #[test]
+    fn padding() {
+        let mut v = Vec::new();
+        write_padded(&mut v, 79_089_012_345, 12);
+        assert_eq!(v, b"079089012345");
+        let mut s = Vec::new();
+        write_json_str(&mut s, "A \"b\"\n");
+        assert_eq!(s, b"\"A \\\"b\\\"\\u000a\"");
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of dancu-loadgen: one binary, one module per concern.
+
+mod cli;
+mod common;
+mod coordinated_omission;
+mod histograms;
+mod keep_alive;
+mod profiles;
+mod rate_curves;
+mod reports;
+mod zipf;
