@@ -272,9 +272,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             }
             if let Some(i) = step.checked_sub(BATCH_WINDOW).filter(|&i| i < n) {
                 let range = self.bucket_range(hashes[i % BATCH_WINDOW]);
-                if let Some(r) = self.raw_record(range.start) {
-                    prefetch(r);
-                }
+                self.prefetch_records(range.clone());
                 ranges[i % BATCH_WINDOW] = range;
             }
             if step < n {
@@ -285,6 +283,30 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     prefetch(&entry[0]);
                 }
             }
+        }
+    }
+
+    /// Prefetches every cache line of a bucket's records (a record is 108
+    /// bytes, so it spans two or three lines; a bucket holds about two), up to
+    /// a few lines: the scan compares IDs across the bucket and the caller
+    /// reads fields further into the record.
+    #[inline]
+    fn prefetch_records(&self, range: Range<usize>) {
+        const MAX_LINES: usize = 6;
+        let bytes = self.data.as_ref();
+        let base = self.layout.sections[0].start;
+        let start = base + range.start * RECORD_SIZE;
+        let end = (base + range.end * RECORD_SIZE).min(start + MAX_LINES * 64);
+        let mut at = start;
+        while at < end {
+            if let Some(b) = bytes.get(at) {
+                prefetch(b);
+            }
+            at += 64;
+        }
+        // The last line of the last record, if the loop stopped short of it.
+        if let Some(b) = bytes.get(end.saturating_sub(1)).filter(|_| end > start) {
+            prefetch(b);
         }
     }
 
