@@ -155,3 +155,24 @@ pub fn anon_huge_pages_kb() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("AnonHugePages:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The machine's baseline for a lookup: random single-byte reads per second
+/// over `bytes` (e.g. a whole mapped snapshot), independent of each other so
+/// the CPU overlaps as many as it can, the way `get_many` overlaps lookups.
+/// A lookup that touches two random lines cannot beat half of this.
+pub fn random_reads_per_s(bytes: &[u8], n: usize, seed: u64) -> f64 {
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut rng = KeyRng::new(seed);
+    let offsets: Vec<usize> = (0..n)
+        .map(|_| rng.below(bytes.len() as u64) as usize)
+        .collect();
+    let start = Instant::now();
+    let sum = offsets
+        .iter()
+        .fold(0u64, |acc, &o| acc.wrapping_add(u64::from(bytes[o])));
+    let elapsed = start.elapsed().as_secs_f64();
+    std::hint::black_box(sum);
+    n as f64 / elapsed
+}

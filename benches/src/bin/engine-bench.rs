@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             .map_or(0, |v| usize::from(v.date_of_birth().day()))
     });
     let batched_lookups_per_s = batched(&snap, &ids);
+    let random_reads = random_reads_per_s(snap.bytes(), ids.len(), args.seed ^ 0xE9);
     let legacy_lookup_ns_p50 = dependent_ns_p50(&legacy, 10_000, |l| {
         snap.get_legacy(*l)
             .map_or(0, |v| usize::from(v.date_of_birth().day()))
@@ -101,19 +102,24 @@ fn main() -> anyhow::Result<()> {
     });
     drop(snap);
 
-    let (batched_lookups_per_s_hugepages, single_lookup_ns_p50_hugepages, huge_kb) =
-        if args.no_hugepages {
-            (None, None, None)
-        } else {
-            eprintln!("measuring lookups (huge-page copy)");
-            let snap = Snapshot::open_file(&path, Memory::HugePages)?;
-            let huge = anon_huge_pages_kb();
-            let single = dependent_ns_p50(&ids, 10_000, |id| {
-                snap.get(*id)
-                    .map_or(0, |v| usize::from(v.date_of_birth().day()))
-            });
-            (Some(batched(&snap, &ids)), Some(single), huge)
-        };
+    let (
+        batched_lookups_per_s_hugepages,
+        single_lookup_ns_p50_hugepages,
+        huge_kb,
+        random_reads_huge,
+    ) = if args.no_hugepages {
+        (None, None, None, None)
+    } else {
+        eprintln!("measuring lookups (huge-page copy)");
+        let snap = Snapshot::open_file(&path, Memory::HugePages)?;
+        let huge = anon_huge_pages_kb();
+        let single = dependent_ns_p50(&ids, 10_000, |id| {
+            snap.get(*id)
+                .map_or(0, |v| usize::from(v.date_of_birth().day()))
+        });
+        let reads = random_reads_per_s(snap.bytes(), ids.len(), args.seed ^ 0xE9);
+        (Some(batched(&snap, &ids)), Some(single), huge, Some(reads))
+    };
 
     let report = serde_json::json!({
         "records": records,
@@ -127,6 +133,8 @@ fn main() -> anyhow::Result<()> {
         "batched_lookups_per_s": batched_lookups_per_s,
         "batched_lookups_per_s_hugepages": batched_lookups_per_s_hugepages,
         "anon_huge_pages_mb": huge_kb.map(|kb| kb / 1024),
+        "random_reads_per_s": random_reads,
+        "random_reads_per_s_hugepages": random_reads_huge,
         "legacy_lookup_ns_p50": legacy_lookup_ns_p50,
         "biometric_lookup_ns_p50": biometric_lookup_ns_p50,
         "verify_ns_p50": verify_ns_p50,
