@@ -9,9 +9,7 @@
 //! to the target, which is fsynced and renamed over it. Memory at the end is
 //! one partition plus the index keys (about 8 GB for 100 M citizens).
 
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::hash::BuildHasherDefault;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,6 +137,19 @@ impl SnapshotBuilder {
 
     fn encode(&mut self, c: &Citizen) -> Result<Staged> {
         let heap = &mut self.heap;
+        heap.prefetch(&[
+            Some(c.full_name.as_str()),
+            c.birth_registration_place.as_deref(),
+            c.hometown.as_deref(),
+            c.permanent_residence.as_deref(),
+            c.temporary_residence.as_deref(),
+            c.current_residence.as_deref(),
+            relative_name(&c.father),
+            relative_name(&c.mother),
+            relative_name(&c.spouse),
+            relative_name(&c.representative),
+            c.household.as_ref().map(|h| h.head_name.as_str()),
+        ]);
         let mut r = RawRecord {
             id: c.id.get().into(),
             full_name: heap.intern(&c.full_name)?.into(),
@@ -426,6 +437,10 @@ impl Drop for SnapshotBuilder {
     }
 }
 
+fn relative_name(r: &Option<Relative>) -> Option<&str> {
+    r.as_ref().map(|r| r.full_name.as_str())
+}
+
 /// Builds a snapshot at `path` from every record of `citizens`.
 pub fn build_snapshot<'a>(
     path: impl AsRef<Path>,
@@ -491,44 +506,43 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// 0 can mean "none".
 struct TextHeap {
     bytes: Vec<u8>,
-    /// xxh3 of the string → its offset. The key is already a good hash, so
-    /// the map uses it as is instead of hashing it again with SipHash.
-    index: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
-    /// A small direct-mapped cache of recent strings in front of `index`:
+    /// Open-addressing table (linear probing, power-of-two size, at most half
+    /// full) of `(xxh3 of the string, offset)`; offset 0 marks an empty slot.
+    /// Hand-rolled rather than a `HashMap` so that [`TextHeap::prefetch`] can
+    /// start the cache misses of a record's strings together.
+    table: Vec<(u64, u32)>,
+    used: usize,
+    /// A small direct-mapped cache of recent strings in front of `table`:
     /// members of a household arrive together and share addresses and names,
-    /// and this cache stays in L2 while the map does not.
+    /// and this cache stays in L2 while the table does not.
     recent: Box<[(u64, u32); RECENT]>,
 }
 
 const RECENT: usize = 4096;
 
-/// A `Hasher` for keys that are already uniformly distributed hashes.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl std::hash::Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed here (write_u64); fold anything else.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 impl TextHeap {
     fn new() -> TextHeap {
         TextHeap {
             bytes: vec![0],
-            index: HashMap::default(),
+            table: vec![(0, 0); 1 << 10],
+            used: 0,
             recent: Box::new([(0, 0); RECENT]),
+        }
+    }
+
+    fn hash(s: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.table.len() - 1)
+    }
+
+    /// Starts loading the table slots of `texts` (one record's strings), so
+    /// that their cache misses overlap instead of following one another.
+    fn prefetch(&self, texts: &[Option<&str>]) {
+        for s in texts.iter().flatten().filter(|s| !s.is_empty()) {
+            crate::reader::prefetch(&self.table[self.home(Self::hash(s))]);
         }
     }
 
@@ -540,27 +554,52 @@ impl TextHeap {
         if s.is_empty() {
             return Ok(0);
         }
-        let hash = xxhash_rust::xxh3::xxh3_64(s.as_bytes());
-        let slot = hash as usize % RECENT;
-        let same =
-            |offset: u32| crate::reader::read_text_bytes(&self.bytes, offset) == Some(s.as_bytes());
-        let (recent_hash, recent_offset) = self.recent[slot];
-        if recent_hash == hash && recent_offset != 0 && same(recent_offset) {
+        let hash = Self::hash(s);
+        let recent = hash as usize % RECENT;
+        let same = |bytes: &[u8], offset: u32| {
+            crate::reader::read_text_bytes(bytes, offset) == Some(s.as_bytes())
+        };
+        let (recent_hash, recent_offset) = self.recent[recent];
+        if recent_hash == hash && recent_offset != 0 && same(&self.bytes, recent_offset) {
             return Ok(recent_offset);
         }
-        if let Some(&offset) = self.index.get(&hash) {
-            if same(offset) {
-                self.recent[slot] = (hash, offset);
+        let mask = self.table.len() - 1;
+        let mut slot = self.home(hash);
+        loop {
+            let (slot_hash, offset) = self.table[slot];
+            if offset == 0 {
+                break;
+            }
+            if slot_hash == hash && same(&self.bytes, offset) {
+                self.recent[recent] = (hash, offset);
                 return Ok(offset);
             }
+            slot = (slot + 1) & mask;
         }
         let offset = u32::try_from(self.bytes.len())
             .map_err(|_| Error::TooLarge("text heap over 4 GiB".into()))?;
         crate::reader::push_text_len(&mut self.bytes, s.len());
         self.bytes.extend_from_slice(s.as_bytes());
-        self.index.entry(hash).or_insert(offset);
-        self.recent[slot] = (hash, offset);
+        self.table[slot] = (hash, offset);
+        self.used += 1;
+        self.recent[recent] = (hash, offset);
+        if self.used * 2 > self.table.len() {
+            self.grow();
+        }
         Ok(offset)
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![(0, 0); self.table.len() * 2];
+        let old = std::mem::replace(&mut self.table, doubled);
+        let mask = self.table.len() - 1;
+        for (hash, offset) in old.into_iter().filter(|&(_, offset)| offset != 0) {
+            let mut slot = hash as usize & mask;
+            while self.table[slot].1 != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.table[slot] = (hash, offset);
+        }
     }
 }
 

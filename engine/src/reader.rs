@@ -385,8 +385,9 @@ fn modality_bit(m: Modality) -> u32 {
     }
 }
 
+/// Asks the CPU to start loading the cache line of `item`.
 #[inline(always)]
-fn prefetch<T>(item: &T) {
+pub(crate) fn prefetch<T>(item: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching has no effect on program state; the pointer comes
     // from a live reference, and the instruction does not fault anyway.
