@@ -15,8 +15,7 @@ use tokio::net::TcpListener;
 /// A running test server; stops when dropped.
 pub struct TestServer {
     pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 /// 400 for a citizen ID that is not 12 digits or has an unknown province
@@ -100,19 +99,10 @@ impl TestServer {
             .expect("server address");
         TestServer {
             url: format!("http://{addr}"),
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _thread: ServerThread {
+                stop: Some(tx),
+                thread: Some(thread),
+            },
         }
     }
 }
@@ -122,8 +112,7 @@ impl Drop for TestServer {
 /// timeout fires between two requests. Stops when dropped.
 pub struct ClosingServer {
     pub url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl ClosingServer {
@@ -174,13 +163,21 @@ impl ClosingServer {
             .expect("server address");
         ClosingServer {
             url: format!("http://{addr}"),
-            stop: Some(tx),
-            thread: Some(thread),
+            _thread: ServerThread {
+                stop: Some(tx),
+                thread: Some(thread),
+            },
         }
     }
 }
 
-impl Drop for ClosingServer {
+/// A test server's thread: told to stop and joined when dropped.
+struct ServerThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for ServerThread {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
