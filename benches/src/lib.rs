@@ -176,3 +176,22 @@ pub fn random_reads_per_s(bytes: &[u8], n: usize, seed: u64) -> f64 {
     std::hint::black_box(sum);
     n as f64 / elapsed
 }
+
+/// Lookups per second of `get_many` over batches of 1000 IDs, one thread;
+/// every found record's date of birth is read, as a server would.
+pub fn batched_lookups_per_s<D: AsRef<[u8]>>(snap: &Snapshot<D>, ids: &[PersonalId]) -> f64 {
+    let mut out = Vec::with_capacity(1000);
+    let mut found = 0usize;
+    let start = Instant::now();
+    for batch in ids.chunks(1000) {
+        snap.get_many(batch, &mut out);
+        found += out
+            .iter()
+            .flatten()
+            .map(|v| usize::from(v.date_of_birth().day() > 0))
+            .sum::<usize>();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(found, ids.len(), "every sampled ID is found");
+    ids.len() as f64 / elapsed
+}

@@ -332,7 +332,12 @@ fn write_info(
     )?;
     let per = info.file_bytes as f64 / info.record_count.max(1) as f64;
     writeln!(out, "bytes/citizen   {per:.1}")?;
-    writeln!(out, "id buckets      {}", group(info.bucket_count))?;
+    writeln!(
+        out,
+        "record pages    {} ({} home pages)",
+        group(info.page_count),
+        group(info.home_pages)
+    )?;
     writeln!(out, "sections")?;
     writeln!(
         out,

@@ -75,9 +75,17 @@ impl Date {
     }
 
     /// Unpacks a stored date; `None` for 0 or an impossible value.
+    #[inline]
     pub fn from_packed(v: u32) -> Option<Date> {
         let year = u16::try_from(v >> 9).ok()?;
-        Date::new(year, (v >> 5 & 0xF) as u8, (v & 0x1F) as u8).ok()
+        let (month, day) = ((v >> 5 & 0xF) as u8, (v & 0x1F) as u8);
+        // The checks of `new` without building its error: this runs for
+        // every date read from a snapshot.
+        let valid = (1800..=2399).contains(&year)
+            && (1..=12).contains(&month)
+            && day != 0
+            && day <= days_in_month(year, month);
+        valid.then_some(Date { year, month, day })
     }
 
     /// `YYYY-MM-DD` as ASCII bytes.
@@ -145,6 +153,7 @@ impl Date {
     }
 }
 
+#[inline]
 fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

@@ -12,19 +12,32 @@ pub const MAGIC: [u8; 8] = *b"DANCUSNP";
 /// Written as a little-endian u32; any other value means a foreign writer.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 /// The version this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version this build reads.
-pub const OLDEST_READABLE_VERSION: u32 = 2;
+pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Sections start on a multiple of this (a page), so each can be advised alone.
 pub const SECTION_ALIGN: u64 = 4096;
 /// Seed of the xxh3 hashes that place keys in the indexes.
 pub const HASH_SEED: u64 = 0x6461_6e63_7500_0001;
-/// Records per ID bucket, on average.
-pub const RECORDS_PER_BUCKET: u64 = 2;
+/// Size of a record page: an ID lookup lands on one page, so it costs one
+/// TLB entry, the page's header line and the record's lines.
+pub const PAGE_SIZE: usize = 4096;
+/// Size of a page header: the tags, the count and the flags, one cache line.
+pub const PAGE_HEADER_SIZE: usize = 64;
+/// Record slots per page (`64 + 37 × 108 = 4060 ≤ 4096`).
+pub const SLOTS_PER_PAGE: usize = 37;
+/// Home pages per 333 records: pages are 90 % full on average (33.3 of 37
+/// slots), which keeps 94 % of records in their home page at 123 bytes per
+/// record (see FORMAT.md).
+pub const HOME_PAGES_PER_333_RECORDS: u64 = 10;
+/// Page flag: records whose home is this page (or an earlier one) continue in
+/// the next page.
+pub const PAGE_OVERFLOW: u8 = 1;
 /// Legacy and biometric tables have this many home slots per 9 keys (load 0.9).
 pub const SLOTS_PER_NINE_KEYS: u64 = 10;
-/// Largest record count: record numbers are 31 bits in the biometric index.
-pub const MAX_RECORDS: u64 = (1 << 31) - 2;
+/// Largest record count: slot numbers (page × 37 + index) are 31 bits in the
+/// biometric index, and pages are at most 90 % full on average.
+pub const MAX_RECORDS: u64 = 1_900_000_000;
 /// A slot's record number when the slot is empty.
 pub const EMPTY: u32 = u32::MAX;
 
@@ -32,10 +45,10 @@ pub const EMPTY: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SectionKind {
-    /// Fixed-size records, ordered by the hash of their personal ID.
+    /// Pages of fixed-size records; an ID's hash picks its home page.
     Records = 1,
-    /// `bucket_count + 1` record numbers: where each ID bucket starts.
-    IdBuckets = 2,
+    /// `page_count + 1` record numbers: how many records precede each page.
+    PageRanks = 2,
     /// Legacy ID → record, ordered linear-probing table.
     LegacyIndex = 3,
     /// Biometric template → record, ordered linear-probing table.
@@ -50,7 +63,7 @@ impl SectionKind {
     /// All sections in file order.
     pub const ALL: [SectionKind; 6] = [
         SectionKind::Records,
-        SectionKind::IdBuckets,
+        SectionKind::PageRanks,
         SectionKind::LegacyIndex,
         SectionKind::BiometricIndex,
         SectionKind::Representatives,
@@ -61,7 +74,7 @@ impl SectionKind {
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::Records => "records",
-            SectionKind::IdBuckets => "id_buckets",
+            SectionKind::PageRanks => "page_ranks",
             SectionKind::LegacyIndex => "legacy_index",
             SectionKind::BiometricIndex => "biometric_index",
             SectionKind::Representatives => "representatives",
@@ -108,8 +121,9 @@ pub struct Header {
     pub build_time_unix: U64,
     /// Seed of the index hashes ([`HASH_SEED`]).
     pub hash_seed: U64,
-    /// Number of ID buckets.
-    pub bucket_count: U64,
+    /// Number of home pages of the record section (it may have more pages:
+    /// overflow at the end).
+    pub home_pages: U64,
     /// Home slots of the legacy table (the table may be longer: overflow).
     pub legacy_home_slots: U64,
     /// Home slots of the biometric table.
@@ -185,6 +199,9 @@ pub struct RawRecord {
 /// Size of a record in bytes.
 pub const RECORD_SIZE: usize = std::mem::size_of::<RawRecord>();
 
+// A page's header and slots fit in the page.
+const _: () = assert!(PAGE_HEADER_SIZE + SLOTS_PER_PAGE * RECORD_SIZE <= PAGE_SIZE);
+
 /// A slot of the legacy-ID table.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
@@ -220,6 +237,95 @@ pub struct RepresentativeEntry {
     pub nationality: [u8; 2],
 }
 
+/// The header of a record page (the page's first cache line).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct PageHeader {
+    /// Tag of the record in each slot ([`id_tag`] of its ID hash); slots at
+    /// and after `count` are zero.
+    pub tags: [u8; SLOTS_PER_PAGE],
+    /// Records in the page; they fill slots `0..count`.
+    pub count: u8,
+    /// [`PAGE_OVERFLOW`] or 0.
+    pub flags: u8,
+    /// Zero.
+    pub reserved: [u8; PAGE_HEADER_SIZE - SLOTS_PER_PAGE - 2],
+}
+
+impl PageHeader {
+    /// The slots `0..count` whose tag is `tag`, as bits of a mask (bit `i` =
+    /// slot `i`).
+    #[inline]
+    pub fn slots_tagged(&self, tag: u8) -> u64 {
+        let count = usize::from(self.count).min(SLOTS_PER_PAGE);
+        tag_matches(self.as_bytes(), tag) & ((1u64 << count) - 1)
+    }
+}
+
+/// Bit `i` set where `bytes[i] == tag`, for `i` in `0..48`: three SSE2
+/// byte compares.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn tag_matches(header: &[u8], tag: u8) -> u64 {
+    use std::arch::x86_64::*;
+    let bytes: &[u8; 48] = header[..48].try_into().expect("a header is 64 bytes");
+    // SAFETY: SSE2 is part of the x86_64 baseline, so the intrinsics exist on
+    // every CPU this code runs on; `_mm_loadu_si128` reads 16 bytes from
+    // `bytes[16 k..]`, k ≤ 2, which lie inside the 48-byte array, and needs
+    // no alignment.
+    unsafe {
+        let pattern = _mm_set1_epi8(tag as i8);
+        let mut mask = 0u64;
+        for k in 0..3 {
+            let chunk = _mm_loadu_si128(bytes.as_ptr().add(16 * k).cast());
+            let hits = _mm_movemask_epi8(_mm_cmpeq_epi8(chunk, pattern)) as u16;
+            mask |= u64::from(hits) << (16 * k);
+        }
+        mask
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use tag_matches_swar as tag_matches;
+
+/// Bit `i` set where `bytes[i] == tag`, for `i` in `0..48` (portable:
+/// the exact SWAR zero-byte test, eight bytes at a time).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+#[inline]
+fn tag_matches_swar(header: &[u8], tag: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = u64::from(tag) * 0x0101_0101_0101_0101;
+    let mut mask = 0u64;
+    for (i, chunk) in header[..48].chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ pattern;
+        // High bit of each byte set exactly where `x`'s byte is zero.
+        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        // Gather the eight high bits into eight consecutive mask bits.
+        let bits = (zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        mask |= bits << (8 * i);
+    }
+    mask
+}
+
+/// Home pages of a record section holding `records` records (33.3 per page).
+pub fn home_pages_for(records: u64) -> u64 {
+    (records * HOME_PAGES_PER_333_RECORDS).div_ceil(333).max(1)
+}
+
+/// The byte offset of slot `slot` within the record section.
+#[inline]
+pub fn slot_offset(slot: u32) -> usize {
+    let slot = slot as usize;
+    (slot / SLOTS_PER_PAGE) * PAGE_SIZE + PAGE_HEADER_SIZE + (slot % SLOTS_PER_PAGE) * RECORD_SIZE
+}
+
+/// The tag of an ID hash in its page header: its low byte (the page comes
+/// from the high bits, so the two are independent).
+#[inline]
+pub fn id_tag(hash: u64) -> u8 {
+    hash as u8
+}
+
 /// The hash that places a key in an index.
 #[inline]
 pub fn key_hash(bytes: &[u8], seed: u64) -> u64 {
@@ -253,6 +359,7 @@ pub fn biometric_fingerprint(modality_bit: u32, digest: &[u8; 16], seed: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::FromZeros;
 
     #[test]
     fn sizes_are_what_format_md_says() {
@@ -261,6 +368,51 @@ mod tests {
         assert_eq!(std::mem::size_of::<LegacySlot>(), 8);
         assert_eq!(std::mem::size_of::<BiometricSlot>(), 20);
         assert_eq!(std::mem::size_of::<RepresentativeEntry>(), 18);
+        assert_eq!(std::mem::size_of::<PageHeader>(), PAGE_HEADER_SIZE);
+    }
+
+    #[test]
+    fn slots_tagged_finds_exactly_the_matching_slots_below_count() {
+        let mut h = PageHeader::new_zeroed();
+        h.tags[..10].copy_from_slice(&[7, 0, 7, 0x80, 0xff, 7, 1, 6, 8, 7]);
+        h.count = 9;
+        h.flags = 7; // must not count: beyond the tags
+        assert_eq!(h.slots_tagged(7), 0b10_0101); // slots 0, 2, 5; slot 9 is beyond count
+        assert_eq!(h.slots_tagged(0), 0b10); // slot 1 only; slots ≥ count are zero but masked
+        assert_eq!(h.slots_tagged(0x80), 0b1000);
+        assert_eq!(h.slots_tagged(0xff), 0b1_0000);
+        h.tags = [0xAB; SLOTS_PER_PAGE];
+        h.count = SLOTS_PER_PAGE as u8;
+        assert_eq!(h.slots_tagged(0xAB), (1 << SLOTS_PER_PAGE) - 1);
+        h.count = 200; // corrupt: clamped
+        assert_eq!(h.slots_tagged(0xAB), (1 << SLOTS_PER_PAGE) - 1);
+    }
+
+    #[test]
+    fn simd_and_portable_tag_matching_agree() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            let mut header = [0u8; 64];
+            for b in header.iter_mut() {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                *b = (state >> 61) as u8; // few distinct values: many matches
+            }
+            for tag in 0..8 {
+                assert_eq!(tag_matches(&header, tag), tag_matches_swar(&header, tag));
+            }
+        }
+    }
+
+    #[test]
+    fn slot_offsets_stay_inside_their_page() {
+        assert_eq!(slot_offset(0), PAGE_HEADER_SIZE);
+        assert_eq!(slot_offset(36), PAGE_HEADER_SIZE + 36 * RECORD_SIZE);
+        assert_eq!(slot_offset(37), PAGE_SIZE + PAGE_HEADER_SIZE);
+        assert_eq!(home_pages_for(0), 1);
+        assert_eq!(home_pages_for(333), 10);
+        assert_eq!(home_pages_for(100_000_000), 3_003_004);
     }
 
     #[test]

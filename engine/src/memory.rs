@@ -50,6 +50,7 @@ pub enum SnapshotBytes {
 }
 
 impl AsRef<[u8]> for SnapshotBytes {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         match self {
             SnapshotBytes::Mapped(m) => m,

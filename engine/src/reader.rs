@@ -4,6 +4,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
+use zerocopy::little_endian::U32;
 use zerocopy::FromBytes;
 
 use crate::builder::{header_checksum, id_hash};
@@ -14,10 +15,12 @@ use crate::id::{LegacyId, PersonalId};
 use crate::memory::SnapshotBytes;
 use crate::view::CitizenView;
 
-/// How many lookups of a batch are in flight at once: enough independent
-/// cache misses to keep the memory system busy, few enough that the
+/// Lookups per group of a batch (see [`Snapshot::get_many`]): enough
+/// independent misses to keep the memory system busy, few enough that the
 /// prefetched lines are still in L1 when they are used.
-const BATCH_WINDOW: usize = 16;
+const BATCH_GROUP: usize = 16;
+const STAGE2_LAG: usize = 1;
+const STAGE3_LAG: usize = 2;
 
 /// An open snapshot over any bytes: a memory map, a `Vec<u8>`, a `&[u8]`.
 ///
@@ -38,7 +41,8 @@ pub struct Snapshot<D = SnapshotBytes> {
 pub(crate) struct Layout {
     header: Header,
     record_count: u64,
-    bucket_count: u64,
+    home_pages: u64,
+    page_count: u64,
     legacy_home_slots: u64,
     biometric_home_slots: u64,
     sections: [Range<usize>; 6],
@@ -66,8 +70,10 @@ pub struct SnapshotInfo {
     pub checksum: String,
     /// Size of the snapshot in bytes.
     pub file_bytes: u64,
-    /// ID buckets.
-    pub bucket_count: u64,
+    /// Home pages of the record section (an ID's hash picks one).
+    pub home_pages: u64,
+    /// Pages of the record section (home pages plus overflow at the end).
+    pub page_count: u64,
     /// The sections.
     pub sections: Vec<SectionInfo>,
 }
@@ -109,6 +115,23 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     found,
                 });
             }
+        }
+        // Padding (after the header, between sections) must be zero, so that
+        // no byte of the file can change unnoticed.
+        let mut previous_end = HEADER_SIZE;
+        for kind in SectionKind::ALL {
+            let section = self.layout.section(kind);
+            if let Some(at) = bytes[previous_end..section.start]
+                .iter()
+                .position(|&b| b != 0)
+            {
+                return Err(Error::Malformed(format!(
+                    "padding byte {} before section {} is not zero",
+                    previous_end + at,
+                    kind.name()
+                )));
+            }
+            previous_end = section.end;
         }
         let heap = &bytes[self.layout.section(SectionKind::TextHeap)];
         if let Err(e) = std::str::from_utf8(heap) {
@@ -152,7 +175,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             build_time_unix: h.build_time_unix.get() as i64,
             checksum: format!("{:016x}", h.header_checksum.get()),
             file_bytes: self.data.as_ref().len() as u64,
-            bucket_count: self.layout.bucket_count,
+            home_pages: self.layout.home_pages,
+            page_count: self.layout.page_count,
             sections: h
                 .sections
                 .iter()
@@ -186,127 +210,152 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         &self.data.as_ref()[self.layout.section(kind)]
     }
 
-    /// Record `index`, by address arithmetic (no division, one bounds check).
+    /// The record section.
     #[inline]
-    fn raw_record(&self, index: usize) -> Option<&RawRecord> {
-        if index >= self.len() {
+    fn records(&self) -> &[u8] {
+        &self.data.as_ref()[self.layout.sections[0].clone()]
+    }
+
+    /// The record in slot `slot` (`page × 37 + index`), if the slot is in
+    /// use.
+    #[inline]
+    fn view(&self, slot: u32) -> Option<CitizenView<'_>> {
+        let records = self.records();
+        let header = page_header(records, slot as usize / SLOTS_PER_PAGE)?;
+        if slot as usize % SLOTS_PER_PAGE >= usize::from(header.count) {
             return None;
         }
-        let start = self.layout.sections[0].start + index * RECORD_SIZE;
-        let bytes = self.data.as_ref().get(start..start + RECORD_SIZE)?;
-        RawRecord::ref_from_bytes(bytes).ok()
+        self.view_unchecked_count(records, slot)
     }
 
-    /// The byte address of bucket `b`'s entry, for prefetching.
+    /// The view of slot `slot` once it is known to hold a record.
     #[inline]
-    fn bucket_entry(&self, b: usize) -> Option<&[u8]> {
-        let start = self.layout.sections[1].start + b * 4;
-        self.data.as_ref().get(start..start + 8)
-    }
-
-    #[inline]
-    fn view(&self, index: u32) -> Option<CitizenView<'_>> {
-        let record = self.raw_record(index as usize)?;
+    fn view_unchecked_count<'s>(&'s self, records: &'s [u8], slot: u32) -> Option<CitizenView<'s>> {
         Some(CitizenView::new(
-            record,
-            index,
+            record_in(records, slot)?,
+            slot,
             self.data.as_ref(),
             &self.layout,
             self.heap(),
         ))
     }
 
-    /// The record at `index` (0..len), in file order.
+    /// The record at `index` (0..len) in file order. Finds the page by binary
+    /// search of the page ranks: for sampling and exports, not for lookups.
     pub fn record(&self, index: u32) -> Option<CitizenView<'_>> {
-        self.view(index)
+        let ranks = <[U32]>::ref_from_bytes(self.slice(SectionKind::PageRanks)).ok()?;
+        let page = ranks.partition_point(|r| r.get() <= index).checked_sub(1)?;
+        let slot = page
+            .checked_mul(SLOTS_PER_PAGE)?
+            .checked_add((index - ranks[page].get()) as usize)?;
+        self.view(u32::try_from(slot).ok()?)
     }
 
     /// Every record in file order.
     pub fn iter(&self) -> impl Iterator<Item = CitizenView<'_>> + '_ {
-        (0..self.len() as u32).filter_map(|i| self.view(i))
+        let pages = self.layout.page_count as usize;
+        (0..pages).flat_map(move |page| {
+            let count = page_header(self.records(), page).map_or(0, |h| h.count);
+            let first = (page * SLOTS_PER_PAGE) as u32;
+            (first..first + u32::from(count).min(SLOTS_PER_PAGE as u32))
+                .filter_map(|slot| self.view(slot))
+        })
+    }
+
+    /// The position in file order (0..len) of the record in `slot`.
+    pub(crate) fn rank_of(&self, slot: u32) -> Option<u32> {
+        rank_of(self.slice(SectionKind::PageRanks), slot)
     }
 
     /// The record with this personal ID.
     pub fn get(&self, id: PersonalId) -> Option<CitizenView<'_>> {
-        let range = self.bucket_range(id_hash(id.get()));
-        self.find_in(range, id.get())
+        let records = self.records();
+        let hash = id_hash(id.get());
+        let page = fast_range(hash, self.layout.home_pages) as usize;
+        let slot = find_from(records, page, id_tag(hash), id.get())?;
+        self.view_unchecked_count(records, slot)
     }
 
-    #[inline]
-    fn bucket_range(&self, hash: u64) -> Range<usize> {
-        let b = fast_range(hash, self.layout.bucket_count) as usize;
-        match self.bucket_entry(b) {
-            Some(e) => {
-                let start = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
-                let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize;
-                start..end.min(self.len())
-            }
-            None => 0..0,
-        }
-    }
-
-    #[inline]
-    fn find_in(&self, range: Range<usize>, id: u64) -> Option<CitizenView<'_>> {
-        range
-            .into_iter()
-            .find(|&i| self.raw_record(i).is_some_and(|r| r.id.get() == id))
-            .and_then(|i| self.view(i as u32))
-    }
-
-    /// Looks up many IDs, overlapping their cache misses: bucket entries are
-    /// prefetched a window ahead, then the records they point at, then the
-    /// records are compared. `out` receives one result per ID, in order.
+    /// Looks up many IDs, overlapping their cache misses. `out` receives one
+    /// result per ID, in order.
+    ///
+    /// Each lookup touches one page: its header line, then the record in the
+    /// slot the header's tags name. The IDs go through in groups of
+    /// [`BATCH_GROUP`], three groups in flight: the newest group's headers
+    /// are prefetched, the middle group's headers are read and its records
+    /// prefetched, the oldest group's IDs are compared. Each stage runs as a
+    /// tight loop over its group, so that the CPU has a whole group's
+    /// prefetches in flight at once: a prefetch that misses the TLB holds up
+    /// retirement until its page walk ends, and only prefetches issued close
+    /// together overlap their walks.
     pub fn get_many<'s>(&'s self, ids: &[PersonalId], out: &mut Vec<Option<CitizenView<'s>>>) {
         out.clear();
         out.reserve(ids.len());
-        let mut hashes = [0u64; BATCH_WINDOW];
-        let mut ranges: [Range<usize>; BATCH_WINDOW] = Default::default();
-        let n = ids.len();
-        // Three stages a window apart share one ring slot per ID; each step
-        // runs the oldest stage first so that no slot is overwritten before
-        // it is read.
-        for step in 0..n + 2 * BATCH_WINDOW {
-            if let Some(i) = step.checked_sub(2 * BATCH_WINDOW).filter(|&i| i < n) {
-                let range = std::mem::take(&mut ranges[i % BATCH_WINDOW]);
-                out.push(self.find_in(range, ids[i].get()));
-            }
-            if let Some(i) = step.checked_sub(BATCH_WINDOW).filter(|&i| i < n) {
-                let range = self.bucket_range(hashes[i % BATCH_WINDOW]);
-                self.prefetch_records(range.clone());
-                ranges[i % BATCH_WINDOW] = range;
-            }
-            if step < n {
-                let h = id_hash(ids[step].get());
-                hashes[step % BATCH_WINDOW] = h;
-                let b = fast_range(h, self.layout.bucket_count) as usize;
-                if let Some(entry) = self.bucket_entry(b) {
-                    prefetch(&entry[0]);
+        let records = self.records();
+        let home_pages = self.layout.home_pages;
+        // Everything a view needs besides its record, fetched once.
+        let (file, layout, heap) = (self.data.as_ref(), &self.layout, self.heap());
+        // Per ID in flight: its page and tag (stage 1), then its candidate
+        // slots (stage 2). The group in stage 3 and the one entering stage 1
+        // share ring slots; stage 3 runs first and frees them.
+        const RING: usize = (STAGE3_LAG) * BATCH_GROUP;
+        let mut pages = [0usize; RING];
+        let mut tags = [0u8; RING];
+        let mut masks = [0u64; RING];
+        let group_count = ids.len().div_ceil(BATCH_GROUP);
+        let group = |g: usize| {
+            (g < group_count).then(|| g * BATCH_GROUP..((g + 1) * BATCH_GROUP).min(ids.len()))
+        };
+        for g in 0..group_count + STAGE3_LAG {
+            // Stage 3: compare the IDs of group g - 2.
+            if let Some(group) = g.checked_sub(STAGE3_LAG).and_then(group) {
+                for i in group.clone() {
+                    let r = i % RING;
+                    let id = ids[i].get();
+                    let slot = match find_in_page(records, pages[r], masks[r], id) {
+                        Found::Slot(slot) => Some(slot),
+                        Found::NotHere { overflow: false } => None,
+                        Found::NotHere { overflow: true } => {
+                            find_from(records, pages[r] + 1, tags[r], id)
+                        }
+                    };
+                    out.push(slot.and_then(|slot| {
+                        let record = record_in(records, slot)?;
+                        Some(CitizenView::new(record, slot, file, layout, heap))
+                    }));
                 }
             }
-        }
-    }
-
-    /// Prefetches every cache line of a bucket's records (a record is 108
-    /// bytes, so it spans two or three lines; a bucket holds about two), up to
-    /// a few lines: the scan compares IDs across the bucket and the caller
-    /// reads fields further into the record.
-    #[inline]
-    fn prefetch_records(&self, range: Range<usize>) {
-        const MAX_LINES: usize = 6;
-        let bytes = self.data.as_ref();
-        let base = self.layout.sections[0].start;
-        let start = base + range.start * RECORD_SIZE;
-        let end = (base + range.end * RECORD_SIZE).min(start + MAX_LINES * 64);
-        let mut at = start;
-        while at < end {
-            if let Some(b) = bytes.get(at) {
-                prefetch(b);
+            // Stage 2: read the headers of group g - 1, prefetch candidates.
+            if let Some(group) = g.checked_sub(STAGE2_LAG).and_then(group) {
+                for i in group.clone() {
+                    let r = i % RING;
+                    masks[r] =
+                        page_header(records, pages[r]).map_or(0, |h| h.slots_tagged(tags[r]));
+                }
+                for i in group.clone() {
+                    let r = i % RING;
+                    // The first candidate; a second one is a tag collision
+                    // (one lookup in eight) and costs a miss when it happens.
+                    if masks[r] != 0 {
+                        let slot = (pages[r] * SLOTS_PER_PAGE) as u32 + masks[r].trailing_zeros();
+                        prefetch_record(records, slot);
+                    }
+                }
             }
-            at += 64;
-        }
-        // The last line of the last record, if the loop stopped short of it.
-        if let Some(b) = bytes.get(end.saturating_sub(1)).filter(|_| end > start) {
-            prefetch(b);
+            // Stage 1: hash group g, then prefetch its headers.
+            if let Some(group) = group(g) {
+                for i in group.clone() {
+                    let r = i % RING;
+                    let hash = id_hash(ids[i].get());
+                    pages[r] = fast_range(hash, home_pages) as usize;
+                    tags[r] = id_tag(hash);
+                }
+                for i in group.clone() {
+                    if let Some(b) = records.get(pages[i % RING] * PAGE_SIZE) {
+                        prefetch(b);
+                    }
+                }
+            }
         }
     }
 
@@ -353,7 +402,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         None
     }
 
-    /// Every enrolled template: (modality, digest, record index). For exports
+    /// Every enrolled template: (modality, digest, record index as in
+    /// [`Snapshot::record`]). For exports
     /// and load-test key files; the API never returns digests.
     pub fn biometric_entries(&self) -> impl Iterator<Item = (Modality, TemplateDigest, u32)> + '_ {
         let slots = <[BiometricSlot]>::ref_from_bytes(self.slice(SectionKind::BiometricIndex))
@@ -365,7 +415,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             } else {
                 Modality::Fingerprint
             };
-            (modality, TemplateDigest(s.digest), tag & !(1 << 31))
+            let rank = self.rank_of(tag & !(1 << 31)).unwrap_or(u32::MAX);
+            (modality, TemplateDigest(s.digest), rank)
         })
     }
 }
@@ -376,6 +427,75 @@ impl Snapshot<SnapshotBytes> {
     pub fn open_file(path: impl AsRef<std::path::Path>, memory: crate::Memory) -> Result<Snapshot> {
         Snapshot::open(SnapshotBytes::load(path.as_ref(), memory)?)
     }
+}
+
+/// The header of page `page` of a record section.
+#[inline]
+fn page_header(records: &[u8], page: usize) -> Option<&PageHeader> {
+    let start = page.checked_mul(PAGE_SIZE)?;
+    PageHeader::ref_from_bytes(records.get(start..start + PAGE_HEADER_SIZE)?).ok()
+}
+
+/// The record in slot `slot` of a record section (in use or not).
+#[inline]
+fn record_in(records: &[u8], slot: u32) -> Option<&RawRecord> {
+    let start = slot_offset(slot);
+    RawRecord::ref_from_bytes(records.get(start..start + RECORD_SIZE)?).ok()
+}
+
+/// Prefetches every line of the record in `slot` (108 bytes span two or
+/// three lines).
+#[inline]
+fn prefetch_record(records: &[u8], slot: u32) {
+    let start = slot_offset(slot);
+    for at in [start, start + 64, start + RECORD_SIZE - 1] {
+        if let Some(b) = records.get(at) {
+            prefetch(b);
+        }
+    }
+}
+
+/// What one page says about an ID.
+enum Found {
+    Slot(u32),
+    NotHere { overflow: bool },
+}
+
+/// Compares `id` with the records of `page` in the candidate slots `mask`.
+#[inline]
+fn find_in_page(records: &[u8], page: usize, mut mask: u64, id: u64) -> Found {
+    let first = (page * SLOTS_PER_PAGE) as u32;
+    while mask != 0 {
+        let slot = first + mask.trailing_zeros();
+        if record_in(records, slot).is_some_and(|r| r.id.get() == id) {
+            return Found::Slot(slot);
+        }
+        mask &= mask - 1;
+    }
+    let overflow = page_header(records, page).is_some_and(|h| h.flags & PAGE_OVERFLOW != 0);
+    Found::NotHere { overflow }
+}
+
+/// Finds `id` (whose hash has tag `tag`) from `page` on: in that page, then
+/// in the following ones for as long as each says its records overflow.
+/// Stops at the end of the section, so a corrupted file cannot loop forever.
+fn find_from(records: &[u8], mut page: usize, tag: u8, id: u64) -> Option<u32> {
+    loop {
+        let mask = page_header(records, page)?.slots_tagged(tag);
+        match find_in_page(records, page, mask, id) {
+            Found::Slot(slot) => return Some(slot),
+            Found::NotHere { overflow: false } => return None,
+            Found::NotHere { overflow: true } => page += 1,
+        }
+    }
+}
+
+/// The position in file order of the record in `slot`, from the page ranks.
+pub(crate) fn rank_of(page_ranks: &[u8], slot: u32) -> Option<u32> {
+    let page = slot as usize / SLOTS_PER_PAGE;
+    let at = page.checked_mul(4)?;
+    let rank = u32::from_le_bytes(page_ranks.get(at..at + 4)?.try_into().ok()?);
+    rank.checked_add(slot % SLOTS_PER_PAGE as u32)
 }
 
 fn modality_bit(m: Modality) -> u32 {
@@ -520,10 +640,10 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
             "record count {n} over the limit {MAX_RECORDS}"
         )));
     }
-    let bucket_count = header.bucket_count.get();
-    if bucket_count != n.div_ceil(RECORDS_PER_BUCKET).max(1) {
+    let home_pages = header.home_pages.get();
+    if home_pages != home_pages_for(n) {
         return Err(malformed(format!(
-            "{bucket_count} ID buckets for {n} records"
+            "{home_pages} home pages for {n} records"
         )));
     }
     if header.section_count.get() as usize != SectionKind::ALL.len() {
@@ -574,8 +694,11 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
             }
         };
         match kind {
-            SectionKind::Records => expected_len(RECORD_SIZE as u64, Some(n))?,
-            SectionKind::IdBuckets => expected_len(4, Some(bucket_count + 1))?,
+            SectionKind::Records => expected_len(PAGE_SIZE as u64, None)?,
+            SectionKind::PageRanks => {
+                let pages = sections[0].len() as u64 / PAGE_SIZE as u64;
+                expected_len(4, Some(pages + 1))?
+            }
             SectionKind::LegacyIndex => expected_len(8, None)?,
             SectionKind::BiometricIndex => expected_len(20, None)?,
             SectionKind::Representatives => expected_len(18, None)?,
@@ -588,6 +711,12 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
         return Err(malformed(format!(
             "{} bytes after the last section",
             file_len - previous_end
+        )));
+    }
+    let page_count = sections[0].len() as u64 / PAGE_SIZE as u64;
+    if page_count < home_pages || page_count * SLOTS_PER_PAGE as u64 >= u64::from(EMPTY >> 1) {
+        return Err(malformed(format!(
+            "{page_count} record pages for {home_pages} home pages"
         )));
     }
     let legacy_home_slots = header.legacy_home_slots.get();
@@ -604,7 +733,8 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
     Ok(Layout {
         header,
         record_count: n,
-        bucket_count,
+        home_pages,
+        page_count,
         legacy_home_slots,
         biometric_home_slots,
         sections,

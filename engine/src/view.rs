@@ -14,7 +14,8 @@ pub const UNREADABLE_TEXT: &str = "\u{FFFD}";
 #[derive(Clone, Copy)]
 pub struct CitizenView<'a> {
     record: &'a RawRecord,
-    index: u32,
+    /// Slot number (`page × 37 + index in page`); indexes refer to records by it.
+    slot: u32,
     file: &'a [u8],
     layout: &'a Layout,
     heap: Heap<'a>,
@@ -62,14 +63,14 @@ fn country(b: [u8; 2]) -> Option<Country> {
 impl<'a> CitizenView<'a> {
     pub(crate) fn new(
         record: &'a RawRecord,
-        index: u32,
+        slot: u32,
         file: &'a [u8],
         layout: &'a Layout,
         heap: Heap<'a>,
     ) -> Self {
         CitizenView {
             record,
-            index,
+            slot,
             file,
             layout,
             heap,
@@ -92,9 +93,10 @@ impl<'a> CitizenView<'a> {
         (offset.get() != 0).then(|| self.text(offset))
     }
 
-    /// Position of the record in the snapshot.
+    /// Position of the record in file order (`0..len`, as in
+    /// `Snapshot::record`). Reads the page ranks: not for hot paths.
     pub fn index(&self) -> u32 {
-        self.index
+        crate::reader::rank_of(self.section(SectionKind::PageRanks), self.slot).unwrap_or(u32::MAX)
     }
 
     /// Personal ID. (A corrupted value reads as the raw number's digits
@@ -240,7 +242,7 @@ impl<'a> CitizenView<'a> {
             <[RepresentativeEntry]>::ref_from_bytes(self.section(SectionKind::Representatives))
                 .ok()?;
         let i = reps
-            .binary_search_by_key(&self.index, |e| e.record.get())
+            .binary_search_by_key(&self.slot, |e| e.record.get())
             .ok()?;
         let e = &reps[i];
         self.relative(FLAG_REPRESENTATIVE, e.id, e.name, e.nationality)
@@ -314,7 +316,7 @@ impl<'a> CitizenView<'a> {
 impl std::fmt::Debug for CitizenView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CitizenView")
-            .field("index", &self.index)
+            .field("slot", &self.slot)
             .field("id", &self.raw_id())
             .finish()
     }
