@@ -247,7 +247,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let page = ranks.partition_point(|r| r.get() <= index).checked_sub(1)?;
         let slot = page
             .checked_mul(SLOTS_PER_PAGE)?
-            .checked_add((index - ranks[page].get()) as usize)?;
+            .checked_add(index.checked_sub(ranks[page].get())? as usize)?; // corrupt ranks: None
         self.view(u32::try_from(slot).ok()?)
     }
 

@@ -27,6 +27,8 @@ pub fn exercise(bytes: &[u8]) {
         json.clear();
         write_citizen_json(view, FieldSet::ALL, &mut json);
         let _ = view.to_citizen();
+        let _ = snap.record(view.index());
+        let _ = snap.get(view.id());
         if let Some(l) = view.legacy_id() {
             let _ = snap.get_legacy(l);
         }
