@@ -45,7 +45,10 @@ fn main() -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("dancu-bench-{}-{}.snap", args.citizens, args.seed))
     });
     let mut build_s = None;
-    if !path.exists() {
+    // The default cache is rebuilt when an older build (another format
+    // version) left it; a file named with --snapshot is never overwritten.
+    let stale_cache = args.snapshot.is_none() && Snapshot::open_file(&path, Memory::Map).is_err();
+    if !path.exists() || stale_cache {
         eprintln!(
             "building {} citizens into {}",
             args.citizens,
