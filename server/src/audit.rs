@@ -7,9 +7,11 @@
 //! second thread `fsync`s what was written at least once a second (so that
 //! a slow fsync never holds writing up) and on [`AuditLog::close`]. When the
 //! queue is full the request is refused (503) rather than served unaudited:
-//! [`AuditLog::append`] takes all the entries of a request or none.
+//! [`AuditLog::append`] takes all the entries of a request or none. The
+//! queue's capacity counts entries (accesses), whatever the line format.
 //!
-//! One line per entry:
+//! The file holds JSON lines of two kinds. A single access (`get`, `verify`,
+//! `legacy`, `identify`) is one line:
 //!
 //! ```text
 //! {"time":"2025-03-14T09:26:53.589793Z","client":"bank","operation":"get","subject":"079089012345","legacy_id":null,"outcome":"found"}
@@ -18,6 +20,21 @@
 //! `subject` is the personal ID the access was about (for a legacy lookup or
 //! a biometric identification: the person found, else `null`); `legacy_id`
 //! is set for legacy lookups. Biometric digests are never written.
+//!
+//! A batch request (`batch_get`, `batch_verify`) is one line for the whole
+//! request: every item with a well-formed ID is listed under its outcome
+//! (`found`, `not_found`, `match`, `mismatch`; an outcome no item had is
+//! left out), in request order within each list:
+//!
+//! ```text
+//! {"time":"2025-03-14T09:26:53.589793Z","client":"bank","operation":"batch_get","found":["079089012345","079089012346"],"not_found":["001089000007"]}
+//! ```
+//!
+//! That is 15 bytes per item instead of a 130-byte line: at a million
+//! audited batch items a second, 15 instead of 130 MB/s of appends and
+//! write-back on the machine that serves. [`query`] expands batch lines, so
+//! it finds and reports every access, one per line, in the single-access
+//! form.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -28,7 +45,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::keys::ClientId;
 use crate::Error;
@@ -51,6 +68,12 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Whether the operation is one item of a batch request (written as one
+    /// grouped line per request).
+    pub fn is_batch(self) -> bool {
+        matches!(self, Operation::BatchGet | Operation::BatchVerify)
+    }
+
     /// The word written to the log.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,6 +101,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order a batch line lists them.
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Found,
+        Outcome::NotFound,
+        Outcome::Match,
+        Outcome::Mismatch,
+    ];
+
     /// The word written to the log.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -146,6 +177,9 @@ pub struct Backlogged;
 
 struct Queue {
     entries: Vec<Entry>,
+    /// How many entries each request appended, in order: the writer groups
+    /// the items of one batch request into one line.
+    requests: Vec<u32>,
     closed: bool,
 }
 
@@ -215,6 +249,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 entries: Vec::with_capacity(capacity),
+                requests: Vec::new(),
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -253,20 +288,35 @@ impl AuditLog {
         &self.path
     }
 
-    /// Queues every entry, or none when they do not all fit.
+    /// Queues the entries of one request, or none when they do not all fit.
     pub fn append(&self, entries: &[Entry]) -> Result<(), Backlogged> {
+        self.append_request(entries.len(), entries.iter().copied())
+    }
+
+    /// Queues the `n` entries `entries` yields (the accesses of one request,
+    /// e.g. the items of a batch), or none when `n` do not fit. Built straight
+    /// into the queue: the request thread allocates nothing.
+    pub fn append_request(
+        &self,
+        n: usize,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), Backlogged> {
         let mut queue = self.shared.queue.lock();
         let len = queue.entries.len();
-        if queue.closed || len + entries.len() > self.shared.capacity {
+        if queue.closed || len + n > self.shared.capacity {
             drop(queue);
             self.shared.refused.fetch_add(1, Ordering::Relaxed);
             // The writer may be between ticks with a full queue.
             self.shared.wake.notify_one();
             return Err(Backlogged);
         }
-        queue.entries.extend_from_slice(entries);
+        queue.entries.extend(entries.into_iter().take(n));
+        let added = queue.entries.len() - len;
+        if added > 0 {
+            queue.requests.push(added as u32);
+        }
         let half = self.shared.capacity / 2;
-        let crossed = len < half && len + entries.len() >= half;
+        let crossed = len < half && len + added >= half;
         drop(queue);
         if crossed {
             self.shared.wake.notify_one();
@@ -349,6 +399,7 @@ fn write_batches(
     sync_state: &Mutex<SyncState>,
 ) -> std::io::Result<()> {
     let mut batch: Vec<Entry> = Vec::with_capacity(shared.capacity);
+    let mut requests: Vec<u32> = Vec::new();
     let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut formatter = LineFormatter::default();
     loop {
@@ -359,6 +410,7 @@ fn write_batches(
                 shared.wake.wait_for(&mut queue, TICK);
             }
             std::mem::swap(&mut queue.entries, &mut batch);
+            std::mem::swap(&mut queue.requests, &mut requests);
             shared.writing.store(batch.len() as u64, Ordering::Relaxed);
             queue.closed && batch.is_empty()
         };
@@ -367,9 +419,22 @@ fn write_batches(
         }
         if !batch.is_empty() {
             out.clear();
-            for entry in &batch {
-                format_entry(entry, names, &mut formatter, &mut out);
+            let mut rest = &batch[..];
+            for &n in &requests {
+                let (request, next) = rest.split_at((n as usize).min(rest.len()));
+                rest = next;
+                match request.first() {
+                    Some(first) if first.operation.is_batch() => {
+                        formatter.format_batch(request, names, &mut out);
+                    }
+                    _ => {
+                        for entry in request {
+                            formatter.format_entry(entry, names, &mut out);
+                        }
+                    }
+                }
             }
+            requests.clear();
             file.write_all(&out)?;
             shared
                 .written
@@ -467,8 +532,9 @@ fn push_digits(out: &mut Vec<u8>, mut v: u64, width: usize) {
     out.extend_from_slice(&buf[20 - width..]);
 }
 
-/// Formats entries; consecutive entries of one request (a batch) share time,
-/// client and operation, so that part of the line is formatted once.
+/// Formats entries, caching the `{"time":..,"client":..,"operation":..,`
+/// prefix shared by consecutive entries with the same time, client and
+/// operation.
 #[derive(Default)]
 struct LineFormatter {
     clock: LineClock,
@@ -476,48 +542,89 @@ struct LineFormatter {
     key: Option<(u64, ClientId, Operation)>,
 }
 
-fn format_entry(e: &Entry, names: &[Vec<u8>], f: &mut LineFormatter, out: &mut Vec<u8>) {
-    let key = (e.time_us, e.client, e.operation);
-    if f.key != Some(key) {
-        f.key = Some(key);
-        let p = &mut f.prefix;
-        p.clear();
-        p.extend_from_slice(b"{\"time\":\"");
-        p.extend_from_slice(f.clock.text(e.time_us / 1_000_000));
-        p.push(b'.');
-        push_digits(p, e.time_us % 1_000_000, 6);
-        p.extend_from_slice(b"Z\",\"client\":");
-        match names.get(usize::from(e.client)) {
-            Some(name) => p.extend_from_slice(name),
-            None => p.extend_from_slice(b"null"),
+impl LineFormatter {
+    fn prefix(&mut self, e: &Entry, names: &[Vec<u8>]) -> &[u8] {
+        let key = (e.time_us, e.client, e.operation);
+        if self.key != Some(key) {
+            self.key = Some(key);
+            let p = &mut self.prefix;
+            p.clear();
+            p.extend_from_slice(b"{\"time\":\"");
+            p.extend_from_slice(self.clock.text(e.time_us / 1_000_000));
+            p.push(b'.');
+            push_digits(p, e.time_us % 1_000_000, 6);
+            p.extend_from_slice(b"Z\",\"client\":");
+            match names.get(usize::from(e.client)) {
+                Some(name) => p.extend_from_slice(name),
+                None => p.extend_from_slice(b"null"),
+            }
+            p.extend_from_slice(b",\"operation\":\"");
+            p.extend_from_slice(e.operation.as_str().as_bytes());
+            p.extend_from_slice(b"\",");
         }
-        p.extend_from_slice(b",\"operation\":\"");
-        p.extend_from_slice(e.operation.as_str().as_bytes());
-        p.extend_from_slice(b"\",\"subject\":");
+        &self.prefix
     }
-    out.extend_from_slice(&f.prefix);
-    if e.subject == 0 {
-        out.extend_from_slice(b"null");
-    } else {
-        out.push(b'"');
-        push_digits(out, e.subject, 12);
-        out.push(b'"');
+
+    /// One line for one access.
+    fn format_entry(&mut self, e: &Entry, names: &[Vec<u8>], out: &mut Vec<u8>) {
+        out.extend_from_slice(self.prefix(e, names));
+        out.extend_from_slice(b"\"subject\":");
+        push_subject(out, e.subject);
+        out.extend_from_slice(b",\"legacy_id\":");
+        if e.legacy_id == 0 {
+            out.extend_from_slice(b"null");
+        } else {
+            out.push(b'"');
+            push_digits(out, u64::from(e.legacy_id), 9);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(e.outcome.as_str().as_bytes());
+        out.extend_from_slice(b"\"}\n");
     }
-    out.extend_from_slice(b",\"legacy_id\":");
-    if e.legacy_id == 0 {
-        out.extend_from_slice(b"null");
-    } else {
-        out.push(b'"');
-        push_digits(out, u64::from(e.legacy_id), 9);
-        out.push(b'"');
+
+    /// One line for the items of one batch request (time, client and
+    /// operation are the first item's: one request shares them).
+    fn format_batch(&mut self, items: &[Entry], names: &[Vec<u8>], out: &mut Vec<u8>) {
+        let Some(first) = items.first() else { return };
+        out.extend_from_slice(self.prefix(first, names));
+        let mut groups = 0;
+        for outcome in Outcome::ALL {
+            let mut subjects = items.iter().filter(|e| e.outcome == outcome);
+            let Some(head) = subjects.next() else {
+                continue;
+            };
+            if groups > 0 {
+                out.push(b',');
+            }
+            groups += 1;
+            out.push(b'"');
+            out.extend_from_slice(outcome.as_str().as_bytes());
+            out.extend_from_slice(b"\":[");
+            push_subject(out, head.subject);
+            for e in subjects {
+                out.push(b',');
+                push_subject(out, e.subject);
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"}\n");
     }
-    out.extend_from_slice(b",\"outcome\":\"");
-    out.extend_from_slice(e.outcome.as_str().as_bytes());
-    out.extend_from_slice(b"\"}\n");
 }
 
-/// One line of the audit log, as read back.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+fn push_subject(out: &mut Vec<u8>, subject: u64) {
+    if subject == 0 {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'"');
+        push_digits(out, subject, 12);
+        out.push(b'"');
+    }
+}
+
+/// One access, as read back: a single-access line, or one item of a batch
+/// line. Serializes to the single-access line format.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Line {
     /// RFC 3339 UTC time with microseconds.
     pub time: String,
@@ -533,14 +640,38 @@ pub struct Line {
     pub outcome: String,
 }
 
-/// Reads `path` and calls `found` with every line whose subject (or legacy
-/// ID, for a 9-digit `subject`) is `subject`, in file order. Returns how many
-/// lines matched; a line that is not valid JSON (e.g. a torn last line after
-/// a crash) is skipped and counted in the second number.
+/// A line of the file, of either kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    time: String,
+    client: Option<String>,
+    operation: String,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    legacy_id: Option<String>,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    found: Option<Vec<String>>,
+    #[serde(default)]
+    not_found: Option<Vec<String>>,
+    #[serde(default, rename = "match")]
+    matched: Option<Vec<String>>,
+    #[serde(default)]
+    mismatch: Option<Vec<String>>,
+}
+
+/// Reads `path` and calls `found` with every access whose subject (or legacy
+/// ID, for a 9-digit `subject`) is `subject`, in file order (a batch line
+/// gives one call per matching item). Returns how many accesses matched; a
+/// line that is not a valid record (e.g. a torn last line after a crash) is
+/// skipped and counted in the second number.
 pub fn query(
     path: &Path,
     subject: &str,
-    mut found: impl FnMut(&str, &Line),
+    mut found: impl FnMut(&Line),
 ) -> Result<(u64, u64), Error> {
     let io_err = |source| Error::Io {
         path: path.to_path_buf(),
@@ -553,16 +684,49 @@ pub fn query(
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Line>(&line) {
-            Ok(parsed) => {
-                let hit = parsed.subject.as_deref() == Some(subject)
-                    || parsed.legacy_id.as_deref() == Some(subject);
-                if hit {
-                    matched += 1;
-                    found(&line, &parsed);
+        let Ok(record) = serde_json::from_str::<Record>(&line) else {
+            skipped += 1;
+            continue;
+        };
+        let groups = [
+            (Outcome::Found, record.found),
+            (Outcome::NotFound, record.not_found),
+            (Outcome::Match, record.matched),
+            (Outcome::Mismatch, record.mismatch),
+        ];
+        let batch = groups.iter().any(|(_, g)| g.is_some());
+        match (batch, record.outcome) {
+            (true, None) => {
+                for (outcome, subjects) in &groups {
+                    for s in subjects.iter().flatten().filter(|s| *s == subject) {
+                        matched += 1;
+                        found(&Line {
+                            time: record.time.clone(),
+                            client: record.client.clone(),
+                            operation: record.operation.clone(),
+                            subject: Some(s.clone()),
+                            legacy_id: None,
+                            outcome: outcome.as_str().to_string(),
+                        });
+                    }
                 }
             }
-            Err(_) => skipped += 1,
+            (false, Some(outcome)) => {
+                let hit = record.subject.as_deref() == Some(subject)
+                    || record.legacy_id.as_deref() == Some(subject);
+                if hit {
+                    matched += 1;
+                    found(&Line {
+                        time: record.time,
+                        client: record.client,
+                        operation: record.operation,
+                        subject: record.subject,
+                        legacy_id: record.legacy_id,
+                        outcome,
+                    });
+                }
+            }
+            _ => skipped += 1,
         }
     }
     Ok((matched, skipped))
@@ -625,12 +789,60 @@ mod tests {
             r#"{"time":"2024-03-14T09:26:53.000042Z","client":"bank \"A\"","operation":"get","subject":"079089012345","legacy_id":null,"outcome":"found"}"#
         );
         let mut seen = Vec::new();
-        let (n, bad) = query(&path, "079089012345", |_, l| seen.push(l.clone())).unwrap();
+        let (n, bad) = query(&path, "079089012345", |l| seen.push(l.clone())).unwrap();
         assert_eq!((n, bad), (3, 0));
         assert_eq!(seen[0].client.as_deref(), Some("bank \"A\""));
-        let (n, _) = query(&path, "000012345", |_, _| {}).unwrap();
+        let (n, _) = query(&path, "000012345", |_| {}).unwrap();
         assert_eq!(n, 1);
         assert_eq!(log.stats().written, 4);
         assert_eq!(log.stats().refused, 2);
+    }
+
+    #[test]
+    fn a_batch_request_is_one_line_and_query_expands_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.audit");
+        let log = AuditLog::open(&path, 100, vec!["anonymous".into(), "bank".into()]).unwrap();
+        let item = |subject, outcome| Entry {
+            time_us: 1_710_408_413_000_042,
+            subject,
+            legacy_id: 0,
+            client: 1,
+            operation: Operation::BatchGet,
+            outcome,
+        };
+        let (a, b) = (79_089_012_345, 1_089_000_007);
+        // Two batch requests with the same time and client stay two lines.
+        let first = [item(a, Outcome::Found), item(b, Outcome::NotFound)];
+        log.append_request(2, first).unwrap();
+        log.append(&[item(a, Outcome::Found)]).unwrap();
+        // `n` bounds what is taken, so the capacity check holds.
+        log.append_request(1, std::iter::repeat(item(b, Outcome::Found)))
+            .unwrap();
+        assert!(log
+            .append_request(200, std::iter::repeat(item(a, Outcome::Found)))
+            .is_err());
+        log.close().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(
+            lines[0],
+            r#"{"time":"2024-03-14T09:26:53.000042Z","client":"bank","operation":"batch_get","found":["079089012345"],"not_found":["001089000007"]}"#
+        );
+        assert_eq!(log.stats().written, 4);
+        let mut seen = Vec::new();
+        let (n, bad) = query(&path, "079089012345", |l| seen.push(l.clone())).unwrap();
+        assert_eq!((n, bad), (2, 0));
+        assert_eq!(
+            serde_json::to_string(&seen[0]).unwrap(),
+            r#"{"time":"2024-03-14T09:26:53.000042Z","client":"bank","operation":"batch_get","subject":"079089012345","legacy_id":null,"outcome":"found"}"#
+        );
+        let (n, _) = query(&path, "001089000007", |_| {}).unwrap();
+        assert_eq!(n, 2);
+        // A torn last line is skipped, not an error.
+        std::fs::write(&path, format!("{text}{{\"time\":\"2024")).unwrap();
+        let (n, bad) = query(&path, "079089012345", |_| {}).unwrap();
+        assert_eq!((n, bad), (2, 1));
     }
 }

@@ -78,6 +78,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time a client has to send a request body (408 after).
     pub body_timeout: Duration,
+    /// Time a client may leave a response unread (taking no bytes while the
+    /// server has more to send) before the connection is closed.
+    pub write_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
 }
@@ -89,6 +92,7 @@ impl Default for Limits {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
         }
     }

@@ -40,6 +40,7 @@ use std::path::PathBuf;
 pub mod audit;
 pub mod config;
 pub mod demo;
+mod fastpath;
 pub mod keys;
 pub mod metrics;
 pub mod ratelimit;

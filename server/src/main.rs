@@ -69,7 +69,7 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_body: usize,
     /// Seconds a client has to send a request head (also the idle keep-alive
-    /// timeout) and a request body.
+    /// timeout) and a request body, and may leave a response unread.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     client_timeout: u64,
     /// Seconds shutdown waits for in-flight requests.
@@ -135,7 +135,10 @@ fn audit_query(audit: &std::path::Path, subject: &str) -> anyhow::Result<()> {
         PersonalId::parse(subject).with_context(|| format!("personal ID {subject:?}"))?;
     }
     let (matched, skipped) =
-        dancu_server::audit::query(audit, subject, |line, _| println!("{line}"))?;
+        dancu_server::audit::query(audit, subject, |line| match serde_json::to_string(line) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("unprintable entry: {e}"),
+        })?;
     eprintln!("{matched} entries about {subject}");
     if skipped > 0 {
         eprintln!("{skipped} unreadable lines skipped");
@@ -179,6 +182,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.limits.max_body_bytes = args.max_body;
     config.limits.header_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.body_timeout = Duration::from_secs(args.client_timeout.max(1));
+    config.limits.write_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
     config.handle_signals = true;
     let audit_note = config.audit.clone();

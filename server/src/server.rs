@@ -13,16 +13,21 @@
 //!   with one listener, or one current-thread runtime per core, each with
 //!   its own `SO_REUSEPORT` listener.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use crate::audit::AuditLog;
@@ -318,6 +323,16 @@ fn start_workers(
 }
 
 /// The accept loop of one listener, then the graceful drain.
+///
+/// Each loop accepts first and then waits for a slot under the connection
+/// cap. The other order (slot, then accept) is wrong with one listener per
+/// core: at the cap, a freed slot can go to a worker whose `SO_REUSEPORT`
+/// queue is empty, which then sits in `accept` holding it while a client
+/// waits in the other listener's queue until some other connection closes,
+/// however long that takes. Accepting first, every worker that waits for a
+/// slot holds a client, and the semaphore hands slots out first come, first
+/// served. The price: at the cap, each worker holds one accepted connection
+/// that is not served yet (so at most `max_connections` + workers sockets).
 async fn serve(
     listener: TcpListener,
     state: Arc<State>,
@@ -327,13 +342,6 @@ async fn serve(
     let http = http_builder(&limits);
     let graceful = GracefulShutdown::new();
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&state.connections).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.wait_for(|s| *s) => break,
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
@@ -346,7 +354,15 @@ async fn serve(
             },
             _ = stop.wait_for(|s| *s) => break,
         };
+        let permit = tokio::select! {
+            permit = Arc::clone(&state.connections).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
         let _ = stream.set_nodelay(true);
+        let stream = WriteTimeout::new(stream, limits.write_timeout);
         let conn = http.serve_connection(TokioIo::new(stream), Service::new(Arc::clone(&state)));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -358,6 +374,107 @@ async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(limits.shutdown_timeout) => {}
+    }
+}
+
+/// A connection whose writes fail with `TimedOut` once the client has taken
+/// no bytes for `timeout`. hyper has no write timeout: a client that sends
+/// requests and never reads the responses would otherwise hold its
+/// connection, and its slot under the connection cap, forever. The timer is
+/// armed only when the socket refuses a write (its send buffer is full), so
+/// a client that reads costs nothing; any progress disarms it, so a slow
+/// but steady reader is not cut off.
+struct WriteTimeout {
+    stream: TcpStream,
+    timeout: Duration,
+    /// Set while a write is refused.
+    stalled: bool,
+    /// The deadline of the current stall; kept to be reset, not reallocated.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(stream: TcpStream, timeout: Duration) -> WriteTimeout {
+        WriteTimeout {
+            stream,
+            timeout,
+            stalled: false,
+            timer: None,
+        }
+    }
+
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled = false;
+            return result;
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timer = match (&mut self.timer, self.stalled) {
+            (Some(timer), true) => timer,
+            (Some(timer), false) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            (timer @ None, _) => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.stalled = true;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client has not read its responses",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.check(cx, result)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.check(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.stream).poll_flush(cx);
+        this.check(cx, result)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -121,8 +121,17 @@ impl State {
     }
 
     fn audit(&self, entries: &[Entry]) -> Result<(), Resp> {
+        self.audit_request(entries.len(), entries.iter().copied())
+    }
+
+    /// Audits the `n` accesses of one request (see [`AuditLog::append_request`]).
+    fn audit_request(
+        &self,
+        n: usize,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), Resp> {
         match &self.audit {
-            Some(log) => log.append(entries).map_err(|audit::Backlogged| {
+            Some(log) => log.append_request(n, entries).map_err(|audit::Backlogged| {
                 let mut r = error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "audit_backlog",
@@ -151,6 +160,11 @@ pub struct Service {
     /// and its client: a keep-alive connection sends the same key with every
     /// request, and comparing it (in constant time) is cheaper than hashing.
     auth_cache: RefCell<(Vec<u8>, ClientId)>,
+    /// The last query string that gave a projection on this connection, with
+    /// the scopes it was computed for: a gateway asks for the same `?fields=`
+    /// on every request, and parsing the list is most of the cost of a small
+    /// projection.
+    projection_cache: RefCell<(String, Scopes, Option<FieldSet>)>,
 }
 
 impl Service {
@@ -159,7 +173,28 @@ impl Service {
         Service {
             state,
             auth_cache: RefCell::new((Vec::new(), 0)),
+            projection_cache: RefCell::new((String::new(), Scopes::default(), None)),
         }
+    }
+
+    /// [`projection`], remembering the last query that gave one.
+    fn projection(&self, scopes: Scopes, query: Option<&str>) -> Result<FieldSet, Resp> {
+        let Some(query) = query else {
+            return projection(scopes, None);
+        };
+        let mut cache = self.projection_cache.borrow_mut();
+        let (cached, cached_scopes, fields) = &mut *cache;
+        if let Some(fields) = *fields {
+            if *cached_scopes == scopes && cached == query {
+                return Ok(fields);
+            }
+        }
+        let found = projection(scopes, Some(query))?;
+        cached.clear();
+        cached.push_str(query);
+        *cached_scopes = scopes;
+        *fields = Some(found);
+        Ok(found)
     }
 
     fn authenticate(&self, authorization: &[u8]) -> Option<ClientId> {
@@ -248,13 +283,21 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         };
         match route {
             Route::GetCitizen => {
-                let resp = get_citizen(state, client, scopes, param, req.uri().query(), start);
+                let fields = |query: Option<&str>| self.projection(scopes, query);
+                let resp = get_citizen(state, client, fields, param, req.uri().query(), start);
                 ready(route, client, resp)
             }
             Route::Legacy => ready(
                 route,
                 client,
-                get_legacy(state, client, param, req.uri().query(), start),
+                get_legacy(
+                    state,
+                    client,
+                    |query: Option<&str>| self.projection(Scopes::READ, query),
+                    param,
+                    req.uri().query(),
+                    start,
+                ),
             ),
             Route::SnapshotInfo => {
                 let resp = match state.snapshots.load().as_ref() {
@@ -540,7 +583,7 @@ fn record_response(view: &CitizenView<'_>, fields: FieldSet) -> Resp {
 fn get_citizen(
     state: &State,
     client: ClientId,
-    scopes: Scopes,
+    projection: impl FnOnce(Option<&str>) -> Result<FieldSet, Resp>,
     param: &str,
     query: Option<&str>,
     start: Instant,
@@ -549,7 +592,7 @@ fn get_citizen(
         Ok(id) => id,
         Err(e) => return invalid_id(e),
     };
-    let fields = match projection(scopes, query) {
+    let fields = match projection(query) {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -582,6 +625,7 @@ fn get_citizen(
 fn get_legacy(
     state: &State,
     client: ClientId,
+    projection: impl FnOnce(Option<&str>) -> Result<FieldSet, Resp>,
     param: &str,
     query: Option<&str>,
     start: Instant,
@@ -597,7 +641,7 @@ fn get_legacy(
             )
         }
     };
-    let fields = match projection(Scopes::READ, query) {
+    let fields = match projection(query) {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -720,13 +764,37 @@ async fn post(
     }
 }
 
+/// A JSON string, borrowed from the body unless it has escapes (which no
+/// well-formed ID has): `Cow<str>` inside a `Vec` always deserializes owned,
+/// one allocation per ID.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a str>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BatchGetBody<'a> {
     #[serde(borrow)]
-    ids: Vec<Cow<'a, str>>,
+    ids: Vec<Text<'a>>,
     #[serde(default, borrow)]
-    fields: Option<Cow<'a, str>>,
+    fields: Option<Text<'a>>,
 }
 
 fn batch_get(state: &State, client: ClientId, scopes: Scopes, body: &[u8]) -> Resp {
@@ -737,14 +805,14 @@ fn batch_get(state: &State, client: ClientId, scopes: Scopes, body: &[u8]) -> Re
     if parsed.ids.len() > MAX_BATCH {
         return batch_too_large(parsed.ids.len());
     }
-    let fields = match narrow(scopes, parsed.fields.as_deref()) {
+    let fields = match narrow(scopes, parsed.fields.as_ref().map(|t| &*t.0)) {
         Ok(f) => f,
         Err(r) => return r,
     };
     let mut ids = Vec::with_capacity(parsed.ids.len());
     let mut parse_errors: Vec<Option<IdError>> = Vec::with_capacity(parsed.ids.len());
     for raw in &parsed.ids {
-        match PersonalId::parse(raw) {
+        match PersonalId::parse(&raw.0) {
             Ok(id) => {
                 ids.push(id);
                 parse_errors.push(None);
@@ -761,19 +829,15 @@ fn batch_get(state: &State, client: ClientId, scopes: Scopes, body: &[u8]) -> Re
     served.snapshot.get_many(&ids, &mut views);
     if state.audit.is_some() {
         let now = audit::now_us();
-        let entries: Vec<Entry> = ids
-            .iter()
-            .zip(&views)
-            .map(|(id, v)| {
-                let outcome = if v.is_some() {
-                    Outcome::Found
-                } else {
-                    Outcome::NotFound
-                };
-                entry(client, Operation::BatchGet, outcome, id.get(), now)
-            })
-            .collect();
-        if let Err(r) = state.audit(&entries) {
+        let entries = ids.iter().zip(&views).map(|(id, v)| {
+            let outcome = if v.is_some() {
+                Outcome::Found
+            } else {
+                Outcome::NotFound
+            };
+            entry(client, Operation::BatchGet, outcome, id.get(), now)
+        });
+        if let Err(r) = state.audit_request(ids.len(), entries) {
             return r;
         }
     }
@@ -786,7 +850,7 @@ fn batch_get(state: &State, client: ClientId, scopes: Scopes, body: &[u8]) -> Re
             out.push(b',');
         }
         out.extend_from_slice(b"{\"id\":");
-        write_json_str(&mut out, raw);
+        write_json_str(&mut out, &raw.0);
         match parse_error {
             Some(e) => {
                 out.extend_from_slice(b",\"status\":400,\"error\":");
@@ -911,9 +975,14 @@ impl Item {
 }
 
 fn batch_verify(state: &State, client: ClientId, body: &[u8]) -> Resp {
-    // Fast path: the whole batch parses. Otherwise parse item by item so that
+    // Fast path: the whole batch parses (first with the scanner of
+    // `fastpath`, else with serde). Otherwise parse item by item so that
     // each bad item gets its own 400 and the good ones are still answered.
-    let items: Vec<Item> = match serde_json::from_slice::<BatchVerifyBody>(body) {
+    let whole = match crate::fastpath::batch_verify(body) {
+        Some(requests) => Ok(BatchVerifyBody { requests }),
+        None => serde_json::from_slice::<BatchVerifyBody>(body),
+    };
+    let items: Vec<Item> = match whole {
         Ok(b) => {
             if b.requests.len() > MAX_BATCH {
                 return batch_too_large(b.requests.len());
@@ -969,7 +1038,7 @@ fn batch_verify(state: &State, client: ClientId, body: &[u8]) -> Resp {
         .collect();
     if state.audit.is_some() {
         let now = audit::now_us();
-        let entries: Vec<Entry> = items
+        let entries = items
             .iter()
             .zip(&results)
             .filter_map(|(item, v)| match item {
@@ -988,9 +1057,8 @@ fn batch_verify(state: &State, client: ClientId, body: &[u8]) -> Resp {
                     ))
                 }
                 _ => None,
-            })
-            .collect();
-        if let Err(r) = state.audit(&entries) {
+            });
+        if let Err(r) = state.audit_request(ids.len(), entries) {
             return r;
         }
     }

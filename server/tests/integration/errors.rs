@@ -242,6 +242,108 @@ fn connections_are_capped() {
 }
 
 #[test]
+fn clients_that_never_read_their_responses_are_cut_off() {
+    let server = TestServer::start(shared_snapshot(), |c| {
+        c.limits.write_timeout = Duration::from_millis(300);
+    });
+    // 64 batches of 1000 whole records: about 64 MB of responses, far more
+    // than the socket buffers of both ends hold, sent and not read.
+    let ids: Vec<String> = (1..=1000).map(|i| citizen(i).id.to_string()).collect();
+    let body = serde_json::json!({ "ids": ids }).to_string();
+    let request = Client::format(
+        "POST",
+        "/v1/citizens:batchGet",
+        Some(key::READER),
+        Some(body.as_bytes()),
+    );
+    let mut c = server.client();
+    c.stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut sent = 0;
+    while sent < 64 && std::io::Write::write_all(&mut c.stream, &request).is_ok() {
+        sent += 1;
+    }
+    // Past the write timeout, the server has closed the connection: what it
+    // had sent is readable, then EOF (or a reset), not a read timeout.
+    std::thread::sleep(Duration::from_millis(1000));
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0usize;
+    let closed = loop {
+        match std::io::Read::read(&mut c.stream, &mut buf) {
+            Ok(0) => break true,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+        assert!(received < sent * (2 << 20), "more than every response");
+    };
+    assert!(
+        closed,
+        "still open after the write timeout ({received} bytes read)"
+    );
+    // Its slot under the connection cap is free again.
+    let mut m = server.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = m.get("/metrics", None).text();
+        if metrics.contains("dancu_connections_open 1\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_freed_slot_serves_a_client_queued_on_either_listener() {
+    // One listener per core, each with its own SO_REUSEPORT queue, and room
+    // for one connection: whichever queue the kernel put a waiting client
+    // in, closing the served connection must let the next client in.
+    let server = TestServer::start(shared_snapshot(), |c| {
+        c.layout = dancu_server::Layout::PerCore { threads: 2 };
+        c.limits.max_connections = 1;
+    });
+    let mut first = server.client();
+    assert_eq!(first.get("/healthz", None).status, 200);
+    let mut waiting: Vec<Client> = (0..6)
+        .map(|_| {
+            let mut c = server.client();
+            c.send_raw(&Client::format("GET", "/healthz", None, None));
+            c
+        })
+        .collect();
+    drop(first);
+    while !waiting.is_empty() {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let served = 'find: loop {
+            for (i, c) in waiting.iter_mut().enumerate() {
+                c.stream
+                    .set_read_timeout(Some(Duration::from_millis(10)))
+                    .unwrap();
+                if c.stream.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0) {
+                    break 'find i;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a slot is free but {} clients wait",
+                waiting.len()
+            );
+        };
+        let mut c = waiting.remove(served);
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(c.read_response().unwrap().status, 200);
+        // Dropped here: its slot goes to the next.
+    }
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = TestServer::shared();
     let mut c = server.client();
