@@ -17,7 +17,8 @@
 #   SNAP=data/bench/10m.snap server/bench/http.sh # any snapshot
 # Knobs: SNAP, LAYOUT (per-core:2 | multi:2), DURATION (10s), CONNS (64),
 #   DANCU_ARGS (extra server flags, e.g. "--memory hugepages"),
-#   WRK_THREADS (2), PIPELINE (16), ROUNDS (1), ONLY (get,pipeline,batch,audit,layout).
+#   WRK_THREADS (2), PIPELINE (16), ROUNDS (1), AUDIT_ROUNDS (2),
+#   ONLY (get,pipeline,batch,audit,layout).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -29,6 +30,7 @@ CONNS="${CONNS:-64}"
 WRK_THREADS="${WRK_THREADS:-2}"
 PIPELINE="${PIPELINE:-16}"
 ROUNDS="${ROUNDS:-1}"
+AUDIT_ROUNDS="${AUDIT_ROUNDS:-2}"
 ONLY="${ONLY:-get,pipeline,batch,audit}"
 PORT="${PORT:-28080}"
 BARE_PORT="${BARE_PORT:-28081}"
@@ -174,18 +176,37 @@ if [[ ",$ONLY," == *",batch,"* ]]; then
 fi
 
 if [[ ",$ONLY," == *",audit,"* ]]; then
-  SCRIPT=get.lua
-  on=$(run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" PIPELINE=1)
-  on_p=$(run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" PIPELINE="$PIPELINE")
-  on_b=$(SCRIPT=batch.lua run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" MODE=get FIELDS=id,full_name,date_of_birth,sex,nationality)
-  stop_dancu
-  start_dancu --no-audit
-  off=$(run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" PIPELINE=1)
-  off_p=$(run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" PIPELINE="$PIPELINE")
-  off_b=$(SCRIPT=batch.lua run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" MODE=get FIELDS=id,full_name,date_of_birth,sex,nationality)
-  say "audit on/off, GET: on $(both "$on"), off $(both "$off"), on/off $(ratio "$(rps "$on")" "$(rps "$off")"), CPU off/on $(ratio "$(cpu "$off")" "$(cpu "$on")")"
-  say "audit on/off, GET pipelined x$PIPELINE: on $(both "$on_p"), off $(both "$off_p"), on/off $(ratio "$(rps "$on_p")" "$(rps "$off_p")"), CPU off/on $(ratio "$(cpu "$off_p")" "$(cpu "$on_p")")"
-  say "audit on/off, batchGet 1000 basic: on $(both "$on_b"), off $(both "$off_b"), on/off $(ratio "$(rps "$on_b")" "$(rps "$off_b")"), CPU off/on $(ratio "$(cpu "$off_b")" "$(cpu "$on_b")")"
+  # Rounds alternate which half runs first (on/off, then off/on, ...), so
+  # that neither setting always gets the fresher server or machine.
+  audit_phase() { # on|off: measures GET, pipelined GET and batchGet
+    stop_dancu
+    if [ "$1" = on ]; then start_dancu --audit "$TMP/bench-$round.audit"; else start_dancu --no-audit; fi
+    SCRIPT=get.lua run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" PIPELINE=1
+    SCRIPT=get.lua run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" PIPELINE="$PIPELINE"
+    SCRIPT=batch.lua run_wrk "$DANCU_PID" "http://127.0.0.1:$PORT" MODE=get FIELDS=id,full_name,date_of_birth,sex,nationality
+  }
+  declare -a sum_on=(0 0 0) sum_off=(0 0 0)
+  names=("GET" "GET pipelined x$PIPELINE" "batchGet 1000 basic")
+  for round in $(seq 1 "$AUDIT_ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then order=(on off); else order=(off on); fi
+    declare -A got=()
+    for phase in "${order[@]}"; do
+      # Not in a subshell: the phase's server must be the one stop_dancu stops.
+      audit_phase "$phase" >"$TMP/phase.txt"
+      mapfile -t lines <"$TMP/phase.txt"
+      for i in 0 1 2; do got[$phase$i]="${lines[$i]}"; done
+    done
+    for i in 0 1 2; do
+      on="${got[on$i]}" off="${got[off$i]}"
+      sum_on[i]=$(awk -v a="${sum_on[i]}" -v b="$(rps "$on")" 'BEGIN { print a + b }')
+      sum_off[i]=$(awk -v a="${sum_off[i]}" -v b="$(rps "$off")" 'BEGIN { print a + b }')
+      say "audit round $round (${order[0]} first), ${names[i]}: on $(both "$on"), off $(both "$off"), on/off $(ratio "$(rps "$on")" "$(rps "$off")")"
+    done
+    unset got
+  done
+  for i in 0 1 2; do
+    say "audit on/off over $AUDIT_ROUNDS rounds, ${names[i]}: $(ratio "${sum_on[i]}" "${sum_off[i]}")"
+  done
 fi
 stop_dancu
 
