@@ -81,6 +81,7 @@ impl<'a> CitizenView<'a> {
         self.file.get(self.layout.section(kind)).unwrap_or_default()
     }
 
+    #[inline]
     pub(crate) fn raw(&self) -> &'a RawRecord {
         self.record
     }
@@ -101,6 +102,7 @@ impl<'a> CitizenView<'a> {
 
     /// Personal ID. (A corrupted value reads as the raw number's digits
     /// clamped to an ID; see [`Self::raw_id`].)
+    #[inline]
     pub fn id(&self) -> PersonalId {
         PersonalId::from_u64(self.record.id.get()).unwrap_or_else(|_| {
             PersonalId::from_u64(1_000_000_000).expect("001000000000 is a valid ID")
@@ -108,11 +110,13 @@ impl<'a> CitizenView<'a> {
     }
 
     /// The stored ID number as is.
+    #[inline]
     pub fn raw_id(&self) -> u64 {
         self.record.id.get()
     }
 
     /// Legacy 9-digit ID.
+    #[inline]
     pub fn legacy_id(&self) -> Option<LegacyId> {
         LegacyId::from_u32(self.record.legacy_id.get()).ok()
     }
@@ -123,12 +127,14 @@ impl<'a> CitizenView<'a> {
     }
 
     /// Date of birth.
+    #[inline]
     pub fn date_of_birth(&self) -> Date {
         Date::from_packed(self.record.date_of_birth.get())
             .unwrap_or_else(|| Date::new(1900, 1, 1).expect("a valid date"))
     }
 
     /// Sex.
+    #[inline]
     pub fn sex(&self) -> Sex {
         Sex::from_code(self.record.sex).unwrap_or(Sex::Male)
     }
@@ -157,6 +163,7 @@ impl<'a> CitizenView<'a> {
     }
 
     /// Nationality.
+    #[inline]
     pub fn nationality(&self) -> Option<Country> {
         country(self.record.nationality)
     }
@@ -259,11 +266,13 @@ impl<'a> CitizenView<'a> {
     }
 
     /// Date of death or disappearance.
+    #[inline]
     pub fn date_of_death(&self) -> Option<Date> {
         Date::from_packed(self.record.date_of_death.get())
     }
 
     /// Enrolled biometric modalities.
+    #[inline]
     pub fn enrolled(&self) -> Enrolled {
         Enrolled {
             face: self.record.flags & FLAG_FACE != 0,
