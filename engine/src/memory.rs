@@ -84,12 +84,45 @@ impl SnapshotBytes {
                 region
                     .advise(memmap2::Advice::HugePage)
                     .map_err(Error::io(path))?;
-                (&file)
-                    .read_exact(&mut region[..len])
-                    .map_err(Error::io(path))?;
+                // Copy in chunks, dropping each from the page cache once
+                // copied: at national scale the file and its copy do not both
+                // fit in memory, and under that pressure the kernel falls
+                // back to 4 KiB pages for much of the copy.
+                const CHUNK: usize = 64 << 20;
+                let mut at = 0;
+                while at < len {
+                    let n = CHUNK.min(len - at);
+                    (&file)
+                        .read_exact(&mut region[at..at + n])
+                        .map_err(Error::io(path))?;
+                    drop_from_page_cache(&file, at, n);
+                    at += n;
+                }
                 let region = region.make_read_only().map_err(Error::io(path))?;
                 Ok(SnapshotBytes::HugePages { region, len })
             }
         }
     }
 }
+
+/// Advises the kernel that `len` bytes of `file` from `offset` are not needed
+/// in the page cache any more (pages mapped elsewhere stay).
+#[cfg(target_os = "linux")]
+pub(crate) fn drop_from_page_cache(file: &File, offset: usize, len: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `posix_fadvise` takes a descriptor and three integers and
+    // touches no memory of ours; the descriptor is valid for the call because
+    // `file` is borrowed across it. It is only advice: whatever it returns,
+    // the copy is complete and correct, so the result is ignored.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn drop_from_page_cache(_file: &File, _offset: usize, _len: usize) {}
