@@ -547,14 +547,28 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn served_or_not_ready(
-    state: &State,
-) -> Result<arc_swap::Guard<Option<Arc<crate::snapshot::Served>>>, Resp> {
+/// The snapshot being served, held for one request (a swap in the meantime
+/// does not unmap it); only made when there is one.
+struct ServedGuard(arc_swap::Guard<Option<Arc<crate::snapshot::Served>>>);
+
+impl std::ops::Deref for ServedGuard {
+    type Target = crate::snapshot::Served;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_deref()
+            .expect("a ServedGuard is only made around a snapshot")
+    }
+}
+
+/// The served snapshot, or 503 while there is none or the server is not
+/// ready.
+fn served_or_not_ready(state: &State) -> Result<ServedGuard, Resp> {
     let guard = state.snapshots.load();
     if guard.is_none() || !state.ready.load(Ordering::Acquire) {
         return Err(not_ready());
     }
-    Ok(guard)
+    Ok(ServedGuard(guard))
 }
 
 fn entry(
@@ -596,11 +610,10 @@ fn get_citizen(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let guard = match served_or_not_ready(state) {
-        Ok(g) => g,
+    let served = match served_or_not_ready(state) {
+        Ok(served) => served,
         Err(r) => return r,
     };
-    let served = guard.as_ref().expect("checked by served_or_not_ready");
     let view = served.snapshot.get(id);
     let outcome = if view.is_some() {
         Outcome::Found
@@ -645,11 +658,10 @@ fn get_legacy(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let guard = match served_or_not_ready(state) {
-        Ok(g) => g,
+    let served = match served_or_not_ready(state) {
+        Ok(served) => served,
         Err(r) => return r,
     };
-    let served = guard.as_ref().expect("checked by served_or_not_ready");
     let view = served.snapshot.get_legacy(legacy);
     let audit_entry = Entry {
         legacy_id: legacy.get(),
@@ -820,11 +832,10 @@ fn batch_get(state: &State, client: ClientId, scopes: Scopes, body: &[u8]) -> Re
             Err(e) => parse_errors.push(Some(e)),
         }
     }
-    let guard = match served_or_not_ready(state) {
-        Ok(g) => g,
+    let served = match served_or_not_ready(state) {
+        Ok(served) => served,
         Err(r) => return r,
     };
-    let served = guard.as_ref().expect("checked by served_or_not_ready");
     let mut views = Vec::with_capacity(ids.len());
     served.snapshot.get_many(&ids, &mut views);
     if state.audit.is_some() {
@@ -911,11 +922,10 @@ fn verify(state: &State, client: ClientId, body: &[u8]) -> Resp {
     if claims.is_empty() {
         return error(StatusCode::BAD_REQUEST, "empty_claims", EMPTY_CLAIMS);
     }
-    let guard = match served_or_not_ready(state) {
-        Ok(g) => g,
+    let served = match served_or_not_ready(state) {
+        Ok(served) => served,
         Err(r) => return r,
     };
-    let served = guard.as_ref().expect("checked by served_or_not_ready");
     let verification = served.snapshot.verify_claims(&claims);
     let outcome = match &verification {
         None => Outcome::NotFound,
@@ -1009,11 +1019,10 @@ fn batch_verify(state: &State, client: ClientId, body: &[u8]) -> Resp {
                 .collect()
         }
     };
-    let guard = match served_or_not_ready(state) {
-        Ok(g) => g,
+    let served = match served_or_not_ready(state) {
+        Ok(served) => served,
         Err(r) => return r,
     };
-    let served = guard.as_ref().expect("checked by served_or_not_ready");
     // Look every ID up first with the prefetching batch lookup, then check.
     let ids: Vec<PersonalId> = items
         .iter()
@@ -1115,11 +1124,10 @@ fn identify(state: &State, client: ClientId, body: &[u8]) -> Resp {
         Ok(r) => r,
         Err(e) => return bad_json(&e),
     };
-    let guard = match served_or_not_ready(state) {
-        Ok(g) => g,
+    let served = match served_or_not_ready(state) {
+        Ok(served) => served,
         Err(r) => return r,
     };
-    let served = guard.as_ref().expect("checked by served_or_not_ready");
     let found = served
         .snapshot
         .identify(request.modality, &request.template_hash)
