@@ -258,7 +258,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             let count = page_header(self.records(), page).map_or(0, |h| h.count);
             let first = (page * SLOTS_PER_PAGE) as u32;
             (first..first + u32::from(count).min(SLOTS_PER_PAGE as u32))
-                .filter_map(|slot| self.view(slot))
+                .filter_map(|slot| self.view_unchecked_count(self.records(), slot))
         })
     }
 
