@@ -12,7 +12,8 @@
 //!   [`Snapshot::get_many`], [`Snapshot::get_legacy`], [`Snapshot::identify`].
 //! - [`Claims`] checks what a caller asserts about a citizen without
 //!   disclosing the record; names compare after [`fold`]ing.
-//! - [`write_citizen_json`] writes the API's JSON form of a record.
+//! - [`write_citizen_json`] writes the API's JSON form of a record;
+//!   [`prefetch_citizen_json`] warms its heap strings a few records ahead.
 //!
 //! # Example
 //!
@@ -51,7 +52,8 @@ pub use error::{Error, Result};
 pub use fold::{fold, fold_into, names_match};
 pub use id::{IdError, LegacyId, PersonalId};
 pub use json::{
-    write_citizen_json, write_str as write_json_str, write_verification_json, FieldSet, FIELDS,
+    prefetch_citizen_json, write_citizen_json, write_str as write_json_str,
+    write_verification_json, FieldSet, FIELDS,
 };
 pub use memory::{Memory, SnapshotBytes};
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};

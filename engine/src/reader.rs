@@ -572,6 +572,15 @@ pub(crate) enum Heap<'a> {
 }
 
 impl<'a> Heap<'a> {
+    /// The heap's bytes, checked or not.
+    #[inline]
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        match self {
+            Heap::Unchecked(bytes) => bytes,
+            Heap::Utf8(s) => s.as_bytes(),
+        }
+    }
+
     #[inline]
     pub(crate) fn text(self, offset: u32) -> Option<&'a str> {
         match self {

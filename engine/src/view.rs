@@ -90,6 +90,20 @@ impl<'a> CitizenView<'a> {
         self.heap.text(offset.get()).unwrap_or(UNREADABLE_TEXT)
     }
 
+    /// Starts loading the heap lines of the text at `offset` (its prefix
+    /// and, for a string of up to 63 bytes, all of it) without waiting.
+    #[inline]
+    pub(crate) fn prefetch_text(&self, offset: zerocopy::little_endian::U32) {
+        let heap = self.heap.bytes();
+        let at = offset.get() as usize;
+        for b in [heap.get(at), heap.get(at + 63).or(heap.last())]
+            .into_iter()
+            .flatten()
+        {
+            crate::reader::prefetch(b);
+        }
+    }
+
     fn text_opt(&self, offset: zerocopy::little_endian::U32) -> Option<&'a str> {
         (offset.get() != 0).then(|| self.text(offset))
     }

@@ -285,6 +285,12 @@ fn json_projection_is_valid_json_with_nulls() {
         write_citizen_json(&view, FieldSet::ALL, &mut out);
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value.as_object().unwrap().len(), FIELDS.len());
+        let text = std::str::from_utf8(&out).unwrap();
+        let at: Vec<usize> = FIELDS
+            .iter()
+            .map(|f| text.find(&format!("\"{f}\":")).expect("every key"))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "keys in FIELDS order");
         assert_eq!(value["full_name"], c.full_name.as_str());
         let mut without_biometrics = value.clone();
         without_biometrics
