@@ -331,15 +331,6 @@ pub fn prefetch_citizen_json(view: &CitizenView<'_>, fields: FieldSet) {
     }
 }
 
-fn digits(out: &mut Vec<u8>, mut v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    for slot in buf[20 - width..].iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    out.extend_from_slice(&buf[20 - width..]);
-}
-
 /// Appends the record as a JSON object with the fields of `fields`, in
 /// [`FIELDS`] order; a field in the set with no value is `null`.
 ///
@@ -359,7 +350,7 @@ pub fn write_citizen_json(view: &CitizenView<'_>, fields: FieldSet, out: &mut Ve
         match view.legacy_id() {
             Some(l) => {
                 out.push(b'"');
-                digits(out, u64::from(l.get()), 9);
+                out.extend_from_slice(&crate::id::fixed_digits::<9>(u64::from(l.get())));
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),

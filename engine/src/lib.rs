@@ -50,7 +50,7 @@ pub use citizen::{
 };
 pub use error::{Error, Result};
 pub use fold::{fold, fold_into, names_match};
-pub use id::{IdError, LegacyId, PersonalId};
+pub use id::{fixed_digits, IdError, LegacyId, PersonalId};
 pub use json::{
     prefetch_citizen_json, write_citizen_json, write_str as write_json_str,
     write_verification_json, FieldSet, FIELDS,

@@ -44,6 +44,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dancu_engine::fixed_digits;
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
@@ -523,15 +524,6 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn push_digits(out: &mut Vec<u8>, mut v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    for i in (20 - width..20).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    out.extend_from_slice(&buf[20 - width..]);
-}
-
 /// Formats entries, caching the `{"time":..,"client":..,"operation":..,`
 /// prefix shared by consecutive entries with the same time, client and
 /// operation.
@@ -552,7 +544,7 @@ impl LineFormatter {
             p.extend_from_slice(b"{\"time\":\"");
             p.extend_from_slice(self.clock.text(e.time_us / 1_000_000));
             p.push(b'.');
-            push_digits(p, e.time_us % 1_000_000, 6);
+            p.extend_from_slice(&fixed_digits::<6>(e.time_us % 1_000_000));
             p.extend_from_slice(b"Z\",\"client\":");
             match names.get(usize::from(e.client)) {
                 Some(name) => p.extend_from_slice(name),
@@ -575,7 +567,7 @@ impl LineFormatter {
             out.extend_from_slice(b"null");
         } else {
             out.push(b'"');
-            push_digits(out, u64::from(e.legacy_id), 9);
+            out.extend_from_slice(&fixed_digits::<9>(u64::from(e.legacy_id)));
             out.push(b'"');
         }
         out.extend_from_slice(b",\"outcome\":\"");
@@ -617,7 +609,7 @@ fn push_subject(out: &mut Vec<u8>, subject: u64) {
         out.extend_from_slice(b"null");
     } else {
         out.push(b'"');
-        push_digits(out, subject, 12);
+        out.extend_from_slice(&fixed_digits::<12>(subject));
         out.push(b'"');
     }
 }
