@@ -89,21 +89,15 @@ fn lookups(c: &mut Criterion) {
     group.bench_function("batch_1000_all_fields", |b| {
         b.iter(|| {
             start = (start + 1000) % (ids.len() - 1000);
-            snap.get_many(&ids[start..start + 1000], &mut views);
-            batch_out.clear();
             let all = dancu_engine::FieldSet::ALL;
-            for v in views.iter().take(4).flatten() {
-                dancu_engine::prefetch_citizen_json(v, all);
-            }
-            for (k, view) in views.iter().enumerate() {
-                if let Some(Some(ahead)) = views.get(k + 4) {
-                    dancu_engine::prefetch_citizen_json(ahead, all);
-                }
-                if let Some(v) = view {
-                    dancu_engine::write_citizen_json(v, all, &mut batch_out);
-                }
-            }
-            batch_out.len()
+            write_batch_json(
+                &snap,
+                &ids[start..start + 1000],
+                all,
+                4,
+                &mut views,
+                &mut batch_out,
+            )
         })
     });
     group.finish();

@@ -5,7 +5,8 @@
 //!
 //! `cargo run --release -p dancu-benches --example batch-json -- FILE [map|hugepages] [all|basic]`
 
-use dancu_engine::{prefetch_citizen_json, write_citizen_json, FieldSet, Memory, Snapshot};
+use dancu_benches::write_batch_json;
+use dancu_engine::{FieldSet, Memory, Snapshot};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
@@ -31,22 +32,8 @@ fn main() -> anyhow::Result<()> {
         for ahead in [0usize, 2, 4, 8, 16] {
             let start = Instant::now();
             for batch in ids.chunks_exact(1000) {
-                snap.get_many(batch, &mut views);
-                out.clear();
-                for v in views.iter().take(ahead).flatten() {
-                    prefetch_citizen_json(v, fields);
-                }
-                for (k, view) in views.iter().enumerate() {
-                    if ahead > 0 {
-                        if let Some(Some(v)) = views.get(k + ahead) {
-                            prefetch_citizen_json(v, fields);
-                        }
-                    }
-                    if let Some(v) = view {
-                        write_citizen_json(v, fields, &mut out);
-                    }
-                }
-                std::hint::black_box(&out);
+                let written = write_batch_json(&snap, batch, fields, ahead, &mut views, &mut out);
+                std::hint::black_box(written);
             }
             let per_s = ids.len() as f64 / start.elapsed().as_secs_f64();
             println!(
