@@ -139,6 +139,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let build = BuildOptions {
                 generation: args.generation,
                 build_time_unix: args.build_time,
+                ..Default::default()
             };
             let report = match (args.synthetic, &args.from) {
                 (Some(n), _) => crate::build::build_synthetic_with(

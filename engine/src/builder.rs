@@ -33,6 +33,8 @@ pub struct BuildOptions {
     pub generation: u64,
     /// The build time written in the header; now when `None`.
     pub build_time_unix: Option<i64>,
+    /// The last change-log sequence number the records include (compaction).
+    pub folded_sequence: u64,
 }
 
 /// What a finished build wrote.
@@ -51,14 +53,14 @@ pub struct BuildSummary {
 /// A record on its way through a staging partition.
 #[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-struct Staged {
-    hash: U64,
-    record: RawRecord,
-    representative_id: U64,
-    representative_name: U32,
-    representative_nationality: [u8; 2],
-    face: [u8; 16],
-    fingerprint: [u8; 16],
+pub(crate) struct Staged {
+    pub(crate) hash: U64,
+    pub(crate) record: RawRecord,
+    pub(crate) representative_id: U64,
+    pub(crate) representative_name: U32,
+    pub(crate) representative_nationality: [u8; 2],
+    pub(crate) face: [u8; 16],
+    pub(crate) fingerprint: [u8; 16],
 }
 
 /// Streams records into a new snapshot file. See the module docs.
@@ -118,7 +120,7 @@ impl SnapshotBuilder {
         if self.count >= MAX_RECORDS {
             return Err(Error::TooLarge(format!("more than {MAX_RECORDS} records")));
         }
-        let staged = self.encode(c)?;
+        let staged = encode(c, &mut self.heap)?;
         let partition = (staged.hash.get() >> 57) as usize; // top 7 bits: 128 partitions
         let writer = match &mut self.partitions[partition] {
             Some(w) => w,
@@ -133,84 +135,6 @@ impl SnapshotBuilder {
             .map_err(Error::io(&self.staging_dir))?;
         self.count += 1;
         Ok(())
-    }
-
-    fn encode(&mut self, c: &Citizen) -> Result<Staged> {
-        let heap = &mut self.heap;
-        heap.prefetch(&[
-            Some(c.full_name.as_str()),
-            c.birth_registration_place.as_deref(),
-            c.hometown.as_deref(),
-            c.permanent_residence.as_deref(),
-            c.temporary_residence.as_deref(),
-            c.current_residence.as_deref(),
-            relative_name(&c.father),
-            relative_name(&c.mother),
-            relative_name(&c.spouse),
-            relative_name(&c.representative),
-            c.household.as_ref().map(|h| h.head_name.as_str()),
-        ]);
-        let mut r = RawRecord {
-            id: c.id.get().into(),
-            full_name: heap.intern(&c.full_name)?.into(),
-            birth_registration_place: heap.intern_opt(&c.birth_registration_place)?.into(),
-            hometown: heap.intern_opt(&c.hometown)?.into(),
-            permanent_residence: heap.intern_opt(&c.permanent_residence)?.into(),
-            temporary_residence: heap.intern_opt(&c.temporary_residence)?.into(),
-            current_residence: heap.intern_opt(&c.current_residence)?.into(),
-            legacy_id: c.legacy_id.map_or(0, |l| l.get()).into(),
-            date_of_birth: c.date_of_birth.to_packed().into(),
-            date_of_death: c.date_of_death.map_or(0, |d| d.to_packed()).into(),
-            nationality: c.nationality.map_or([0; 2], |n| n.bytes()),
-            ethnicity: c.ethnicity.map_or(0, |e| e.code()),
-            religion: c.religion.map_or(0, |r| r.code() + 1),
-            marital_status: c.marital_status.map_or(0, |m| m.code()),
-            blood_type: c.blood_type.map_or(0, |b| b.code()),
-            sex: c.sex.code(),
-            ..RawRecord::default()
-        };
-        let mut relative = |rel: &Option<Relative>, flag: u8| -> Result<(u64, u32, [u8; 2])> {
-            match rel {
-                None => Ok((0, 0, [0; 2])),
-                Some(rel) => {
-                    r.flags |= flag;
-                    Ok((
-                        rel.id.map_or(0, |i| i.get()),
-                        heap.intern(&rel.full_name)?,
-                        rel.nationality.map_or([0; 2], |n| n.bytes()),
-                    ))
-                }
-            }
-        };
-        let (id, name, nat) = relative(&c.father, FLAG_FATHER)?;
-        (r.father_id, r.father_name, r.father_nationality) = (id.into(), name.into(), nat);
-        let (id, name, nat) = relative(&c.mother, FLAG_MOTHER)?;
-        (r.mother_id, r.mother_name, r.mother_nationality) = (id.into(), name.into(), nat);
-        let (id, name, nat) = relative(&c.spouse, FLAG_SPOUSE)?;
-        (r.spouse_id, r.spouse_name, r.spouse_nationality) = (id.into(), name.into(), nat);
-        let (rep_id, rep_name, rep_nat) = relative(&c.representative, FLAG_REPRESENTATIVE)?;
-        if let Some(h) = &c.household {
-            r.flags |= FLAG_HOUSEHOLD;
-            r.household_head_id = h.head_id.map_or(0, |i| i.get()).into();
-            r.household_head_name = heap.intern(&h.head_name)?.into();
-            r.relationship = h.relationship.code();
-        }
-        let t = &c.biometric_templates;
-        if t.face.is_some() {
-            r.flags |= FLAG_FACE;
-        }
-        if t.fingerprint.is_some() {
-            r.flags |= FLAG_FINGERPRINT;
-        }
-        Ok(Staged {
-            hash: id_hash(c.id.get()).into(),
-            record: r,
-            representative_id: rep_id.into(),
-            representative_name: rep_name.into(),
-            representative_nationality: rep_nat,
-            face: t.face.map_or([0; 16], |d| d.0),
-            fingerprint: t.fingerprint.map_or([0; 16], |d| d.0),
-        })
     }
 
     /// Sorts, indexes and writes everything, then renames the file into place.
@@ -411,7 +335,9 @@ impl SnapshotBuilder {
             biometric_home_slots: biometric_home_slots.into(),
             section_count: (out.sections.len() as u32).into(),
             flags: 0.into(),
-            sections: [SectionEntry::default(); 8],
+            sections: [SectionEntry::default(); 7],
+            folded_sequence: self.options.folded_sequence.into(),
+            reserved: [0; 24],
             header_checksum: 0.into(),
         };
         header.sections[..out.sections.len()].copy_from_slice(&out.sections);
@@ -437,6 +363,99 @@ impl Drop for SnapshotBuilder {
         self.partitions.clear();
         let _ = fs::remove_dir_all(&self.staging_dir);
     }
+}
+
+/// Interns a record's strings in a text heap and returns their offsets.
+pub(crate) trait Interner {
+    /// The offset of `s` in the heap (0 for the empty string: "none").
+    fn intern(&mut self, s: &str) -> Result<u32>;
+
+    /// [`Interner::intern`] of an optional string.
+    fn intern_opt(&mut self, s: &Option<String>) -> Result<u32> {
+        s.as_deref().map_or(Ok(0), |s| self.intern(s))
+    }
+
+    /// Starts loading whatever `intern` will read for `texts`.
+    fn prefetch(&self, _texts: &[Option<&str>]) {}
+}
+
+/// Encodes one record to its fixed-size form, its text interned in `heap`.
+/// The caller has validated `c`.
+pub(crate) fn encode(c: &Citizen, heap: &mut impl Interner) -> Result<Staged> {
+    heap.prefetch(&[
+        Some(c.full_name.as_str()),
+        c.birth_registration_place.as_deref(),
+        c.hometown.as_deref(),
+        c.permanent_residence.as_deref(),
+        c.temporary_residence.as_deref(),
+        c.current_residence.as_deref(),
+        relative_name(&c.father),
+        relative_name(&c.mother),
+        relative_name(&c.spouse),
+        relative_name(&c.representative),
+        c.household.as_ref().map(|h| h.head_name.as_str()),
+    ]);
+    let mut r = RawRecord {
+        id: c.id.get().into(),
+        full_name: heap.intern(&c.full_name)?.into(),
+        birth_registration_place: heap.intern_opt(&c.birth_registration_place)?.into(),
+        hometown: heap.intern_opt(&c.hometown)?.into(),
+        permanent_residence: heap.intern_opt(&c.permanent_residence)?.into(),
+        temporary_residence: heap.intern_opt(&c.temporary_residence)?.into(),
+        current_residence: heap.intern_opt(&c.current_residence)?.into(),
+        legacy_id: c.legacy_id.map_or(0, |l| l.get()).into(),
+        date_of_birth: c.date_of_birth.to_packed().into(),
+        date_of_death: c.date_of_death.map_or(0, |d| d.to_packed()).into(),
+        nationality: c.nationality.map_or([0; 2], |n| n.bytes()),
+        ethnicity: c.ethnicity.map_or(0, |e| e.code()),
+        religion: c.religion.map_or(0, |r| r.code() + 1),
+        marital_status: c.marital_status.map_or(0, |m| m.code()),
+        blood_type: c.blood_type.map_or(0, |b| b.code()),
+        sex: c.sex.code(),
+        ..RawRecord::default()
+    };
+    let mut relative = |rel: &Option<Relative>, flag: u8| -> Result<(u64, u32, [u8; 2])> {
+        match rel {
+            None => Ok((0, 0, [0; 2])),
+            Some(rel) => {
+                r.flags |= flag;
+                Ok((
+                    rel.id.map_or(0, |i| i.get()),
+                    heap.intern(&rel.full_name)?,
+                    rel.nationality.map_or([0; 2], |n| n.bytes()),
+                ))
+            }
+        }
+    };
+    let (id, name, nat) = relative(&c.father, FLAG_FATHER)?;
+    (r.father_id, r.father_name, r.father_nationality) = (id.into(), name.into(), nat);
+    let (id, name, nat) = relative(&c.mother, FLAG_MOTHER)?;
+    (r.mother_id, r.mother_name, r.mother_nationality) = (id.into(), name.into(), nat);
+    let (id, name, nat) = relative(&c.spouse, FLAG_SPOUSE)?;
+    (r.spouse_id, r.spouse_name, r.spouse_nationality) = (id.into(), name.into(), nat);
+    let (rep_id, rep_name, rep_nat) = relative(&c.representative, FLAG_REPRESENTATIVE)?;
+    if let Some(h) = &c.household {
+        r.flags |= FLAG_HOUSEHOLD;
+        r.household_head_id = h.head_id.map_or(0, |i| i.get()).into();
+        r.household_head_name = heap.intern(&h.head_name)?.into();
+        r.relationship = h.relationship.code();
+    }
+    let t = &c.biometric_templates;
+    if t.face.is_some() {
+        r.flags |= FLAG_FACE;
+    }
+    if t.fingerprint.is_some() {
+        r.flags |= FLAG_FINGERPRINT;
+    }
+    Ok(Staged {
+        hash: id_hash(c.id.get()).into(),
+        record: r,
+        representative_id: rep_id.into(),
+        representative_name: rep_name.into(),
+        representative_nationality: rep_nat,
+        face: t.face.map_or([0; 16], |d| d.0),
+        fingerprint: t.fingerprint.map_or([0; 16], |d| d.0),
+    })
 }
 
 fn relative_name(r: &Option<Relative>) -> Option<&str> {
@@ -622,14 +641,16 @@ impl TextHeap {
 
     /// Starts loading the table slots of `texts` (one record's strings), so
     /// that their cache misses overlap instead of following one another.
-    fn prefetch(&self, texts: &[Option<&str>]) {
+    fn prefetch_slots(&self, texts: &[Option<&str>]) {
         for s in texts.iter().flatten().filter(|s| !s.is_empty()) {
             crate::reader::prefetch(&self.table[self.home(Self::hash(s))]);
         }
     }
+}
 
-    fn intern_opt(&mut self, s: &Option<String>) -> Result<u32> {
-        s.as_deref().map_or(Ok(0), |s| self.intern(s))
+impl Interner for TextHeap {
+    fn prefetch(&self, texts: &[Option<&str>]) {
+        self.prefetch_slots(texts)
     }
 
     fn intern(&mut self, s: &str) -> Result<u32> {
@@ -670,7 +691,9 @@ impl TextHeap {
         }
         Ok(offset)
     }
+}
 
+impl TextHeap {
     fn grow(&mut self) {
         let doubled = vec![(0, 0); self.table.len() * 2];
         let old = std::mem::replace(&mut self.table, doubled);

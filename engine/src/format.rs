@@ -12,7 +12,7 @@ pub const MAGIC: [u8; 8] = *b"DANCUSNP";
 /// Written as a little-endian u32; any other value means a foreign writer.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 /// The version this build writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version this build reads.
 pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Sections start on a multiple of this (a page), so each can be advised alone.
@@ -132,8 +132,14 @@ pub struct Header {
     pub section_count: U32,
     /// Zero.
     pub flags: U32,
-    /// The section table; unused rows are zero.
-    pub sections: [SectionEntry; 8],
+    /// The section table; the unused row is zero.
+    pub sections: [SectionEntry; 7],
+    /// The last change-log sequence number folded into this snapshot (0: none).
+    /// Version 3 had an eighth, always-zero section row here, so a version 3
+    /// file reads as having folded nothing.
+    pub folded_sequence: U64,
+    /// Zero.
+    pub reserved: [u8; 24],
     /// xxh3-64 of all header bytes before this field.
     pub header_checksum: U64,
 }

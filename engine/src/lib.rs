@@ -39,6 +39,7 @@ pub mod format;
 pub mod id;
 mod json;
 mod memory;
+mod owned;
 mod reader;
 mod verify;
 mod view;
@@ -56,6 +57,7 @@ pub use json::{
     write_verification_json, FieldSet, FIELDS,
 };
 pub use memory::{Memory, SnapshotBytes};
+pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
 pub use verify::{Claims, Verification, CLAIM_FIELDS};
 pub use view::{CitizenView, Enrolled, HouseholdView, RelativeView, UNREADABLE_TEXT};

@@ -61,6 +61,8 @@ pub struct SnapshotInfo {
     pub format_version: u32,
     /// Generation number.
     pub generation: u64,
+    /// The last change-log sequence number folded in (0: none).
+    pub folded_sequence: u64,
     /// Number of citizen records.
     pub record_count: u64,
     /// Build time, seconds since the Unix epoch.
@@ -171,6 +173,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         SnapshotInfo {
             format_version: h.format_version.get(),
             generation: h.generation.get(),
+            folded_sequence: h.folded_sequence.get(),
             record_count: self.layout.record_count,
             build_time_unix: h.build_time_unix.get() as i64,
             checksum: format!("{:016x}", h.header_checksum.get()),
@@ -194,6 +197,12 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     /// The generation number.
     pub fn generation(&self) -> u64 {
         self.layout.header.generation.get()
+    }
+
+    /// The last change-log sequence number folded into this snapshot (0 for
+    /// a snapshot built from a population file, not compacted from a log).
+    pub fn folded_sequence(&self) -> u64 {
+        self.layout.header.folded_sequence.get()
     }
 
     /// Number of records.
@@ -654,6 +663,9 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
         return Err(malformed(format!(
             "{home_pages} home pages for {n} records"
         )));
+    }
+    if header.reserved != [0; 24] || (version == 3 && header.folded_sequence.get() != 0) {
+        return Err(malformed("reserved header bytes are not zero".into()));
     }
     if header.section_count.get() as usize != SectionKind::ALL.len() {
         return Err(malformed(format!(

@@ -10,15 +10,29 @@ use zerocopy::FromBytes;
 /// corrupted snapshot).
 pub const UNREADABLE_TEXT: &str = "\u{FFFD}";
 
-/// A stored record, read in place. Cheap to copy; borrows the snapshot.
+/// A stored record, read in place. Cheap to copy; borrows the snapshot (or
+/// the [`crate::OwnedRecord`] it was encoded into).
 #[derive(Clone, Copy)]
 pub struct CitizenView<'a> {
     record: &'a RawRecord,
-    /// Slot number (`page × 37 + index in page`); indexes refer to records by it.
-    slot: u32,
-    file: &'a [u8],
-    layout: &'a Layout,
+    origin: Origin<'a>,
     heap: Heap<'a>,
+}
+
+/// Where a viewed record lives: the side tables it refers to differ.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// A slot of a snapshot file.
+    Snapshot {
+        /// Slot number (`page × 37 + index in page`); indexes refer to records by it.
+        slot: u32,
+        file: &'a [u8],
+        layout: &'a Layout,
+    },
+    /// An [`crate::OwnedRecord`], which carries its representative itself.
+    Owned {
+        representative: Option<&'a RepresentativeEntry>,
+    },
 }
 
 /// A father, mother, spouse or representative as stored.
@@ -70,15 +84,27 @@ impl<'a> CitizenView<'a> {
     ) -> Self {
         CitizenView {
             record,
-            slot,
-            file,
-            layout,
+            origin: Origin::Snapshot { slot, file, layout },
             heap,
         }
     }
 
-    fn section(&self, kind: SectionKind) -> &'a [u8] {
-        self.file.get(self.layout.section(kind)).unwrap_or_default()
+    /// A view of a record that lives outside any snapshot.
+    pub(crate) fn owned(
+        record: &'a RawRecord,
+        heap: &'a str,
+        representative: Option<&'a RepresentativeEntry>,
+    ) -> Self {
+        CitizenView {
+            record,
+            origin: Origin::Owned { representative },
+            heap: Heap::Utf8(heap),
+        }
+    }
+
+    /// Whether the record was read from a snapshot file (not an overlay).
+    pub fn is_from_snapshot(&self) -> bool {
+        matches!(self.origin, Origin::Snapshot { .. })
     }
 
     #[inline]
@@ -109,9 +135,16 @@ impl<'a> CitizenView<'a> {
     }
 
     /// Position of the record in file order (`0..len`, as in
-    /// `Snapshot::record`). Reads the page ranks: not for hot paths.
+    /// `Snapshot::record`); `u32::MAX` for a record outside any snapshot.
+    /// Reads the page ranks: not for hot paths.
     pub fn index(&self) -> u32 {
-        crate::reader::rank_of(self.section(SectionKind::PageRanks), self.slot).unwrap_or(u32::MAX)
+        match self.origin {
+            Origin::Snapshot { slot, file, layout } => {
+                let ranks = file.get(layout.section(SectionKind::PageRanks));
+                crate::reader::rank_of(ranks.unwrap_or_default(), slot).unwrap_or(u32::MAX)
+            }
+            Origin::Owned { .. } => u32::MAX,
+        }
     }
 
     /// Personal ID. (A corrupted value reads as the raw number's digits
@@ -259,13 +292,16 @@ impl<'a> CitizenView<'a> {
         if self.record.flags & FLAG_REPRESENTATIVE == 0 {
             return None;
         }
-        let reps =
-            <[RepresentativeEntry]>::ref_from_bytes(self.section(SectionKind::Representatives))
-                .ok()?;
-        let i = reps
-            .binary_search_by_key(&self.slot, |e| e.record.get())
-            .ok()?;
-        let e = &reps[i];
+        let e = match self.origin {
+            Origin::Snapshot { slot, file, layout } => {
+                let section = file.get(layout.section(SectionKind::Representatives));
+                let reps =
+                    <[RepresentativeEntry]>::ref_from_bytes(section.unwrap_or_default()).ok()?;
+                let i = reps.binary_search_by_key(&slot, |e| e.record.get()).ok()?;
+                &reps[i]
+            }
+            Origin::Owned { representative } => representative?,
+        };
         self.relative(FLAG_REPRESENTATIVE, e.id, e.name, e.nationality)
     }
 
@@ -339,7 +375,7 @@ impl<'a> CitizenView<'a> {
 impl std::fmt::Debug for CitizenView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CitizenView")
-            .field("slot", &self.slot)
+            .field("from_snapshot", &self.is_from_snapshot())
             .field("id", &self.raw_id())
             .finish()
     }

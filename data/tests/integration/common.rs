@@ -11,6 +11,7 @@ pub fn synthetic(dir: &Path, name: &str, n: u64, seed: u64) -> PathBuf {
         build: BuildOptions {
             generation: 1,
             build_time_unix: Some(0),
+            ..Default::default()
         },
         progress: false,
     };

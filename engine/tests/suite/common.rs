@@ -87,6 +87,7 @@ pub fn build(citizens: &[Citizen]) -> (tempfile::TempDir, std::path::PathBuf) {
     let options = BuildOptions {
         generation: 7,
         build_time_unix: Some(1_700_000_000),
+        ..Default::default()
     };
     let summary = build_snapshot(&path, options, citizens).unwrap();
     assert_eq!(summary.records, citizens.len() as u64);

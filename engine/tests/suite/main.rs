@@ -4,4 +4,5 @@ mod common;
 mod corruption;
 mod exercise;
 mod lookups;
+mod owned;
 mod robustness;

@@ -118,6 +118,7 @@ pub fn build(path: &Path, generation: u64, n: u64) {
         BuildOptions {
             generation,
             build_time_unix: Some(1_700_000_000),
+            ..Default::default()
         },
         &citizens,
     )
