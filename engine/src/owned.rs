@@ -80,6 +80,21 @@ impl OwnedRecord {
         )
     }
 
+    /// Marks `modality` enrolled with a template kept elsewhere (the
+    /// snapshot's biometric index); [`OwnedRecord::template`] then gives a
+    /// zero digest for it, which the holder of the record must not use.
+    pub fn mark_enrolled(&mut self, modality: Modality) {
+        self.staged.record.flags |= match modality {
+            Modality::Face => FLAG_FACE,
+            Modality::Fingerprint => FLAG_FINGERPRINT,
+        };
+    }
+
+    /// Bytes held: the fixed part and the text.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<OwnedRecord>() + self.heap.len()
+    }
+
     /// The enrolled template digest of `modality`, if any.
     pub fn template(&self, modality: Modality) -> Option<TemplateDigest> {
         let (flag, digest) = match modality {

@@ -1,0 +1,300 @@
+//! The overlay: every record changed since the snapshot, in memory, and the
+//! read rules that put it in front of the snapshot.
+//!
+//! Records are kept whole (an [`OwnedRecord`] after-image per changed
+//! citizen), in 64 shards by ID so that writers and readers on different
+//! citizens do not meet on one lock. Reads check an atomic count first: with
+//! no change since the snapshot, a read costs one load more than before.
+//! A record is replaced whole under its shard's lock, so a read sees a
+//! change entirely or not at all.
+//!
+//! Legacy IDs and biometric digests set by changes are indexed here too; a
+//! key the snapshot still maps to a record whose overlay version no longer
+//! holds it (a corrected legacy ID, a replaced template) is not found.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dancu_engine::{
+    CitizenView, LegacyId, Modality, OwnedRecord, PersonalId, Snapshot, TemplateDigest,
+};
+use parking_lot::RwLock;
+
+use crate::change::modality_bit;
+
+const SHARDS: usize = 64;
+
+/// The entries of one shard, by personal ID.
+type Shard = HashMap<u64, Arc<Entry>>;
+
+/// One changed record.
+#[derive(Debug)]
+pub struct Entry {
+    /// The sequence number of the change that left the record so.
+    pub sequence: u64,
+    /// The record after the change.
+    pub record: OwnedRecord,
+    /// Modalities whose template is the snapshot's (bit 0 face, bit 1
+    /// fingerprint): enrolled, digest not repeated here.
+    pub inherited_templates: u8,
+}
+
+/// Bytes an entry costs beyond its record: the `Arc`, the map slot and the
+/// key.
+const ENTRY_OVERHEAD: usize = 16 + 24 + 8;
+
+/// What a record's template of one modality is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    /// None enrolled.
+    None,
+    /// The one the snapshot holds for this citizen.
+    Inherited,
+    /// This one.
+    Enrolled(TemplateDigest),
+}
+
+impl Entry {
+    /// The record's template of `modality`.
+    pub fn template(&self, modality: Modality) -> Template {
+        if self.inherited_templates & modality_bit(modality) != 0 {
+            return Template::Inherited;
+        }
+        match self.record.template(modality) {
+            Some(d) => Template::Enrolled(d),
+            None => Template::None,
+        }
+    }
+
+    /// The record's personal ID.
+    pub fn id(&self) -> PersonalId {
+        self.record.view().id()
+    }
+
+    /// Bytes this entry holds (record, heap, bookkeeping), for the report of
+    /// the overlay's memory.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Entry>() - std::mem::size_of::<OwnedRecord>()
+            + self.record.size()
+            + ENTRY_OVERHEAD
+    }
+}
+
+/// A record found by a read: from the snapshot, or changed.
+pub enum Found<'s> {
+    /// Unchanged since the snapshot.
+    Snapshot(CitizenView<'s>),
+    /// Changed (or new) since the snapshot.
+    Changed(Arc<Entry>),
+}
+
+impl Found<'_> {
+    /// The record.
+    #[inline]
+    pub fn view(&self) -> CitizenView<'_> {
+        match self {
+            Found::Snapshot(v) => *v,
+            Found::Changed(e) => e.record.view(),
+        }
+    }
+}
+
+/// The changed records. See the module docs.
+pub struct Overlay {
+    shards: Box<[RwLock<Shard>]>,
+    legacy: RwLock<HashMap<u32, u64>>,
+    templates: RwLock<HashMap<(u8, [u8; 16]), u64>>,
+    len: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Default for Overlay {
+    fn default() -> Overlay {
+        Overlay {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            legacy: RwLock::default(),
+            templates: RwLock::default(),
+            len: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn shard_of(id: u64) -> usize {
+    // The low digits of an ID are its random serial.
+    (id % SHARDS as u64) as usize
+}
+
+impl Overlay {
+    /// Number of changed records.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether nothing changed since the snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The changed record of `id`, if it changed.
+    #[inline]
+    pub fn entry(&self, id: u64) -> Option<Arc<Entry>> {
+        if self.is_empty() {
+            return None;
+        }
+        self.shards[shard_of(id)].read().get(&id).cloned()
+    }
+
+    /// Puts `entry` in place of the citizen's previous version.
+    pub fn insert(&self, entry: Arc<Entry>) {
+        let view = entry.record.view();
+        let id = view.raw_id();
+        let legacy = view.legacy_id().map(LegacyId::get);
+        let new_templates: Vec<(u8, [u8; 16])> = Modality::ALL
+            .iter()
+            .filter_map(|&m| match entry.template(m) {
+                Template::Enrolled(d) => Some((modality_bit(m), d.0)),
+                _ => None,
+            })
+            .collect();
+        let added = entry.bytes();
+        let old = self.shards[shard_of(id)].write().insert(id, entry);
+        match &old {
+            Some(old) => {
+                self.bytes.fetch_sub(old.bytes(), Ordering::Relaxed);
+                let old_view = old.record.view();
+                if let Some(l) = old_view.legacy_id().map(LegacyId::get) {
+                    if Some(l) != legacy {
+                        let mut map = self.legacy.write();
+                        if map.get(&l) == Some(&id) {
+                            map.remove(&l);
+                        }
+                    }
+                }
+                let mut map = self.templates.write();
+                for m in Modality::ALL {
+                    if let Template::Enrolled(d) = old.template(*m) {
+                        let key = (modality_bit(*m), d.0);
+                        if !new_templates.contains(&key) && map.get(&key) == Some(&id) {
+                            map.remove(&key);
+                        }
+                    }
+                }
+            }
+            None => {
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.bytes.fetch_add(added, Ordering::Relaxed);
+        if let Some(l) = legacy {
+            self.legacy.write().insert(l, id);
+        }
+        if !new_templates.is_empty() {
+            let mut map = self.templates.write();
+            for key in new_templates {
+                map.insert(key, id);
+            }
+        }
+    }
+
+    /// Every entry (for compaction), cloned out of the shards.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            out.extend(shard.read().values().cloned());
+        }
+        out
+    }
+
+    /// Drops the entries a new snapshot holds (sequence ≤ `folded`). Only
+    /// once no reader still uses the snapshot before it.
+    pub fn prune(&self, folded: u64) -> usize {
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            shard.write().retain(|_, e| {
+                let keep = e.sequence > folded;
+                if !keep {
+                    removed.push(e.clone());
+                }
+                keep
+            });
+        }
+        let mut legacy = self.legacy.write();
+        let mut templates = self.templates.write();
+        for e in &removed {
+            let id = e.record.view().raw_id();
+            legacy.retain(|_, v| *v != id);
+            templates.retain(|_, v| *v != id);
+            self.bytes.fetch_sub(e.bytes(), Ordering::Relaxed);
+        }
+        self.len.fetch_sub(removed.len(), Ordering::Relaxed);
+        removed.len()
+    }
+
+    /// The record of `id`: the overlay's version, else the snapshot's.
+    #[inline]
+    pub fn get<'s, D: AsRef<[u8]>>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        id: PersonalId,
+    ) -> Option<Found<'s>> {
+        match self.entry(id.get()) {
+            Some(e) => Some(Found::Changed(e)),
+            None => snapshot.get(id).map(Found::Snapshot),
+        }
+    }
+
+    /// The record holding legacy ID `legacy` now.
+    pub fn get_legacy<'s, D: AsRef<[u8]>>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        legacy: LegacyId,
+    ) -> Option<Found<'s>> {
+        if self.is_empty() {
+            return snapshot.get_legacy(legacy).map(Found::Snapshot);
+        }
+        let moved = self.legacy.read().get(&legacy.get()).copied();
+        if let Some(e) = moved.and_then(|id| self.entry(id)) {
+            if e.record.view().legacy_id() == Some(legacy) {
+                return Some(Found::Changed(e));
+            }
+        }
+        let view = snapshot.get_legacy(legacy)?;
+        match self.entry(view.raw_id()) {
+            None => Some(Found::Snapshot(view)),
+            Some(e) if e.record.view().legacy_id() == Some(legacy) => Some(Found::Changed(e)),
+            Some(_) => None, // corrected since the snapshot
+        }
+    }
+
+    /// The record whose `modality` template is `digest` now.
+    pub fn identify<'s, D: AsRef<[u8]>>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        modality: Modality,
+        digest: &TemplateDigest,
+    ) -> Option<Found<'s>> {
+        if self.is_empty() {
+            return snapshot.identify(modality, digest).map(Found::Snapshot);
+        }
+        let key = (modality_bit(modality), digest.0);
+        let enrolled = self.templates.read().get(&key).copied();
+        if let Some(e) = enrolled.and_then(|id| self.entry(id)) {
+            if e.template(modality) == Template::Enrolled(*digest) {
+                return Some(Found::Changed(e));
+            }
+        }
+        let view = snapshot.identify(modality, digest)?;
+        match self.entry(view.raw_id()) {
+            None => Some(Found::Snapshot(view)),
+            Some(e) if e.template(modality) == Template::Inherited => Some(Found::Changed(e)),
+            Some(_) => None, // replaced since the snapshot
+        }
+    }
+}

@@ -1,0 +1,704 @@
+//! The register: the write path (validation, ID allocation, idempotency,
+//! sequence numbers, the log) and the overlay readers consult.
+//!
+//! A change is numbered and queued under one lock, so the log's order is the
+//! order in which changes were decided. It becomes visible to readers only
+//! when the log thread has made it durable: until then it waits in
+//! `pending`, where later changes to the same citizen find it. A writer is
+//! answered ([`Register::durable`]) once the overlay holds its change.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use dancu_engine::{
+    codes, fold, Citizen, Date, LegacyId, Modality, OwnedRecord, PersonalId, Sex, Snapshot,
+    TemplateDigest,
+};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::change::{
+    citizen_from_json, invalid, legacy_of, modality_bit, ChangeRequest, LoggedChange, Provenance,
+    CHANGEABLE_FIELDS,
+};
+use crate::error::{Error, Rejection, Result};
+use crate::log::{ChangeLog, Durable, Recovery};
+use crate::overlay::{Entry, Overlay, Template};
+
+/// How far the log has come.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every change up to this sequence number is durable and visible.
+    pub applied: u64,
+    /// Why the log stopped taking writes, if it did.
+    pub failed: Option<Arc<str>>,
+}
+
+/// A change the register took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The subject (for a registration: the new ID).
+    pub id: PersonalId,
+    /// The change's sequence number.
+    pub sequence: u64,
+    /// Whether this answers a retry of an earlier request (same
+    /// idempotency key and body): nothing new was written.
+    pub replayed: bool,
+}
+
+/// A change as the feed and audit show it.
+#[derive(Debug)]
+pub struct FeedItem {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// The change.
+    pub change: LoggedChange,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Remembered {
+    digest: u64,
+    sequence: u64,
+    subject: u64,
+}
+
+/// What the write lock guards.
+struct WriteState {
+    next_sequence: u64,
+    /// Changes queued in the log, not yet durable, by citizen.
+    pending: HashMap<u64, Arc<Entry>>,
+    /// `(client, key)` → the change that answered it.
+    idempotency: HashMap<(String, String), Remembered>,
+    rng: u64,
+}
+
+/// Hands durable changes to the overlay (runs on the log thread).
+struct Publisher {
+    overlay: Arc<Overlay>,
+    write: Arc<Mutex<WriteState>>,
+    progress: Arc<watch::Sender<Progress>>,
+}
+
+impl Publisher {
+    fn forget_pending(&self, batch: &[(u64, Arc<Entry>)]) -> Option<u64> {
+        let mut w = self.write.lock();
+        for (sequence, entry) in batch {
+            let id = entry.record.view().raw_id();
+            if w.pending.get(&id).map(|e| e.sequence) == Some(*sequence) {
+                w.pending.remove(&id);
+            }
+        }
+        batch.last().map(|(s, _)| *s)
+    }
+}
+
+impl Durable<Arc<Entry>> for Publisher {
+    fn durable(&self, batch: Vec<(u64, Arc<Entry>)>) {
+        for (_, entry) in &batch {
+            self.overlay.insert(entry.clone());
+        }
+        if let Some(last) = self.forget_pending(&batch) {
+            self.progress.send_modify(|p| p.applied = last);
+        }
+    }
+
+    fn failed(&self, error: &str, batch: Vec<(u64, Arc<Entry>)>) {
+        self.forget_pending(&batch);
+        let mut w = self.write.lock();
+        let failed: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+        w.idempotency.retain(|_, r| !failed.contains(&r.sequence));
+        drop(w);
+        let error: Arc<str> = error.into();
+        self.progress.send_modify(|p| p.failed = Some(error));
+    }
+}
+
+/// The live register on one machine. See the module docs.
+pub struct Register {
+    overlay: Arc<Overlay>,
+    write: Arc<Mutex<WriteState>>,
+    progress: Arc<watch::Sender<Progress>>,
+    log: ChangeLog<Arc<Entry>>,
+    recovery: Recovery,
+}
+
+impl Register {
+    /// Opens the change log in `log_dir` beside `snapshot`: replays every
+    /// change after the snapshot's folded sequence into the overlay.
+    pub fn open<D: AsRef<[u8]>>(snapshot: &Snapshot<D>, log_dir: &Path) -> Result<Register> {
+        let overlay = Arc::new(Overlay::default());
+        let mut idempotency = HashMap::new();
+        let folded = snapshot.folded_sequence();
+        let write = Arc::new(Mutex::new(WriteState {
+            next_sequence: 0,
+            pending: HashMap::new(),
+            idempotency: HashMap::new(),
+            rng: seed(),
+        }));
+        let progress = Arc::new(watch::Sender::new(Progress::default()));
+        let publisher = Publisher {
+            overlay: overlay.clone(),
+            write: write.clone(),
+            progress: progress.clone(),
+        };
+        let replay_into = overlay.clone();
+        let (log, recovery) = ChangeLog::open(
+            log_dir,
+            folded,
+            |sequence, payload| {
+                let change = LoggedChange::from_bytes(payload)?;
+                let entry = entry_of(sequence, &change)?;
+                remember(&mut idempotency, &change, sequence);
+                replay_into.insert(Arc::new(entry));
+                Ok(())
+            },
+            publisher,
+        )?;
+        let last = recovery.last_sequence.max(folded);
+        {
+            let mut w = write.lock();
+            w.next_sequence = last + 1;
+            w.idempotency = idempotency;
+        }
+        progress.send_modify(|p| p.applied = last);
+        Ok(Register {
+            overlay,
+            write,
+            progress,
+            log,
+            recovery,
+        })
+    }
+
+    /// What opening found (records replayed, a cut tail).
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// The overlay every read consults.
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// How far the log has come.
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// A receiver that wakes at every durable batch (long-polls wait on it).
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Bytes of the log's files.
+    pub fn log_bytes(&self) -> u64 {
+        self.log.bytes()
+    }
+
+    /// Decides, numbers and queues one change. The change is not durable
+    /// yet: await [`Register::durable`] with the sequence before answering.
+    pub fn submit<D: AsRef<[u8]>>(
+        &self,
+        snapshot: &Snapshot<D>,
+        subject: Option<PersonalId>,
+        request: ChangeRequest,
+        provenance: Provenance,
+        now_unix: i64,
+    ) -> Result<Accepted> {
+        if let Some(e) = &self.progress.borrow().failed {
+            return Err(Error::LogFailed(e.to_string()));
+        }
+        let digest = request.digest(subject);
+        let mut w = self.write.lock();
+        if let Some(key) = &provenance.idempotency_key {
+            if let Some(r) = w.idempotency.get(&(provenance.client.clone(), key.clone())) {
+                if r.digest != digest {
+                    return Err(Rejection::IdempotencyMismatch(key.clone()).into());
+                }
+                return Ok(Accepted {
+                    id: PersonalId::from_u64(r.subject).expect("remembered IDs are valid"),
+                    sequence: r.sequence,
+                    replayed: true,
+                });
+            }
+        }
+        let kind = request.kind();
+        let (citizen, inherited) = {
+            let reader = Reader {
+                snapshot,
+                overlay: &self.overlay,
+                pending: &w.pending,
+            };
+            let mut rng = w.rng;
+            let decided = reader.decide(subject, request, &mut rng, now_unix);
+            w.rng = rng;
+            decided?
+        };
+        let mut record =
+            OwnedRecord::encode(&citizen).map_err(|e| invalid("record", e.to_string()))?;
+        for m in Modality::ALL {
+            if inherited & modality_bit(*m) != 0 {
+                record.mark_enrolled(*m);
+            }
+        }
+        let sequence = w.next_sequence;
+        let change = LoggedChange {
+            kind,
+            subject: citizen.id.get(),
+            time_unix: now_unix,
+            client: provenance.client,
+            reason: provenance.reason,
+            idempotency_key: provenance.idempotency_key,
+            request_digest: digest,
+            inherited_templates: inherited,
+            image: record.to_bytes(),
+        };
+        let payload = change.to_bytes();
+        w.next_sequence += 1;
+        remember(&mut w.idempotency, &change, sequence);
+        let entry = Arc::new(Entry {
+            sequence,
+            record,
+            inherited_templates: inherited,
+        });
+        w.pending.insert(citizen.id.get(), entry.clone());
+        // Queued under the lock: the log's order is the order of decisions.
+        self.log.append(sequence, &payload, entry);
+        Ok(Accepted {
+            id: citizen.id,
+            sequence,
+            replayed: false,
+        })
+    }
+
+    /// Waits until change `sequence` is durable and visible.
+    pub async fn durable(&self, sequence: u64) -> Result<()> {
+        let mut rx = self.progress.subscribe();
+        let progress = rx
+            .wait_for(|p| p.applied >= sequence || p.failed.is_some())
+            .await
+            .map_err(|_| Error::LogFailed("the register is closing".into()))?;
+        if progress.applied >= sequence {
+            Ok(())
+        } else {
+            Err(Error::LogFailed(
+                progress.failed.as_deref().unwrap_or("").to_string(),
+            ))
+        }
+    }
+
+    /// The same wait, for threads outside an async runtime.
+    pub fn durable_blocking(&self, sequence: u64) -> Result<()> {
+        let mut rx = self.progress.subscribe();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if p.applied >= sequence {
+                    return Ok(());
+                }
+                if let Some(e) = &p.failed {
+                    return Err(Error::LogFailed(e.to_string()));
+                }
+            }
+            // The sender lives as long as `self`; a closed channel means the
+            // register is being dropped.
+            if futures_lite_block_on_changed(&mut rx).is_err() {
+                return Err(Error::LogFailed("the register is closing".into()));
+            }
+        }
+    }
+
+    /// Up to `limit` durable changes after `after`; `None` if change
+    /// `after + 1` was folded into a snapshot and trimmed from the log.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Option<Vec<FeedItem>>> {
+        let until = self.progress.borrow().applied;
+        let Some(records) = self.log.read_after(after, until, limit)? else {
+            return Ok(None);
+        };
+        records
+            .into_iter()
+            .map(|(sequence, payload)| {
+                Ok(FeedItem {
+                    sequence,
+                    change: LoggedChange::from_bytes(&payload)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// The first sequence number the log still holds.
+    pub fn first_logged_sequence(&self) -> u64 {
+        self.log.first_sequence()
+    }
+
+    /// Starts a compaction: ends the log segment after the last numbered
+    /// change and returns that change's sequence (what the new snapshot
+    /// folds) with the overlay's entries once it is visible. Entries newer
+    /// than the fold may be among them: they are after-images, so folding
+    /// them early and replaying them later gives the same records.
+    pub fn begin_compaction(&self) -> Result<(u64, Vec<Arc<Entry>>)> {
+        let (folded, rotated) = {
+            let w = self.write.lock();
+            let folded = w.next_sequence - 1;
+            (folded, self.log.rotate_async(folded + 1))
+        };
+        rotated
+            .recv()
+            .map_err(|_| Error::LogFailed("the log thread has stopped".into()))??;
+        self.durable_blocking(folded)?;
+        Ok((folded, self.overlay.entries()))
+    }
+
+    /// Ends a compaction once the snapshot folding `folded` is served and no
+    /// reader uses the one before: drops what it holds from the overlay and
+    /// the log. Returns (entries dropped, segments deleted).
+    pub fn end_compaction(&self, folded: u64) -> Result<(usize, u64)> {
+        let dropped = self.overlay.prune(folded);
+        let deleted = self.log.trim(folded)?;
+        Ok((dropped, deleted))
+    }
+}
+
+/// Blocks on `changed()` without an async runtime (the compaction thread).
+fn futures_lite_block_on_changed(rx: &mut watch::Receiver<Progress>) -> Result<(), ()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|_| ())?;
+    runtime.block_on(rx.changed()).map_err(|_| ())
+}
+
+fn remember(map: &mut HashMap<(String, String), Remembered>, change: &LoggedChange, sequence: u64) {
+    if let Some(key) = &change.idempotency_key {
+        map.insert(
+            (change.client.clone(), key.clone()),
+            Remembered {
+                digest: change.request_digest,
+                sequence,
+                subject: change.subject,
+            },
+        );
+    }
+}
+
+/// The overlay entry a logged change leaves.
+pub(crate) fn entry_of(sequence: u64, change: &LoggedChange) -> Result<Entry> {
+    let record = OwnedRecord::from_bytes(&change.image)
+        .ok_or_else(|| Error::LogFailed(format!("change {sequence} holds a malformed record")))?;
+    Ok(Entry {
+        sequence,
+        record,
+        inherited_templates: change.inherited_templates,
+    })
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ u64::from(std::process::id()) << 32) | 1
+}
+
+/// xorshift64*: the serial picker needs no statistical quality, only spread.
+fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// Reads the newest state of citizens while a change is decided.
+struct Reader<'a, D> {
+    snapshot: &'a Snapshot<D>,
+    overlay: &'a Overlay,
+    pending: &'a HashMap<u64, Arc<Entry>>,
+}
+
+impl<D: AsRef<[u8]>> Reader<'_, D> {
+    fn exists(&self, id: PersonalId) -> bool {
+        self.pending.contains_key(&id.get()) || self.overlay.get(self.snapshot, id).is_some()
+    }
+
+    /// The citizen as it stands, with the modalities whose template only
+    /// the snapshot holds.
+    fn current(&self, id: PersonalId) -> Option<(Citizen, u8)> {
+        let entry = self
+            .pending
+            .get(&id.get())
+            .cloned()
+            .or_else(|| self.overlay.entry(id.get()));
+        if let Some(e) = entry {
+            return Some((e.record.to_citizen(), e.inherited_templates));
+        }
+        let view = self.snapshot.get(id)?;
+        let enrolled = view.enrolled();
+        let inherited = (u8::from(enrolled.face) * modality_bit(Modality::Face))
+            | (u8::from(enrolled.fingerprint) * modality_bit(Modality::Fingerprint));
+        Some((view.to_citizen(), inherited))
+    }
+
+    fn legacy_holder(&self, legacy: LegacyId) -> Option<u64> {
+        let pending = self
+            .pending
+            .values()
+            .find(|e| e.record.view().legacy_id() == Some(legacy));
+        if let Some(e) = pending {
+            return Some(e.record.view().raw_id());
+        }
+        self.overlay
+            .get_legacy(self.snapshot, legacy)
+            .map(|f| f.view().raw_id())
+    }
+
+    fn template_holder(&self, modality: Modality, digest: &TemplateDigest) -> Option<u64> {
+        let pending = self
+            .pending
+            .values()
+            .find(|e| e.template(modality) == Template::Enrolled(*digest));
+        if let Some(e) = pending {
+            return Some(e.record.view().raw_id());
+        }
+        self.overlay
+            .identify(self.snapshot, modality, digest)
+            .map(|f| f.view().raw_id())
+    }
+
+    /// Every reference to another citizen must name an existing one.
+    fn check_references(&self, c: &Citizen) -> Result<(), Rejection> {
+        let relatives = [
+            ("father", &c.father),
+            ("mother", &c.mother),
+            ("spouse", &c.spouse),
+            ("representative", &c.representative),
+        ];
+        for (field, relative) in relatives {
+            if let Some(id) = relative.as_ref().and_then(|r| r.id) {
+                if id == c.id || !self.exists(id) {
+                    return Err(Rejection::UnknownReference {
+                        field: format!("{field}.id"),
+                        id: id.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some(head) = c.household.as_ref().and_then(|h| h.head_id) {
+            if head != c.id && !self.exists(head) {
+                return Err(Rejection::UnknownReference {
+                    field: "household.head_id".into(),
+                    id: head.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_legacy_free(&self, c: &Citizen) -> Result<(), Rejection> {
+        if let Some(legacy) = c.legacy_id {
+            if let Some(holder) = self.legacy_holder(legacy) {
+                if holder != c.id.get() {
+                    return Err(Rejection::Conflict(format!(
+                        "legacy ID {legacy} belongs to another citizen"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The record a change leaves, and its inherited template bits.
+    fn decide(
+        &self,
+        subject: Option<PersonalId>,
+        request: ChangeRequest,
+        rng: &mut u64,
+        now_unix: i64,
+    ) -> Result<(Citizen, u8), Rejection> {
+        let today = Date::from_days_since_epoch(now_unix.div_euclid(86_400))
+            .map_err(|e| Rejection::Conflict(format!("the server's clock: {e}")))?;
+        let current = || {
+            let id = subject.expect("routes with a subject pass one");
+            self.current(id)
+                .ok_or_else(|| Rejection::UnknownCitizen(id.to_string()))
+        };
+        match request {
+            ChangeRequest::Register(record) => {
+                let mut c = self.new_citizen(record, rng)?;
+                if c.date_of_birth > today {
+                    return Err(invalid("date_of_birth", "is in the future"));
+                }
+                c.date_of_death = None;
+                self.check_references(&c)?;
+                self.check_legacy_free(&c)?;
+                Ok((c, 0))
+            }
+            ChangeRequest::Update(patch) => {
+                let (c, inherited) = current()?;
+                let object = patch
+                    .as_object()
+                    .ok_or_else(|| invalid("patch", "must be a JSON object"))?;
+                if object.is_empty() {
+                    return Err(invalid("patch", "changes nothing"));
+                }
+                for key in object.keys() {
+                    if !CHANGEABLE_FIELDS.contains(&key.as_str()) {
+                        return Err(invalid(
+                            key.as_str(),
+                            format!(
+                                "is not changeable by a patch (changeable: {})",
+                                CHANGEABLE_FIELDS.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                if let Some(v) = object.get("legacy_id") {
+                    legacy_of(v)?;
+                }
+                let mut value = serde_json::to_value(&c).expect("a citizen serializes");
+                crate::change::merge_patch(&mut value, &patch);
+                // The patch may drop a field (null); the schema wants it present.
+                if let Some(object) = value.as_object_mut() {
+                    for key in CHANGEABLE_FIELDS {
+                        object
+                            .entry(key.to_string())
+                            .or_insert(serde_json::Value::Null);
+                    }
+                }
+                let mut changed = citizen_from_json(value)?;
+                changed.biometric_templates = c.biometric_templates;
+                changed.validate().map_err(|e| invalid("record", e.0))?;
+                self.check_references(&changed)?;
+                self.check_legacy_free(&changed)?;
+                Ok((changed, inherited))
+            }
+            ChangeRequest::Death(date) => {
+                let (mut c, inherited) = current()?;
+                if let Some(d) = c.date_of_death {
+                    return Err(Rejection::Conflict(format!(
+                        "{} is already recorded dead on {d}",
+                        c.id
+                    )));
+                }
+                if date < c.date_of_birth {
+                    return Err(invalid("date_of_death", "is before the date of birth"));
+                }
+                if date > today {
+                    return Err(invalid("date_of_death", "is in the future"));
+                }
+                c.date_of_death = Some(date);
+                Ok((c, inherited))
+            }
+            ChangeRequest::Biometric(modality, digest) => {
+                let (mut c, inherited) = current()?;
+                if let Some(holder) = self.template_holder(modality, &digest) {
+                    if holder != c.id.get() {
+                        return Err(Rejection::Conflict(
+                            "this template identifier is enrolled to another citizen".into(),
+                        ));
+                    }
+                }
+                match modality {
+                    Modality::Face => c.biometric_templates.face = Some(digest),
+                    Modality::Fingerprint => c.biometric_templates.fingerprint = Some(digest),
+                }
+                Ok((c, inherited & !modality_bit(modality)))
+            }
+        }
+    }
+
+    /// A registration's record with a newly allocated ID.
+    fn new_citizen(
+        &self,
+        mut record: serde_json::Value,
+        rng: &mut u64,
+    ) -> Result<Citizen, Rejection> {
+        let object = record
+            .as_object_mut()
+            .ok_or_else(|| invalid("record", "must be a JSON object"))?;
+        if object.contains_key("id") {
+            return Err(invalid("id", "is allocated by the register; leave it out"));
+        }
+        for absent in ["date_of_death", "biometric_templates"] {
+            if object.get(absent).is_some_and(|v| !v.is_null()) {
+                return Err(invalid(absent, "cannot be set at registration"));
+            }
+        }
+        let text = |key: &str| object.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let sex: Sex = text("sex")
+            .ok_or_else(|| invalid("sex", "is required (male or female)"))?
+            .parse()
+            .map_err(|e: dancu_engine::SchemaError| invalid("sex", e.0))?;
+        let born = Date::parse(
+            &text("date_of_birth").ok_or_else(|| invalid("date_of_birth", "is required"))?,
+        )
+        .map_err(|e| invalid("date_of_birth", e.0))?;
+        let place = text("birth_registration_place").ok_or_else(|| {
+            invalid(
+                "birth_registration_place",
+                "is required: it decides the ID's province code",
+            )
+        })?;
+        let province = province_of(&place).ok_or_else(|| {
+            invalid(
+                "birth_registration_place",
+                "must end with the name of one of the 63 provinces (e.g. \"..., Hà Nội\")",
+            )
+        })?;
+        let prefix = PersonalId::new(province, sex, born.year(), 0)
+            .map_err(|e| invalid("date_of_birth", e.to_string()))?;
+        object.insert("id".into(), serde_json::Value::String(prefix.to_string()));
+        for key in CHANGEABLE_FIELDS
+            .iter()
+            .chain(&["hometown", "ethnicity", "nationality"])
+        {
+            object
+                .entry(key.to_string())
+                .or_insert(serde_json::Value::Null);
+        }
+        object
+            .entry("date_of_death")
+            .or_insert(serde_json::Value::Null);
+        let mut c = citizen_from_json(record)?;
+        c.validate().map_err(|e| invalid("record", e.0))?;
+        c.id = self.allocate(prefix, rng)?;
+        Ok(c)
+    }
+
+    /// A serial under `prefix` (`PPP G YY`) used by no record, pending or
+    /// durable. A logged allocation is a logged record, so a crash after the
+    /// log write keeps the ID taken; one before it was never answered.
+    fn allocate(&self, prefix: PersonalId, rng: &mut u64) -> Result<PersonalId, Rejection> {
+        let base = prefix.get() - u64::from(prefix.serial());
+        let free = |serial: u64| {
+            let id = PersonalId::from_u64(base + serial).expect("a serial keeps the ID valid");
+            (!self.exists(id)).then_some(id)
+        };
+        for _ in 0..64 {
+            if let Some(id) = free(next_random(rng) % 1_000_000) {
+                return Ok(id);
+            }
+        }
+        // Nearly full: scan from a random point.
+        let start = next_random(rng) % 1_000_000;
+        (0..1_000_000)
+            .map(|i| (start + i) % 1_000_000)
+            .find_map(free)
+            .ok_or_else(|| Rejection::SerialsExhausted(format!("{:06}", base / 1_000_000)))
+    }
+}
+
+/// The province code of a birth registration place: the province whose
+/// name ends the address, compared after folding (so "HA NOI" matches).
+pub fn province_of(place: &str) -> Option<u16> {
+    let folded = fold(place);
+    codes::PROVINCES
+        .iter()
+        .filter(|(_, name)| {
+            let name = fold(name);
+            folded == name || folded.ends_with(&format!(" {name}"))
+        })
+        .max_by_key(|(_, name)| name.len())
+        .map(|&(code, _)| code)
+}
