@@ -13,7 +13,8 @@
 //! holds it (a corrected legacy ID, a replaced template) is not found.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dancu_engine::{
@@ -25,8 +26,44 @@ use crate::change::modality_bit;
 
 const SHARDS: usize = 64;
 
+/// Bits of the filter in front of the shards: 2 MiB, which stays in the
+/// last-level cache; at a million changed citizens about 6 % of its bits are
+/// set, so 94 % of reads of unchanged citizens skip the shard lock and map.
+const FILTER_BITS: u64 = 1 << 24;
+
 /// The entries of one shard, by personal ID.
-type Shard = HashMap<u64, Arc<Entry>>;
+type Shard = HashMap<u64, Arc<Entry>, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a personal ID with MurmurHash3's finalizer: SipHash (the standard
+/// map's default) costs more than the rest of a lookup, and IDs come from
+/// the register, not from an attacker choosing keys to collide (the
+/// finalizer is a bijection, so distinct IDs never collide fully).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = mix(self.0 ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = mix(id);
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
 
 /// One changed record.
 #[derive(Debug)]
@@ -102,6 +139,13 @@ impl Found<'_> {
 
 /// The changed records. See the module docs.
 pub struct Overlay {
+    /// One bit per `mix(id) % FILTER_BITS`, set before an entry is inserted
+    /// (never cleared until a prune rebuilds it): a clear bit proves the
+    /// citizen is unchanged.
+    filter: Box<[AtomicU64]>,
+    /// Held by `insert` and `prune`, so a prune's filter rebuild never
+    /// drops the bit of an entry inserted meanwhile.
+    writer: parking_lot::Mutex<()>,
     shards: Box<[RwLock<Shard>]>,
     legacy: RwLock<HashMap<u32, u64>>,
     templates: RwLock<HashMap<(u8, [u8; 16]), u64>>,
@@ -112,6 +156,8 @@ pub struct Overlay {
 impl Default for Overlay {
     fn default() -> Overlay {
         Overlay {
+            filter: (0..FILTER_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            writer: parking_lot::Mutex::new(()),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             legacy: RwLock::default(),
             templates: RwLock::default(),
@@ -142,10 +188,22 @@ impl Overlay {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    fn filter_bit(id: u64) -> (usize, u64) {
+        let bit = mix(id) % FILTER_BITS;
+        ((bit / 64) as usize, 1 << (bit % 64))
+    }
+
+    fn may_hold(&self, id: u64) -> bool {
+        let (word, bit) = Self::filter_bit(id);
+        // Acquire pairs with the Release in `insert`: a reader that runs
+        // after a change was published sees its bit.
+        self.filter[word].load(Ordering::Acquire) & bit != 0
+    }
+
     /// The changed record of `id`, if it changed.
     #[inline]
     pub fn entry(&self, id: u64) -> Option<Arc<Entry>> {
-        if self.is_empty() {
+        if self.is_empty() || !self.may_hold(id) {
             return None;
         }
         self.shards[shard_of(id)].read().get(&id).cloned()
@@ -164,6 +222,9 @@ impl Overlay {
             })
             .collect();
         let added = entry.bytes();
+        let _writer = self.writer.lock();
+        let (word, bit) = Self::filter_bit(id);
+        self.filter[word].fetch_or(bit, Ordering::Release);
         let old = self.shards[shard_of(id)].write().insert(id, entry);
         match &old {
             Some(old) => {
@@ -215,6 +276,7 @@ impl Overlay {
     /// Drops the entries a new snapshot holds (sequence ≤ `folded`). Only
     /// once no reader still uses the snapshot before it.
     pub fn prune(&self, folded: u64) -> usize {
+        let _writer = self.writer.lock();
         let mut removed = Vec::new();
         for shard in self.shards.iter() {
             shard.write().retain(|_, e| {
@@ -224,6 +286,19 @@ impl Overlay {
                 }
                 keep
             });
+        }
+        // Rebuild the filter from what is left: clear, then set again. A read
+        // meanwhile may miss a bit and read the snapshot, which holds every
+        // pruned change already; for the entries left, set their bits first.
+        let mut fresh = vec![0u64; self.filter.len()];
+        for shard in self.shards.iter() {
+            for &id in shard.read().keys() {
+                let (word, bit) = Self::filter_bit(id);
+                fresh[word] |= bit;
+            }
+        }
+        for (word, bits) in self.filter.iter().zip(fresh) {
+            word.store(bits, Ordering::Release);
         }
         let mut legacy = self.legacy.write();
         let mut templates = self.templates.write();
@@ -248,6 +323,31 @@ impl Overlay {
             Some(e) => Some(Found::Changed(e)),
             None => snapshot.get(id).map(Found::Snapshot),
         }
+    }
+
+    /// [`Overlay::get`] of many IDs, results in order: the snapshot's
+    /// prefetching batch lookup, then the overlay's versions put in place.
+    pub fn get_many<'s, D: AsRef<[u8]>>(
+        &self,
+        snapshot: &'s Snapshot<D>,
+        ids: &[PersonalId],
+        out: &mut Vec<Option<Found<'s>>>,
+    ) {
+        let mut views = Vec::with_capacity(ids.len());
+        snapshot.get_many(ids, &mut views);
+        out.clear();
+        if self.is_empty() {
+            out.extend(views.into_iter().map(|v| v.map(Found::Snapshot)));
+            return;
+        }
+        out.extend(
+            ids.iter()
+                .zip(views)
+                .map(|(id, view)| match self.entry(id.get()) {
+                    Some(e) => Some(Found::Changed(e)),
+                    None => view.map(Found::Snapshot),
+                }),
+        );
     }
 
     /// The record holding legacy ID `legacy` now.

@@ -73,11 +73,39 @@ struct WriteState {
     rng: u64,
 }
 
+/// How far the log has come, for async waiters (a watch channel) and for
+/// threads outside a runtime (a condition variable).
+struct ProgressCell {
+    watch: watch::Sender<Progress>,
+    blocking: Mutex<Progress>,
+    changed: parking_lot::Condvar,
+}
+
+impl ProgressCell {
+    fn new() -> ProgressCell {
+        ProgressCell {
+            watch: watch::Sender::new(Progress::default()),
+            blocking: Mutex::new(Progress::default()),
+            changed: parking_lot::Condvar::new(),
+        }
+    }
+
+    fn update(&self, f: impl Fn(&mut Progress)) {
+        self.watch.send_modify(&f);
+        f(&mut self.blocking.lock());
+        self.changed.notify_all();
+    }
+
+    fn get(&self) -> Progress {
+        self.watch.borrow().clone()
+    }
+}
+
 /// Hands durable changes to the overlay (runs on the log thread).
 struct Publisher {
     overlay: Arc<Overlay>,
     write: Arc<Mutex<WriteState>>,
-    progress: Arc<watch::Sender<Progress>>,
+    progress: Arc<ProgressCell>,
 }
 
 impl Publisher {
@@ -99,7 +127,7 @@ impl Durable<Arc<Entry>> for Publisher {
             self.overlay.insert(entry.clone());
         }
         if let Some(last) = self.forget_pending(&batch) {
-            self.progress.send_modify(|p| p.applied = last);
+            self.progress.update(|p| p.applied = last);
         }
     }
 
@@ -110,7 +138,7 @@ impl Durable<Arc<Entry>> for Publisher {
         w.idempotency.retain(|_, r| !failed.contains(&r.sequence));
         drop(w);
         let error: Arc<str> = error.into();
-        self.progress.send_modify(|p| p.failed = Some(error));
+        self.progress.update(|p| p.failed = Some(error.clone()));
     }
 }
 
@@ -118,7 +146,7 @@ impl Durable<Arc<Entry>> for Publisher {
 pub struct Register {
     overlay: Arc<Overlay>,
     write: Arc<Mutex<WriteState>>,
-    progress: Arc<watch::Sender<Progress>>,
+    progress: Arc<ProgressCell>,
     log: ChangeLog<Arc<Entry>>,
     recovery: Recovery,
 }
@@ -136,7 +164,7 @@ impl Register {
             idempotency: HashMap::new(),
             rng: seed(),
         }));
-        let progress = Arc::new(watch::Sender::new(Progress::default()));
+        let progress = Arc::new(ProgressCell::new());
         let publisher = Publisher {
             overlay: overlay.clone(),
             write: write.clone(),
@@ -161,7 +189,7 @@ impl Register {
             w.next_sequence = last + 1;
             w.idempotency = idempotency;
         }
-        progress.send_modify(|p| p.applied = last);
+        progress.update(|p| p.applied = last);
         Ok(Register {
             overlay,
             write,
@@ -183,12 +211,12 @@ impl Register {
 
     /// How far the log has come.
     pub fn progress(&self) -> Progress {
-        self.progress.borrow().clone()
+        self.progress.get()
     }
 
     /// A receiver that wakes at every durable batch (long-polls wait on it).
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
-        self.progress.subscribe()
+        self.progress.watch.subscribe()
     }
 
     /// Bytes of the log's files.
@@ -206,7 +234,7 @@ impl Register {
         provenance: Provenance,
         now_unix: i64,
     ) -> Result<Accepted> {
-        if let Some(e) = &self.progress.borrow().failed {
+        if let Some(e) = &self.progress.get().failed {
             return Err(Error::LogFailed(e.to_string()));
         }
         let digest = request.digest(subject);
@@ -274,7 +302,7 @@ impl Register {
 
     /// Waits until change `sequence` is durable and visible.
     pub async fn durable(&self, sequence: u64) -> Result<()> {
-        let mut rx = self.progress.subscribe();
+        let mut rx = self.progress.watch.subscribe();
         let progress = rx
             .wait_for(|p| p.applied >= sequence || p.failed.is_some())
             .await
@@ -290,29 +318,22 @@ impl Register {
 
     /// The same wait, for threads outside an async runtime.
     pub fn durable_blocking(&self, sequence: u64) -> Result<()> {
-        let mut rx = self.progress.subscribe();
+        let mut progress = self.progress.blocking.lock();
         loop {
-            {
-                let p = rx.borrow_and_update();
-                if p.applied >= sequence {
-                    return Ok(());
-                }
-                if let Some(e) = &p.failed {
-                    return Err(Error::LogFailed(e.to_string()));
-                }
+            if progress.applied >= sequence {
+                return Ok(());
             }
-            // The sender lives as long as `self`; a closed channel means the
-            // register is being dropped.
-            if futures_lite_block_on_changed(&mut rx).is_err() {
-                return Err(Error::LogFailed("the register is closing".into()));
+            if let Some(e) = &progress.failed {
+                return Err(Error::LogFailed(e.to_string()));
             }
+            self.progress.changed.wait(&mut progress);
         }
     }
 
     /// Up to `limit` durable changes after `after`; `None` if change
     /// `after + 1` was folded into a snapshot and trimmed from the log.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Option<Vec<FeedItem>>> {
-        let until = self.progress.borrow().applied;
+        let until = self.progress.get().applied;
         let Some(records) = self.log.read_after(after, until, limit)? else {
             return Ok(None);
         };
@@ -359,14 +380,6 @@ impl Register {
         let deleted = self.log.trim(folded)?;
         Ok((dropped, deleted))
     }
-}
-
-/// Blocks on `changed()` without an async runtime (the compaction thread).
-fn futures_lite_block_on_changed(rx: &mut watch::Receiver<Progress>) -> Result<(), ()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|_| ())?;
-    runtime.block_on(rx.changed()).map_err(|_| ())
 }
 
 fn remember(map: &mut HashMap<(String, String), Remembered>, change: &LoggedChange, sequence: u64) {
