@@ -71,6 +71,23 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fold a change log into the next generation of a snapshot, offline.
+    ///
+    /// Replays every change of --log after the snapshot's folded sequence
+    /// (cutting a torn tail, as the server does at start) and writes the
+    /// next generation to --out with the same builder and the same bytes
+    /// the server's compaction writes. The log itself is not trimmed.
+    Compact {
+        /// The snapshot the log continues.
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// The change-log directory.
+        #[arg(long)]
+        log: PathBuf,
+        /// The snapshot file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print lookup keys for load tests, one per line.
     ///
     /// Keys that exist in the snapshot (12-digit IDs, 9-digit legacy IDs or
@@ -187,6 +204,38 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else {
                 write_info(out, &file, &info, counts.as_ref()).map_err(stdout)?;
             }
+        }
+        Command::Compact {
+            snapshot,
+            log,
+            out: path,
+        } => {
+            let base = Snapshot::open_file(&snapshot, Memory::Map)?;
+            base.verify()?;
+            let register = dancu_register::Register::open(&base, &log)?;
+            if let Some(cut) = &register.recovery().cut {
+                eprintln!("warning: {cut}");
+            }
+            let fold = register.fold(base.folded_sequence(), register.progress().applied)?;
+            let summary = dancu_register::compact(
+                &base,
+                &fold.changes,
+                fold.folded,
+                base.generation() + 1,
+                fold.last_change_time.unwrap_or(base.info().build_time_unix),
+                &path,
+            )?;
+            let (changes, folded) = (fold.changes, fold.folded);
+            writeln!(
+                out,
+                "{}: generation {}, {} records, {} changes folded (through sequence {folded}), {:.1} s",
+                path.display(),
+                base.generation() + 1,
+                group(summary.records),
+                group(changes.len() as u64),
+                summary.elapsed.as_secs_f64()
+            )
+            .map_err(stdout)?;
         }
         Command::Verify { file } => {
             let snapshot = Snapshot::open_file(&file, Memory::Map)?;

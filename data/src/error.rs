@@ -27,6 +27,9 @@ pub enum Error {
     /// or foreign file, ...).
     #[error(transparent)]
     Engine(#[from] dancu_engine::Error),
+    /// The change log or the register refused (compaction).
+    #[error(transparent)]
+    Register(#[from] dancu_register::Error),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -50,4 +50,4 @@ pub use compact::compact;
 pub use error::{Error, Rejection, Result};
 pub use log::{frame, ChangeLog, Durable, RawRecord, Recovery, TailCut, LOG_FORMAT_VERSION};
 pub use overlay::{Entry, Found, Overlay, Template};
-pub use register::{province_of, Accepted, FeedItem, Progress, Register};
+pub use register::{province_of, Accepted, FeedItem, Fold, Progress, Register};

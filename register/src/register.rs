@@ -47,6 +47,17 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
+/// What a compaction folds into the next generation.
+#[derive(Debug)]
+pub struct Fold {
+    /// The last sequence number folded.
+    pub folded: u64,
+    /// The newest version of every citizen changed in the fold.
+    pub changes: Vec<Arc<Entry>>,
+    /// The time of the last change folded (the new snapshot's build time).
+    pub last_change_time: Option<i64>,
+}
+
 /// A change as the feed and audit show it.
 #[derive(Debug)]
 pub struct FeedItem {
@@ -354,12 +365,10 @@ impl Register {
         self.log.first_sequence()
     }
 
-    /// Starts a compaction: ends the log segment after the last numbered
-    /// change and returns that change's sequence (what the new snapshot
-    /// folds) with the overlay's entries once it is visible. Entries newer
-    /// than the fold may be among them: they are after-images, so folding
-    /// them early and replaying them later gives the same records.
-    pub fn begin_compaction(&self) -> Result<(u64, Vec<Arc<Entry>>)> {
+    /// Starts a compaction of the snapshot whose folded sequence is
+    /// `base_folded`: ends the log segment after the last numbered change
+    /// and returns what the next generation folds, read back from the log.
+    pub fn begin_compaction(&self, base_folded: u64) -> Result<Fold> {
         let (folded, rotated) = {
             let w = self.write.lock();
             let folded = w.next_sequence - 1;
@@ -369,7 +378,38 @@ impl Register {
             .recv()
             .map_err(|_| Error::LogFailed("the log thread has stopped".into()))??;
         self.durable_blocking(folded)?;
-        Ok((folded, self.overlay.entries()))
+        self.fold(base_folded, folded)
+    }
+
+    /// The changes with sequence numbers in `after + 1 ..= until`, read
+    /// from the log (not the overlay, which may already hold newer ones):
+    /// the newest after-image of each citizen. The same log gives the same
+    /// fold on every machine, so compactions are deterministic.
+    pub fn fold(&self, after: u64, until: u64) -> Result<Fold> {
+        let mut latest: HashMap<u64, Arc<Entry>> = HashMap::new();
+        let mut last_change_time = None;
+        let mut next = after;
+        while next < until {
+            let Some(chunk) = self.log.read_after(next, until, 65_536)? else {
+                return Err(Error::Gap {
+                    log_first: self.log.first_sequence(),
+                    folded: after,
+                    missing: format!("{}..{}", next + 1, self.log.first_sequence() - 1),
+                });
+            };
+            let Some((last, _)) = chunk.last() else { break };
+            next = *last;
+            for (sequence, payload) in chunk {
+                let change = LoggedChange::from_bytes(&payload)?;
+                last_change_time = Some(change.time_unix);
+                latest.insert(change.subject, Arc::new(entry_of(sequence, &change)?));
+            }
+        }
+        Ok(Fold {
+            folded: until,
+            changes: latest.into_values().collect(),
+            last_change_time,
+        })
     }
 
     /// Ends a compaction once the snapshot folding `folded` is served and no

@@ -186,14 +186,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         eprintln!("compacting");
         let start = Instant::now();
-        let (folded, entries) = register.begin_compaction()?;
+        let fold = register.begin_compaction(snap.folded_sequence())?;
         let out = work.join("compacted.snap");
         let summary = compact(
             &*snap,
-            &entries,
-            folded,
+            &fold.changes,
+            fold.folded,
             snap.generation() + 1,
-            now_unix(),
+            fold.last_change_time.unwrap_or_else(now_unix),
             &out,
         )?;
         (

@@ -8,7 +8,14 @@ use crate::common::*;
 
 #[test]
 fn every_command_explains_itself() {
-    for cmd in ["build", "inspect", "verify", "export", "sample-keys"] {
+    for cmd in [
+        "build",
+        "inspect",
+        "verify",
+        "export",
+        "sample-keys",
+        "compact",
+    ] {
         let o = run(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd}");
         assert!(stdout(&o).contains("Usage"), "{cmd}");
@@ -196,4 +203,60 @@ fn export_writes_to_stdout_and_files() {
     assert!(records
         .iter()
         .any(|c| c.biometric_templates.fingerprint.is_some()));
+}
+
+#[test]
+fn compact_folds_a_change_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("gen1.snap");
+    let snap_s = snap.to_str().unwrap();
+    let o = run(&[
+        "build",
+        "--synthetic",
+        "500",
+        "--out",
+        snap_s,
+        "--generation",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = dir.path().join("changes");
+    let base = dancu_engine::Snapshot::open_file(&snap, dancu_engine::Memory::Map).unwrap();
+    let subject = base.record(3).unwrap().id();
+    {
+        let register = dancu_register::Register::open(&base, &log).unwrap();
+        let who = dancu_register::Provenance {
+            client: "registrar".into(),
+            reason: "death certificate".into(),
+            idempotency_key: None,
+        };
+        let death = dancu_register::ChangeRequest::Death("2026-11-01".parse().unwrap());
+        let a = register
+            .submit(&base, Some(subject), death, who, 1_795_910_400)
+            .unwrap();
+        register.durable_blocking(a.sequence).unwrap();
+    }
+    let next = dir.path().join("gen2.snap");
+    let o = run(&[
+        "compact",
+        "--snapshot",
+        snap_s,
+        "--log",
+        log.to_str().unwrap(),
+        "--out",
+        next.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 changes folded"), "{}", stdout(&o));
+    let next = dancu_engine::Snapshot::open_file(&next, dancu_engine::Memory::Map).unwrap();
+    next.verify().unwrap();
+    assert_eq!((next.generation(), next.folded_sequence()), (2, 1));
+    assert_eq!(
+        next.get(subject)
+            .unwrap()
+            .date_of_death()
+            .unwrap()
+            .to_string(),
+        "2026-11-01"
+    );
 }

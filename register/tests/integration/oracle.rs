@@ -150,7 +150,8 @@ proptest! {
 
         // Compaction gives a snapshot that answers like the oracle alone.
         let register = Register::open(&snapshot, &fx.log_dir()).unwrap();
-        let (folded, entries) = register.begin_compaction().unwrap();
+        let fold = register.begin_compaction(snapshot.folded_sequence()).unwrap();
+        let (folded, entries) = (fold.folded, fold.changes);
         let out = fx.dir.path().join("gen2.snap");
         compact(&snapshot, &entries, folded, 2, NOW, &out).unwrap();
         let next = open(&out);

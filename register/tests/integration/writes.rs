@@ -390,7 +390,10 @@ fn compaction_folds_changes_and_a_restart_replays_only_the_rest() {
     )
     .unwrap();
 
-    let (folded, entries) = register.begin_compaction().unwrap();
+    let fold = register
+        .begin_compaction(snapshot.folded_sequence())
+        .unwrap();
+    let (folded, entries) = (fold.folded, fold.changes);
     assert_eq!(folded, 3);
     // A change after the fold point goes to the new segment.
     let later = submit(
