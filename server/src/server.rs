@@ -34,8 +34,9 @@ use crate::audit::AuditLog;
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::service::{Service, State};
-use crate::snapshot::{Holder, ReloadOutcome, Served};
+use crate::service::Service;
+use crate::snapshot::{ReloadOutcome, ServedSnapshot, SnapshotSwap};
+use crate::state::State;
 use crate::Error;
 
 /// A running server. Dropping it does not stop it: call
@@ -87,7 +88,7 @@ impl Server {
                 KeyStore::demo()
             }
         };
-        let served = Served::open(&config.snapshot, config.memory, false)?;
+        let served = ServedSnapshot::open(&config.snapshot, config.memory, false)?;
         let samples = spread_ids(&served, 3);
         let audit = match &config.audit {
             Some(path) => Some(AuditLog::open(
@@ -102,7 +103,7 @@ impl Server {
             metrics: Metrics::new(keys.client_names(), threads + 2),
             keys,
             audit,
-            snapshots: Holder::new(config.snapshot.clone(), config.memory, config.verify),
+            snapshots: SnapshotSwap::new(config.snapshot.clone(), config.memory, config.verify),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             limits: config.limits.clone(),
             ready: AtomicBool::new(false),
@@ -211,7 +212,7 @@ impl Server {
     }
 }
 
-fn spread_ids(served: &Served, n: usize) -> Vec<Sample> {
+fn spread_ids(served: &ServedSnapshot, n: usize) -> Vec<Sample> {
     let len = served.snapshot.len();
     (0..n.min(len))
         .filter_map(|i| served.snapshot.record((i * len / n) as u32))
@@ -483,7 +484,7 @@ fn control(
     rt: tokio::runtime::Runtime,
     state: Arc<State>,
     stop: watch::Sender<bool>,
-    served: Served,
+    served: ServedSnapshot,
     verify: bool,
     signals: Option<Signals>,
     workers: Vec<Worker>,
