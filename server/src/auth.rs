@@ -47,7 +47,8 @@ pub fn required_scopes(route: Route) -> Option<Scopes> {
     match route {
         Route::GetCitizen | Route::BatchGet => Some(Scopes::READ.union(Scopes::READ_BASIC)),
         Route::Legacy => Some(Scopes::READ),
-        Route::Verify | Route::BatchVerify => Some(Scopes::VERIFY),
+        // Which fields the claims may name is checked by the handler.
+        Route::Verify | Route::BatchVerify => Some(Scopes::VERIFY.union(Scopes::VERIFY_EXTENDED)),
         Route::Identify => Some(Scopes::BIOMETRIC),
         Route::Reload => Some(Scopes::ADMIN),
         // Which snapshot is served is no personal data: any valid key.

@@ -55,6 +55,7 @@ mod server;
 mod service;
 pub mod snapshot;
 pub mod state;
+pub mod throttle;
 
 pub use api_error::ApiError;
 pub use config::{Config, Layout, Limits, MAX_BATCH};

@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::snapshot::{ReloadOutcome, ServedSnapshot, SnapshotSwap};
 use crate::state::State;
+use crate::throttle::MismatchThrottle;
 use crate::Error;
 
 /// A running server. Dropping it does not stop it: call
@@ -108,6 +109,10 @@ impl Server {
             limits: config.limits.clone(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            mismatches: MismatchThrottle::new(
+                config.limits.mismatch_limit,
+                config.limits.mismatch_window,
+            ),
         });
         let (stop, _) = watch::channel(false);
         let (workers, addr) = start_workers(&config, &state, &stop)?;

@@ -156,8 +156,8 @@ async fn post(
     let body = read_body(state, req).await?;
     match route {
         Route::BatchGet => citizens::batch_get(state, client, scopes, &body),
-        Route::Verify => verify::verify(state, client, &body),
-        Route::BatchVerify => verify::batch_verify(state, client, &body),
+        Route::Verify => verify::verify(state, client, scopes, &body),
+        Route::BatchVerify => verify::batch_verify(state, client, scopes, &body),
         Route::Identify => biometrics::identify(state, client, &body),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -6,15 +6,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dancu_engine::Verification;
+use hyper::StatusCode;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorHeader};
 use crate::audit::{AuditLog, Entry, Operation, Outcome};
 use crate::body::HttpResponse;
 use crate::config::Limits;
-use crate::keys::{ClientId, KeyStore};
+use crate::keys::{retry_after_secs, ClientId, KeyStore};
 use crate::metrics::{Gauges, Metrics};
 use crate::router::Route;
 use crate::snapshot::SnapshotSwap;
+use crate::throttle::MismatchThrottle;
 
 /// What every connection shares.
 pub struct State {
@@ -26,6 +28,7 @@ pub struct State {
     pub(crate) ready: AtomicBool,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    pub(crate) mismatches: MismatchThrottle,
 }
 
 /// One audited access: who did what to whom, and when.
@@ -88,7 +91,42 @@ impl State {
             audit_written: audit.written,
             audit_refused: audit.refused,
             audit_enabled: self.audit.is_some(),
+            verify_mismatch_refused: self.mismatches.refused(),
         }
+    }
+
+    /// Charges the items of a batch after the first (which
+    /// [`authorize`](crate::auth::authorize) charged as the request) to the
+    /// client's rate limit: limits count items, not requests.
+    pub(crate) fn charge_batch_items(
+        &self,
+        client: ClientId,
+        items: usize,
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        let Some(limiter) = self.keys.client(client).and_then(|c| c.limiter.as_ref()) else {
+            return Ok(());
+        };
+        let rate_limited =
+            |message: String| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        let items = items as u64;
+        if items > limiter.burst() {
+            return Err(rate_limited(format!(
+                "a batch of {items} items is more than this client's burst of {}; \
+                 send smaller batches",
+                limiter.burst()
+            )));
+        }
+        limiter
+            .check_n(now, items.saturating_sub(1))
+            .map_err(|wait| {
+                rate_limited(
+                    "over this client's rate (batch items count one each); retry after the \
+                     Retry-After seconds"
+                        .into(),
+                )
+                .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)))
+            })
     }
 
     /// Whether `/readyz` says ready.

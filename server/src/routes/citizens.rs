@@ -85,6 +85,7 @@ pub fn batch_get(
         return Err(ApiError::batch_too_large(parsed.ids.len()));
     }
     let fields = narrow(scopes, parsed.fields.as_ref().map(|t| &*t.0))?;
+    state.charge_batch_items(client, parsed.ids.len(), std::time::Instant::now())?;
     let mut ids = Vec::with_capacity(parsed.ids.len());
     let mut parse_errors: Vec<Option<IdError>> = Vec::with_capacity(parsed.ids.len());
     for raw in &parsed.ids {

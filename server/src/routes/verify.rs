@@ -2,24 +2,68 @@
 //! per claimed field, never the record.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::time::Instant;
 
 use dancu_engine::{write_verification_json, Claims, PersonalId, Verification};
 use hyper::StatusCode;
 use serde::Deserialize;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, ErrorHeader};
 use crate::audit::{self, Operation};
 use crate::body::{json, HttpResponse};
 use crate::config::MAX_BATCH;
-use crate::keys::ClientId;
+use crate::keys::{retry_after_secs, ClientId, Scopes};
 use crate::lookup::{RecordKey, SnapshotGuard};
 use crate::routes::NOT_FOUND_ITEM;
 use crate::state::{verification_outcome, Access, State};
+use crate::throttle::MismatchThrottle;
 
 const EMPTY_CLAIMS: &str = "claim at least one field besides the ID";
 
 fn empty_claims() -> ApiError {
     ApiError::bad_request("empty_claims", EMPTY_CLAIMS)
+}
+
+/// `403` when `claims` name a field beyond the card and the key lacks
+/// `citizen:verify:extended` (the policy is [`dancu_engine::CARD_CLAIMS`]).
+fn check_claim_policy(scopes: Scopes, claims: &Claims) -> Result<(), ApiError> {
+    if scopes.any(Scopes::VERIFY_EXTENDED) {
+        return Ok(());
+    }
+    match claims.first_beyond_card() {
+        Some(field) => Err(ApiError::forbidden(format!(
+            "claiming {field} needs scope citizen:verify:extended (citizen:verify may claim \
+             only the card's fields: id, full_name, date_of_birth, sex, permanent_residence, \
+             legacy_id)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        hyper::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_mismatches",
+        "too many mismatched verifications of this subject by this client; retry after the \
+         Retry-After seconds",
+    )
+    .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)))
+}
+
+/// Counts the mismatches among checked verifications (after they were
+/// audited and are about to be answered).
+fn record_mismatches<'a>(
+    throttle: &MismatchThrottle,
+    client: ClientId,
+    checked: impl Iterator<Item = (PersonalId, &'a Verification)>,
+    now: Instant,
+) {
+    for (id, v) in checked {
+        if !v.matched() {
+            throttle.record_mismatch(client, id.get(), now);
+        }
+    }
 }
 
 /// Why a verification request is not acceptable: the ID's parse error when
@@ -39,12 +83,23 @@ fn explain_claims_error(raw: &[u8], e: &serde_json::Error) -> ApiError {
 }
 
 /// `POST /v1/citizens:verify`.
-pub fn verify(state: &State, client: ClientId, body: &[u8]) -> Result<HttpResponse, ApiError> {
+pub fn verify(
+    state: &State,
+    client: ClientId,
+    scopes: Scopes,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
     let claims: Claims =
         serde_json::from_slice(body).map_err(|e| explain_claims_error(body, &e))?;
     if claims.is_empty() {
         return Err(empty_claims());
     }
+    check_claim_policy(scopes, &claims)?;
+    let now = Instant::now();
+    state
+        .mismatches
+        .check(client, claims.id.get(), now)
+        .map_err(too_many_mismatches)?;
     let snapshot = SnapshotGuard::acquire(state)?;
     let verification = snapshot
         .lookup()
@@ -61,6 +116,12 @@ pub fn verify(state: &State, client: ClientId, body: &[u8]) -> Result<HttpRespon
         0,
     ))?;
     let v = verification.ok_or_else(|| ApiError::not_found("no citizen has this ID"))?;
+    record_mismatches(
+        &state.mismatches,
+        client,
+        std::iter::once((claims.id, &v)),
+        now,
+    );
     let mut out = Vec::with_capacity(128);
     write_verification_json(&v, &mut out);
     Ok(json(StatusCode::OK, out))
@@ -87,6 +148,8 @@ enum VerifyItem {
     OnlyId(PersonalId),
     /// Not acceptable (400 for this item).
     Invalid(ApiError),
+    /// Refused: too many mismatches on this subject (429 for this item).
+    Throttled(PersonalId, std::time::Duration),
 }
 
 impl VerifyItem {
@@ -133,13 +196,53 @@ fn parse_batch(body: &[u8]) -> Result<Vec<VerifyItem>, ApiError> {
     }
 }
 
+/// The ID of an item, if it has a well-formed one.
+fn item_id(item: &VerifyItem) -> Option<PersonalId> {
+    match item {
+        VerifyItem::Claims(c) => Some(c.id),
+        VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) => Some(*id),
+        VerifyItem::Invalid(_) => None,
+    }
+}
+
+/// `400` when one subject is named twice: a batch asking several questions
+/// about one person would read the record out in one request.
+fn check_distinct_subjects(items: &[VerifyItem]) -> Result<(), ApiError> {
+    let mut seen = HashSet::with_capacity(items.len());
+    for id in items.iter().filter_map(item_id) {
+        if !seen.insert(id.get()) {
+            return Err(ApiError::bad_request(
+                "duplicate_subject",
+                format!("a batch names each subject at most once; {id} appears twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `POST /v1/citizens:batchVerify`: one result per request, in order.
 pub fn batch_verify(
     state: &State,
     client: ClientId,
+    scopes: Scopes,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let items = parse_batch(body)?;
+    let mut items = parse_batch(body)?;
+    for item in &items {
+        if let VerifyItem::Claims(c) = item {
+            check_claim_policy(scopes, c)?;
+        }
+    }
+    check_distinct_subjects(&items)?;
+    let now = Instant::now();
+    state.charge_batch_items(client, items.len(), now)?;
+    for item in &mut items {
+        if let VerifyItem::Claims(c) = item {
+            if let Err(wait) = state.mismatches.check(client, c.id.get(), now) {
+                *item = VerifyItem::Throttled(c.id, wait);
+            }
+        }
+    }
     let snapshot = SnapshotGuard::acquire(state)?;
     // Look every ID up first with the prefetching batch lookup, then check.
     let ids: Vec<PersonalId> = items
@@ -180,6 +283,18 @@ pub fn batch_verify(
                 _ => None,
             }),
     )?;
+    record_mismatches(
+        &state.mismatches,
+        client,
+        items
+            .iter()
+            .zip(&results)
+            .filter_map(|(item, v)| match (item, v) {
+                (VerifyItem::Claims(c), Some(v)) => Some((c.id, v)),
+                _ => None,
+            }),
+        now,
+    );
     let mut out = Vec::with_capacity(16 + items.len() * 96);
     out.extend_from_slice(b"{\"results\":[");
     for (i, (item, result)) in items.iter().zip(&results).enumerate() {
@@ -192,11 +307,17 @@ pub fn batch_verify(
                 error.write_object(&mut out);
                 out.push(b'}');
             }
-            VerifyItem::OnlyId(id) => {
+            VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) => {
+                let (status, error) = match item {
+                    VerifyItem::Throttled(_, wait) => (&b"429"[..], too_many_mismatches(*wait)),
+                    _ => (&b"400"[..], empty_claims()),
+                };
                 out.extend_from_slice(b"{\"id\":\"");
                 out.extend_from_slice(&id.to_digits());
-                out.extend_from_slice(b"\",\"status\":400,\"error\":");
-                empty_claims().write_object(&mut out);
+                out.extend_from_slice(b"\",\"status\":");
+                out.extend_from_slice(status);
+                out.extend_from_slice(b",\"error\":");
+                error.write_object(&mut out);
                 out.push(b'}');
             }
             VerifyItem::Claims(c) => {

@@ -8,3 +8,4 @@ mod reload;
 mod routes;
 mod shutdown;
 mod support;
+mod verify_policy;
