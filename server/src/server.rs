@@ -50,15 +50,13 @@ pub struct Server {
     samples: Vec<Sample>,
 }
 
-/// A record of the snapshot given at start, for the demo banner.
+/// The ID of a record of the demo snapshot, for the demo banner. Only the
+/// ID: the banner goes to logs, and nothing read out of a register may
+/// appear there unaudited.
 #[derive(Clone, Debug)]
 pub struct Sample {
     /// Personal ID.
     pub id: String,
-    /// Full name.
-    pub full_name: String,
-    /// Date of birth, `YYYY-MM-DD`.
-    pub date_of_birth: String,
 }
 
 impl std::fmt::Debug for Server {
@@ -90,7 +88,12 @@ impl Server {
             }
         };
         let served = ServedSnapshot::open(&config.snapshot, config.memory, false)?;
-        let samples = spread_ids(&served, 3);
+        // Sample IDs only for the demo's synthetic register: never read
+        // records of a real register for a banner.
+        let samples = match config.keys {
+            None => spread_ids(&served, 3),
+            Some(_) => Vec::new(),
+        };
         let audit = match &config.audit {
             Some(path) => Some(AuditLog::open(
                 path,
@@ -188,8 +191,8 @@ impl Server {
         }
     }
 
-    /// Three records spread over the snapshot given at start (for the demo
-    /// banner).
+    /// In demo mode, the IDs of three records spread over the snapshot given
+    /// at start (for the banner); empty with `keys.toml`.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
@@ -223,8 +226,6 @@ fn spread_ids(served: &ServedSnapshot, n: usize) -> Vec<Sample> {
         .filter_map(|i| served.snapshot.record((i * len / n) as u32))
         .map(|v| Sample {
             id: v.id().to_string(),
-            full_name: v.full_name().to_string(),
-            date_of_birth: v.date_of_birth().to_string(),
         })
         .collect()
 }

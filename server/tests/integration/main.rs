@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod banner;
 mod errors;
 mod openapi;
 mod reload;
