@@ -59,5 +59,5 @@ pub use json::{
 pub use memory::{Memory, SnapshotBytes};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
-pub use verify::{Claims, Verification, CLAIM_FIELDS};
+pub use verify::{Claims, Verification, CARD_CLAIMS, CLAIM_FIELDS};
 pub use view::{CitizenView, Enrolled, HouseholdView, RelativeView, UNREADABLE_TEXT};

@@ -94,6 +94,32 @@ pub const CLAIM_FIELDS: [&str; 18] = [
     "alive",
 ];
 
+/// Whether each field of [`CLAIM_FIELDS`] (same order) is one of the card's
+/// fields, claimable with the `citizen:verify` scope alone: a yes/no answer
+/// about a field the caller does not already hold reads the record out, so
+/// every other claim needs `citizen:verify:extended` (see DESIGN.md,
+/// "Verification discloses only what the caller already holds").
+pub const CARD_CLAIMS: [bool; CLAIM_FIELDS.len()] = [
+    true,  // full_name
+    true,  // date_of_birth
+    true,  // sex
+    true,  // legacy_id
+    false, // nationality
+    false, // ethnicity
+    false, // religion
+    false, // marital_status
+    false, // blood_type
+    false, // birth_registration_place
+    false, // hometown
+    true,  // permanent_residence
+    false, // temporary_residence
+    false, // current_residence
+    false, // father_name
+    false, // mother_name
+    false, // spouse_name
+    false, // alive
+];
+
 /// The outcome of a verification: which claims were checked and which held.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Verification {
@@ -147,6 +173,15 @@ impl Claims {
     /// Whether any attribute is claimed.
     pub fn is_empty(&self) -> bool {
         self.claimed().iter().all(|&c| !c)
+    }
+
+    /// The first claimed field that is not on the card (see
+    /// [`CARD_CLAIMS`]), if any.
+    pub fn first_beyond_card(&self) -> Option<&'static str> {
+        let claimed = self.claimed();
+        (0..CLAIM_FIELDS.len())
+            .find(|&i| claimed[i] && !CARD_CLAIMS[i])
+            .map(|i| CLAIM_FIELDS[i])
     }
 
     /// Which fields are claimed, in [`CLAIM_FIELDS`] order.

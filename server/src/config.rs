@@ -83,6 +83,12 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Mismatches one client may get on one subject within
+    /// [`mismatch_window`](Limits::mismatch_window) before its verifications
+    /// of that subject are refused (429) until the window ends; 0 is off.
+    pub mismatch_limit: u32,
+    /// The window of [`mismatch_limit`](Limits::mismatch_limit).
+    pub mismatch_window: Duration,
 }
 
 impl Default for Limits {
@@ -94,6 +100,8 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            mismatch_limit: 5,
+            mismatch_window: Duration::from_secs(600),
         }
     }
 }

@@ -53,29 +53,28 @@ pub fn ensure_snapshot(data_dir: &Path) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// What `dancu-server` prints once it listens: how to try it.
+/// What `dancu-server` prints once it listens: how to try it. Sample IDs
+/// (and nothing else about anyone) only in demo mode.
 pub fn banner(addr: SocketAddr, demo: bool, samples: &[Sample]) -> String {
     let mut s = format!("dancu-server listening on http://{addr}\n");
     if demo {
         s.push_str(&format!(
             "demo mode: the key `{DEMO_KEY}` has every scope (loopback only)\n"
         ));
-    }
-    if let Some(first) = samples.first() {
-        let ids: Vec<&str> = samples.iter().map(|x| x.id.as_str()).collect();
-        s.push_str(&format!("sample IDs: {}\n", ids.join(" ")));
-        let key = if demo { DEMO_KEY } else { "<your key>" };
-        s.push_str(&format!(
-            "try:\n  curl -s -H 'Authorization: Bearer {key}' http://{addr}/v1/citizens/{}\n",
-            first.id
-        ));
-        // The name as a card reader sends it: upper case, no diacritics.
-        let ocr_name = dancu_engine::fold(&first.full_name).to_uppercase();
-        s.push_str(&format!(
-            "  curl -s -H 'Authorization: Bearer {key}' http://{addr}/v1/citizens:verify \
-             -d '{{\"id\":\"{}\",\"full_name\":\"{ocr_name}\",\"date_of_birth\":\"{}\"}}'\n",
-            first.id, first.date_of_birth
-        ));
+        if let Some(first) = samples.first() {
+            let ids: Vec<&str> = samples.iter().map(|x| x.id.as_str()).collect();
+            s.push_str(&format!("sample IDs: {}\n", ids.join(" ")));
+            s.push_str(&format!(
+                "try:\n  curl -s -H 'Authorization: Bearer {DEMO_KEY}' http://{addr}/v1/citizens/{}\n",
+                first.id
+            ));
+            // A claim to check, not a fact: the answer is the only disclosure.
+            s.push_str(&format!(
+                "  curl -s -H 'Authorization: Bearer {DEMO_KEY}' http://{addr}/v1/citizens:verify \
+                 -d '{{\"id\":\"{}\",\"sex\":\"female\"}}'\n",
+                first.id
+            ));
+        }
     }
     s.push_str(&format!(
         "API: http://{addr}/v1/openapi.yaml   metrics: http://{addr}/metrics\n"

@@ -44,14 +44,18 @@ impl Scopes {
     pub const BIOMETRIC: Scopes = Scopes(8);
     /// `admin`: reload.
     pub const ADMIN: Scopes = Scopes(16);
+    /// `citizen:verify:extended`: verification, also of fields that are not
+    /// on the card (see [`dancu_engine::CARD_CLAIMS`]).
+    pub const VERIFY_EXTENDED: Scopes = Scopes(32);
     /// Every scope (the demo key).
-    pub const ALL: Scopes = Scopes(31);
+    pub const ALL: Scopes = Scopes(63);
 
     /// The scope names of the API, with their bits.
-    pub const NAMES: [(&'static str, Scopes); 5] = [
+    pub const NAMES: [(&'static str, Scopes); 6] = [
         ("citizen:read", Scopes::READ),
         ("citizen:read:basic", Scopes::READ_BASIC),
         ("citizen:verify", Scopes::VERIFY),
+        ("citizen:verify:extended", Scopes::VERIFY_EXTENDED),
         ("biometric:identify", Scopes::BIOMETRIC),
         ("admin", Scopes::ADMIN),
     ];

@@ -37,22 +37,32 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod api_error;
 pub mod audit;
+mod auth;
+pub mod body;
 pub mod config;
 pub mod demo;
 mod fastpath;
 pub mod keys;
+pub mod lookup;
 pub mod metrics;
+mod projection;
 pub mod ratelimit;
 pub mod router;
+pub mod routes;
 mod server;
 mod service;
 pub mod snapshot;
+pub mod state;
+pub mod throttle;
 
+pub use api_error::ApiError;
 pub use config::{Config, Layout, Limits, MAX_BATCH};
 pub use keys::{hash_key, KeyStore, Scopes, DEMO_KEY};
+pub use lookup::{Lookup, RecordKey, SnapshotGuard};
+pub use routes::public::OPENAPI_YAML;
 pub use server::{is_loopback, Sample, Server};
-pub use service::OPENAPI_YAML;
 
 /// Everything that can stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,8 @@ pub struct Gauges {
     pub audit_refused: u64,
     /// Whether the audit log is on.
     pub audit_enabled: bool,
+    /// Verifications refused for repeated mismatches on one subject.
+    pub verify_mismatch_refused: u64,
 }
 
 impl Metrics {
@@ -228,7 +230,7 @@ impl Metrics {
                 "dancu_http_request_duration_seconds_count{{{labels}}} {cumulative}"
             );
         }
-        let gauges: [(&str, &str, &str, u64); 10] = [
+        let gauges: [(&str, &str, &str, u64); 11] = [
             (
                 "dancu_snapshot_generation",
                 "gauge",
@@ -288,6 +290,12 @@ impl Metrics {
                 "counter",
                 "Requests refused with 503 because the audit queue was full.",
                 g.audit_refused,
+            ),
+            (
+                "dancu_verify_mismatch_throttled_total",
+                "counter",
+                "Verifications refused with 429 after repeated mismatches by one client on one subject.",
+                g.verify_mismatch_refused,
             ),
         ];
         for (name, kind, help, value) in gauges {

@@ -36,16 +36,33 @@ impl RateLimiter {
 
     /// Takes one request's worth at `now`; `Err(wait)` when over the rate.
     pub fn check(&self, now: Instant) -> Result<(), Duration> {
+        self.check_n(now, 1)
+    }
+
+    /// The most items one take may ask for: the burst.
+    pub fn burst(&self) -> u64 {
+        self.tolerance_ns / self.interval_ns + 1
+    }
+
+    /// Takes `n` items' worth at `now` (all or none); `Err(wait)` when over
+    /// the rate. More than [`burst`](RateLimiter::burst) items never fit.
+    pub fn check_n(&self, now: Instant, n: u64) -> Result<(), Duration> {
+        if n == 0 {
+            return Ok(());
+        }
         let now = now.saturating_duration_since(epoch()).as_nanos() as u64;
+        // The items after the first must fit in the burst tolerance too.
+        let extra = self.interval_ns.saturating_mul(n - 1);
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
             let base = tat.max(now);
-            if base - now > self.tolerance_ns {
-                return Err(Duration::from_nanos(base - now - self.tolerance_ns));
+            let due = (base - now).saturating_add(extra);
+            if due > self.tolerance_ns {
+                return Err(Duration::from_nanos(due - self.tolerance_ns));
             }
             match self.tat.compare_exchange_weak(
                 tat,
-                base + self.interval_ns,
+                base + extra + self.interval_ns,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -80,5 +97,17 @@ mod tests {
             passed += u32::from(limiter.check(t0 + Duration::from_millis(ms)).is_ok());
         }
         assert!((99..=103).contains(&passed), "{passed}");
+    }
+
+    #[test]
+    fn items_count_against_the_burst() {
+        let limiter = RateLimiter::new(10.0, 5);
+        assert_eq!(limiter.burst(), 5);
+        let t0 = Instant::now();
+        limiter.check_n(t0, 4).unwrap();
+        assert!(limiter.check_n(t0, 2).is_err());
+        limiter.check_n(t0, 1).unwrap();
+        assert!(limiter.check(t0).is_err());
+        assert!(RateLimiter::new(10.0, 5).check_n(t0, 6).is_err());
     }
 }

@@ -156,7 +156,7 @@ impl Route {
 
 /// Why a request matched no route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Miss {
+pub enum NoRoute {
     /// No such path: 404.
     NotFound,
     /// The path exists with another method: 405 with this `Allow`.
@@ -165,15 +165,15 @@ pub enum Miss {
 
 /// The route of `method path`, with the path parameter (`{id}`, `{cmnd}`;
 /// empty for routes without one).
-pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), Miss> {
+pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), NoRoute> {
     let (route, param) = if let Some(id) = path.strip_prefix("/v1/citizens/") {
         if id.is_empty() || id.contains('/') {
-            return Err(Miss::NotFound);
+            return Err(NoRoute::NotFound);
         }
         (Route::GetCitizen, id)
     } else if let Some(cmnd) = path.strip_prefix("/v1/legacy-ids/") {
         if cmnd.is_empty() || cmnd.contains('/') {
-            return Err(Miss::NotFound);
+            return Err(NoRoute::NotFound);
         }
         (Route::Legacy, cmnd)
     } else {
@@ -188,7 +188,7 @@ pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), Mis
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
             "/metrics" => Route::Metrics,
-            _ => return Err(Miss::NotFound),
+            _ => return Err(NoRoute::NotFound),
         };
         (route, "")
     };
@@ -196,7 +196,7 @@ pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), Mis
     if *method == allowed {
         Ok((route, param))
     } else {
-        Err(Miss::MethodNotAllowed(if allowed == Method::GET {
+        Err(NoRoute::MethodNotAllowed(if allowed == Method::GET {
             "GET"
         } else {
             "POST"
@@ -226,22 +226,25 @@ mod tests {
             route(&Method::GET, "/v1/citizens/x"),
             Ok((Route::GetCitizen, "x"))
         );
-        assert_eq!(route(&Method::GET, "/v1/citizens/"), Err(Miss::NotFound));
-        assert_eq!(route(&Method::GET, "/v1/citizens/1/2"), Err(Miss::NotFound));
+        assert_eq!(route(&Method::GET, "/v1/citizens/"), Err(NoRoute::NotFound));
+        assert_eq!(
+            route(&Method::GET, "/v1/citizens/1/2"),
+            Err(NoRoute::NotFound)
+        );
         assert_eq!(
             route(&Method::POST, "/v1/citizens:batchGet"),
             Ok((Route::BatchGet, ""))
         );
         assert_eq!(
             route(&Method::GET, "/v1/citizens:batchGet"),
-            Err(Miss::MethodNotAllowed("POST"))
+            Err(NoRoute::MethodNotAllowed("POST"))
         );
         assert_eq!(
             route(&Method::DELETE, "/v1/citizens/1"),
-            Err(Miss::MethodNotAllowed("GET"))
+            Err(NoRoute::MethodNotAllowed("GET"))
         );
-        assert_eq!(route(&Method::GET, "/v2/x"), Err(Miss::NotFound));
-        assert_eq!(route(&Method::GET, "/"), Err(Miss::NotFound));
+        assert_eq!(route(&Method::GET, "/v2/x"), Err(NoRoute::NotFound));
+        assert_eq!(route(&Method::GET, "/"), Err(NoRoute::NotFound));
         for spec in &ROUTES {
             let path = spec
                 .path

@@ -34,8 +34,10 @@ use crate::audit::AuditLog;
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::service::{Service, State};
-use crate::snapshot::{Holder, ReloadOutcome, Served};
+use crate::service::Service;
+use crate::snapshot::{ReloadOutcome, ServedSnapshot, SnapshotSwap};
+use crate::state::State;
+use crate::throttle::MismatchThrottle;
 use crate::Error;
 
 /// A running server. Dropping it does not stop it: call
@@ -48,15 +50,13 @@ pub struct Server {
     samples: Vec<Sample>,
 }
 
-/// A record of the snapshot given at start, for the demo banner.
+/// The ID of a record of the demo snapshot, for the demo banner. Only the
+/// ID: the banner goes to logs, and nothing read out of a register may
+/// appear there unaudited.
 #[derive(Clone, Debug)]
 pub struct Sample {
     /// Personal ID.
     pub id: String,
-    /// Full name.
-    pub full_name: String,
-    /// Date of birth, `YYYY-MM-DD`.
-    pub date_of_birth: String,
 }
 
 impl std::fmt::Debug for Server {
@@ -87,8 +87,13 @@ impl Server {
                 KeyStore::demo()
             }
         };
-        let served = Served::open(&config.snapshot, config.memory, false)?;
-        let samples = spread_ids(&served, 3);
+        let served = ServedSnapshot::open(&config.snapshot, config.memory, false)?;
+        // Sample IDs only for the demo's synthetic register: never read
+        // records of a real register for a banner.
+        let samples = match config.keys {
+            None => spread_ids(&served, 3),
+            Some(_) => Vec::new(),
+        };
         let audit = match &config.audit {
             Some(path) => Some(AuditLog::open(
                 path,
@@ -102,11 +107,15 @@ impl Server {
             metrics: Metrics::new(keys.client_names(), threads + 2),
             keys,
             audit,
-            snapshots: Holder::new(config.snapshot.clone(), config.memory, config.verify),
+            snapshots: SnapshotSwap::new(config.snapshot.clone(), config.memory, config.verify),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             limits: config.limits.clone(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            mismatches: MismatchThrottle::new(
+                config.limits.mismatch_limit,
+                config.limits.mismatch_window,
+            ),
         });
         let (stop, _) = watch::channel(false);
         let (workers, addr) = start_workers(&config, &state, &stop)?;
@@ -182,8 +191,8 @@ impl Server {
         }
     }
 
-    /// Three records spread over the snapshot given at start (for the demo
-    /// banner).
+    /// In demo mode, the IDs of three records spread over the snapshot given
+    /// at start (for the banner); empty with `keys.toml`.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
@@ -211,14 +220,12 @@ impl Server {
     }
 }
 
-fn spread_ids(served: &Served, n: usize) -> Vec<Sample> {
+fn spread_ids(served: &ServedSnapshot, n: usize) -> Vec<Sample> {
     let len = served.snapshot.len();
     (0..n.min(len))
         .filter_map(|i| served.snapshot.record((i * len / n) as u32))
         .map(|v| Sample {
             id: v.id().to_string(),
-            full_name: v.full_name().to_string(),
-            date_of_birth: v.date_of_birth().to_string(),
         })
         .collect()
 }
@@ -483,7 +490,7 @@ fn control(
     rt: tokio::runtime::Runtime,
     state: Arc<State>,
     stop: watch::Sender<bool>,
-    served: Served,
+    served: ServedSnapshot,
     verify: bool,
     signals: Option<Signals>,
     workers: Vec<Worker>,

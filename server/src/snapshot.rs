@@ -1,6 +1,6 @@
 //! The served snapshot and its hot swap.
 //!
-//! Requests `load` the current [`Served`] snapshot (a few atomic operations,
+//! Requests `load` the current [`ServedSnapshot`] (a few atomic operations,
 //! no lock) and keep it for as long as they run; a reload opens and verifies
 //! the newest snapshot off the request path and swaps the pointer. A request
 //! that started on the old snapshot finishes on it, and the old mapping is
@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::Error;
 
 /// A snapshot being served, with what is precomputed about it.
-pub struct Served {
+pub struct ServedSnapshot {
     /// The snapshot.
     pub snapshot: Snapshot,
     /// Its file.
@@ -44,9 +44,9 @@ pub struct Served {
     file_key: (u64, u64),
 }
 
-impl std::fmt::Debug for Served {
+impl std::fmt::Debug for ServedSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Served")
+        f.debug_struct("ServedSnapshot")
             .field("path", &self.path)
             .field("generation", &self.generation)
             .field("records", &self.records)
@@ -62,10 +62,10 @@ struct InfoBody<'a> {
     verified: bool,
 }
 
-impl Served {
+impl ServedSnapshot {
     /// Opens `path` (header and section table only; see
     /// [`Snapshot::open_file`]). `verified` is what `/v1/snapshot` reports.
-    pub fn open(path: &Path, memory: Memory, verified: bool) -> Result<Served, Error> {
+    pub fn open(path: &Path, memory: Memory, verified: bool) -> Result<ServedSnapshot, Error> {
         let engine = |source| Error::Snapshot {
             path: path.to_path_buf(),
             source,
@@ -82,7 +82,7 @@ impl Served {
             verified,
         })
         .expect("snapshot info serializes");
-        Ok(Served {
+        Ok(ServedSnapshot {
             generation: info.generation,
             records: info.record_count,
             snapshot,
@@ -93,7 +93,7 @@ impl Served {
     }
 
     /// Checks every section checksum.
-    pub fn verify(mut self) -> Result<Served, Error> {
+    pub fn verify(mut self) -> Result<ServedSnapshot, Error> {
         self.snapshot.verify().map_err(|source| Error::Snapshot {
             path: self.path.clone(),
             source,
@@ -128,9 +128,10 @@ pub struct ReloadOutcome {
     pub elapsed_ms: u64,
 }
 
-/// Holds the served snapshot; see the module docs.
-pub struct Holder {
-    current: ArcSwapOption<Served>,
+/// The slot that holds the served snapshot and swaps in newer ones; see the
+/// module docs.
+pub struct SnapshotSwap {
+    current: ArcSwapOption<ServedSnapshot>,
     source: PathBuf,
     memory: Memory,
     verify: bool,
@@ -139,18 +140,18 @@ pub struct Holder {
     failures: AtomicU64,
 }
 
-impl std::fmt::Debug for Holder {
+impl std::fmt::Debug for SnapshotSwap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Holder")
+        f.debug_struct("SnapshotSwap")
             .field("source", &self.source)
             .finish()
     }
 }
 
-impl Holder {
-    /// An empty holder for snapshots at `source` (and its directory).
-    pub fn new(source: PathBuf, memory: Memory, verify: bool) -> Holder {
-        Holder {
+impl SnapshotSwap {
+    /// An empty slot for snapshots at `source` (and its directory).
+    pub fn new(source: PathBuf, memory: Memory, verify: bool) -> SnapshotSwap {
+        SnapshotSwap {
             current: ArcSwapOption::empty(),
             source,
             memory,
@@ -164,17 +165,17 @@ impl Holder {
     /// The served snapshot, if one is ready. Cheap; keep the guard only for
     /// the duration of one request (never across an `.await`).
     #[inline]
-    pub fn load(&self) -> arc_swap::Guard<Option<Arc<Served>>> {
+    pub fn load(&self) -> arc_swap::Guard<Option<Arc<ServedSnapshot>>> {
         self.current.load()
     }
 
     /// The served snapshot as an owned `Arc`.
-    pub fn current(&self) -> Option<Arc<Served>> {
+    pub fn current(&self) -> Option<Arc<ServedSnapshot>> {
         self.current.load_full()
     }
 
     /// Serves `served` from now on.
-    pub fn install(&self, served: Served) {
+    pub fn install(&self, served: ServedSnapshot) {
         self.current.store(Some(Arc::new(served)));
     }
 
@@ -216,7 +217,7 @@ impl Holder {
                 elapsed_ms: started.elapsed().as_millis() as u64,
             });
         }
-        let mut served = Served::open(&newest, self.memory, false)?;
+        let mut served = ServedSnapshot::open(&newest, self.memory, false)?;
         if self.verify {
             served = served.verify()?;
         }

@@ -2,9 +2,11 @@
 
 mod audit;
 mod auth;
+mod banner;
 mod errors;
 mod openapi;
 mod reload;
 mod routes;
 mod shutdown;
 mod support;
+mod verify_policy;

@@ -158,9 +158,10 @@ fn verify_answers_per_field_and_discloses_nothing_else() {
         r.json(),
         serde_json::json!({"match": false, "fields": {"full_name": true, "date_of_birth": true, "sex": false}})
     );
+    // `alive` is not on the card: it needs citizen:verify:extended.
     let r = c.post(
         "/v1/citizens:verify",
-        Some(key::VERIFIER),
+        Some(key::VERIFIER_EXTENDED),
         &format!(r#"{{"id":"{EXAMPLE_ID}","full_name":"Nguyễn Văn An","alive":true}}"#),
     );
     assert_eq!(
@@ -185,14 +186,16 @@ fn verify_answers_per_field_and_discloses_nothing_else() {
 fn batch_verify_answers_in_order() {
     let server = TestServer::shared();
     let mut c = server.client();
+    // A batch names each subject once (`citizen(1)` is female).
+    let (female, other) = (citizen(1).id, citizen(2).id);
     let body = format!(
         r#"{{"requests":[
             {{"id":"{EXAMPLE_ID}","full_name":"nguyen van an"}},
             {{"id":"{UNKNOWN_ID}","sex":"male"}},
-            {{"id":"{EXAMPLE_ID}","sex":"female"}},
+            {{"id":"{female}","sex":"male"}},
             {{"id":"0790","sex":"male"}},
             {{"id":"{EXAMPLE_ID}","colour":"blue"}},
-            {{"id":"{EXAMPLE_ID}"}}
+            {{"id":"{other}"}}
         ]}}"#
     );
     let r = c.post("/v1/citizens:batchVerify", Some(key::VERIFIER), &body);

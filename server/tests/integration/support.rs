@@ -145,6 +145,7 @@ pub mod key {
     pub const READER: &str = "reader-key";
     pub const BASIC: &str = "basic-key";
     pub const VERIFIER: &str = "verifier-key";
+    pub const VERIFIER_EXTENDED: &str = "verifier-extended-key";
     pub const BIOMETRIC: &str = "biometric-key";
     pub const ADMIN: &str = "admin-key";
     pub const LIMITED: &str = "limited-key";
@@ -157,6 +158,12 @@ pub fn write_keys(dir: &Path) -> PathBuf {
         ("reader", key::READER, "\"citizen:read\"", ""),
         ("basic", key::BASIC, "\"citizen:read:basic\"", ""),
         ("verifier", key::VERIFIER, "\"citizen:verify\"", ""),
+        (
+            "verifier-extended",
+            key::VERIFIER_EXTENDED,
+            "\"citizen:verify:extended\"",
+            "",
+        ),
         ("biometric", key::BIOMETRIC, "\"biometric:identify\"", ""),
         ("admin", key::ADMIN, "\"admin\"", ""),
         (
@@ -168,7 +175,7 @@ pub fn write_keys(dir: &Path) -> PathBuf {
         (
             "all",
             key::ALL,
-            "\"citizen:read\", \"citizen:verify\", \"biometric:identify\", \"admin\"",
+            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\"",
             "",
         ),
     ];

@@ -1,0 +1,94 @@
+//! Authentication and authorization of one request: the key, the scope the
+//! route needs, the client's rate limit.
+//!
+//! Each connection remembers the last `Authorization` value that
+//! authenticated ([`KeyCache`]): a keep-alive connection sends the same key
+//! with every request, and comparing it in constant time is cheaper than
+//! hashing it.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use hyper::header::HeaderValue;
+use hyper::StatusCode;
+use subtle::ConstantTimeEq;
+
+use crate::api_error::{ApiError, ErrorHeader};
+use crate::keys::{retry_after_secs, ClientId, KeyStore, Scopes};
+use crate::router::Route;
+
+/// The last `Authorization` value that authenticated on a connection, and
+/// its client.
+#[derive(Clone, Default)]
+pub struct KeyCache(RefCell<(Vec<u8>, ClientId)>);
+
+impl KeyCache {
+    /// The client of this `Authorization` value, if it is a valid key.
+    pub fn authenticate(&self, keys: &KeyStore, authorization: &[u8]) -> Option<ClientId> {
+        let mut cache = self.0.borrow_mut();
+        let (cached, client) = &mut *cache;
+        if *client != 0
+            && cached.len() == authorization.len()
+            && bool::from(cached.ct_eq(authorization))
+        {
+            return Some(*client);
+        }
+        let found = keys.authenticate(authorization)?;
+        cached.clear();
+        cached.extend_from_slice(authorization);
+        *client = found;
+        Some(found)
+    }
+}
+
+/// The scopes of which a caller needs one for `route`; `None` for routes
+/// that need no key.
+pub fn required_scopes(route: Route) -> Option<Scopes> {
+    match route {
+        Route::GetCitizen | Route::BatchGet => Some(Scopes::READ.union(Scopes::READ_BASIC)),
+        Route::Legacy => Some(Scopes::READ),
+        // Which fields the claims may name is checked by the handler.
+        Route::Verify | Route::BatchVerify => Some(Scopes::VERIFY.union(Scopes::VERIFY_EXTENDED)),
+        Route::Identify => Some(Scopes::BIOMETRIC),
+        Route::Reload => Some(Scopes::ADMIN),
+        // Which snapshot is served is no personal data: any valid key.
+        Route::SnapshotInfo => Some(Scopes::ALL),
+        Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched => None,
+    }
+}
+
+/// Checks the key, the scope `route` needs, and the client's rate limit.
+/// The error carries the client, for metrics, when the key was valid.
+pub fn authorize(
+    keys: &KeyStore,
+    cache: &KeyCache,
+    authorization: Option<&HeaderValue>,
+    required: Scopes,
+    now: Instant,
+) -> Result<(ClientId, Scopes), (ClientId, ApiError)> {
+    let client_id = authorization.and_then(|v| cache.authenticate(keys, v.as_bytes()));
+    let Some((client_id, client)) = client_id.and_then(|id| Some((id, keys.client(id)?))) else {
+        return Err((0, ApiError::unauthenticated()));
+    };
+    if !client.scopes.any(required) {
+        let names: Vec<&str> = Scopes::NAMES
+            .iter()
+            .filter(|(_, s)| required.any(*s))
+            .map(|(n, _)| *n)
+            .collect();
+        let message = format!("this route needs scope {}", names.join(" or "));
+        return Err((client_id, ApiError::forbidden(message)));
+    }
+    if let Some(limiter) = &client.limiter {
+        if let Err(wait) = limiter.check(now) {
+            let error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "over this client's request rate; retry after the Retry-After seconds",
+            )
+            .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)));
+            return Err((client_id, error));
+        }
+    }
+    Ok((client_id, client.scopes))
+}

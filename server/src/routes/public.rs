@@ -1,0 +1,60 @@
+//! The routes that need no key: `/healthz`, `/readyz`, `/metrics` and
+//! `/v1/openapi.yaml`. None of them shows personal data.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::StatusCode;
+
+use crate::body::{json, shared, HttpResponse};
+use crate::state::State;
+
+/// `server/openapi.yaml`, served at `GET /v1/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+/// `GET /healthz`: the process answers.
+pub fn healthz() -> HttpResponse {
+    json(StatusCode::OK, b"{\"status\":\"ok\"}".to_vec())
+}
+
+/// `GET /readyz`: 200 with the served generation once a verified snapshot
+/// is served, else 503.
+pub fn readyz(state: &State) -> HttpResponse {
+    if state.is_ready() {
+        let generation = state.snapshots.load().as_ref().map_or(0, |s| s.generation);
+        json(
+            StatusCode::OK,
+            format!("{{\"status\":\"ready\",\"generation\":{generation}}}").into_bytes(),
+        )
+    } else {
+        let status = if state.shutting_down.load(Ordering::Acquire) {
+            "shutting_down"
+        } else {
+            "not_ready"
+        };
+        let mut r = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{{\"status\":\"{status}\"}}").into_bytes(),
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub fn metrics(state: &State) -> HttpResponse {
+    shared(
+        Bytes::from(state.metrics.render(&state.gauges())),
+        "text/plain; version=0.0.4",
+    )
+}
+
+/// `GET /v1/openapi.yaml`.
+pub fn openapi() -> HttpResponse {
+    shared(
+        Bytes::from_static(OPENAPI_YAML.as_bytes()),
+        "application/yaml",
+    )
+}

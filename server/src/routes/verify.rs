@@ -1,0 +1,345 @@
+//! `POST /v1/citizens:verify` and `POST /v1/citizens:batchVerify`: yes/no
+//! per claimed field, never the record.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::time::Instant;
+
+use dancu_engine::{write_verification_json, Claims, PersonalId, Verification};
+use hyper::StatusCode;
+use serde::Deserialize;
+
+use crate::api_error::{ApiError, ErrorHeader};
+use crate::audit::{self, Operation};
+use crate::body::{json, HttpResponse};
+use crate::config::MAX_BATCH;
+use crate::keys::{retry_after_secs, ClientId, Scopes};
+use crate::lookup::{RecordKey, SnapshotGuard};
+use crate::routes::NOT_FOUND_ITEM;
+use crate::state::{verification_outcome, Access, State};
+use crate::throttle::MismatchThrottle;
+
+const EMPTY_CLAIMS: &str = "claim at least one field besides the ID";
+
+fn empty_claims() -> ApiError {
+    ApiError::bad_request("empty_claims", EMPTY_CLAIMS)
+}
+
+/// `403` when `claims` name a field beyond the card and the key lacks
+/// `citizen:verify:extended` (the policy is [`dancu_engine::CARD_CLAIMS`]).
+fn check_claim_policy(scopes: Scopes, claims: &Claims) -> Result<(), ApiError> {
+    if scopes.any(Scopes::VERIFY_EXTENDED) {
+        return Ok(());
+    }
+    match claims.first_beyond_card() {
+        Some(field) => Err(ApiError::forbidden(format!(
+            "claiming {field} needs scope citizen:verify:extended (citizen:verify may claim \
+             only the card's fields: id, full_name, date_of_birth, sex, permanent_residence, \
+             legacy_id)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        hyper::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_mismatches",
+        "too many mismatched verifications of this subject by this client; retry after the \
+         Retry-After seconds",
+    )
+    .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)))
+}
+
+/// Counts the mismatches among checked verifications (after they were
+/// audited and are about to be answered).
+fn record_mismatches<'a>(
+    throttle: &MismatchThrottle,
+    client: ClientId,
+    checked: impl Iterator<Item = (PersonalId, &'a Verification)>,
+    now: Instant,
+) {
+    for (id, v) in checked {
+        if !v.matched() {
+            throttle.record_mismatch(client, id.get(), now);
+        }
+    }
+}
+
+/// Why a verification request is not acceptable: the ID's parse error when
+/// the ID is malformed, else serde's message (which says where).
+fn explain_claims_error(raw: &[u8], e: &serde_json::Error) -> ApiError {
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow)]
+        id: Option<Cow<'a, str>>,
+    }
+    if let Ok(IdOnly { id: Some(id) }) = serde_json::from_slice::<IdOnly>(raw) {
+        if let Err(id_error) = PersonalId::parse(&id) {
+            return ApiError::invalid_id(id_error);
+        }
+    }
+    ApiError::bad_json(e)
+}
+
+/// `POST /v1/citizens:verify`.
+pub fn verify(
+    state: &State,
+    client: ClientId,
+    scopes: Scopes,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let claims: Claims =
+        serde_json::from_slice(body).map_err(|e| explain_claims_error(body, &e))?;
+    if claims.is_empty() {
+        return Err(empty_claims());
+    }
+    check_claim_policy(scopes, &claims)?;
+    let now = Instant::now();
+    state
+        .mismatches
+        .check(client, claims.id.get(), now)
+        .map_err(too_many_mismatches)?;
+    let snapshot = SnapshotGuard::acquire(state)?;
+    let verification = snapshot
+        .lookup()
+        .find(RecordKey::Id(claims.id))
+        .map(|view| claims.check(Some(&view)));
+    let access = Access {
+        client,
+        operation: Operation::Verify,
+        time_us: audit::now_us(),
+    };
+    state.audit_access(access.entry(
+        verification_outcome(verification.as_ref()),
+        claims.id.get(),
+        0,
+    ))?;
+    let v = verification.ok_or_else(|| ApiError::not_found("no citizen has this ID"))?;
+    record_mismatches(
+        &state.mismatches,
+        client,
+        std::iter::once((claims.id, &v)),
+        now,
+    );
+    let mut out = Vec::with_capacity(128);
+    write_verification_json(&v, &mut out);
+    Ok(json(StatusCode::OK, out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchVerifyBody {
+    requests: Vec<Claims>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchVerifyRaw<'a> {
+    #[serde(borrow)]
+    requests: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// One request of a batch verification.
+enum VerifyItem {
+    /// Claims to check.
+    Claims(Claims),
+    /// Only an ID: nothing to check (400 for this item).
+    OnlyId(PersonalId),
+    /// Not acceptable (400 for this item).
+    Invalid(ApiError),
+    /// Refused: too many mismatches on this subject (429 for this item).
+    Throttled(PersonalId, std::time::Duration),
+}
+
+impl VerifyItem {
+    fn of(claims: Claims) -> VerifyItem {
+        if claims.is_empty() {
+            VerifyItem::OnlyId(claims.id)
+        } else {
+            VerifyItem::Claims(claims)
+        }
+    }
+}
+
+/// The items of a batch: the whole batch parsed at once (first with the
+/// scanner of `fastpath`, else with serde) or, when that fails, item by
+/// item so that each bad item gets its own 400 and the good ones are still
+/// answered.
+fn parse_batch(body: &[u8]) -> Result<Vec<VerifyItem>, ApiError> {
+    let whole = match crate::fastpath::batch_verify(body) {
+        Some(requests) => Ok(BatchVerifyBody { requests }),
+        None => serde_json::from_slice::<BatchVerifyBody>(body),
+    };
+    match whole {
+        Ok(b) => {
+            if b.requests.len() > MAX_BATCH {
+                return Err(ApiError::batch_too_large(b.requests.len()));
+            }
+            Ok(b.requests.into_iter().map(VerifyItem::of).collect())
+        }
+        Err(whole) => {
+            let raw: BatchVerifyRaw =
+                serde_json::from_slice(body).map_err(|_| ApiError::bad_json(&whole))?;
+            if raw.requests.len() > MAX_BATCH {
+                return Err(ApiError::batch_too_large(raw.requests.len()));
+            }
+            Ok(raw
+                .requests
+                .iter()
+                .map(|r| match serde_json::from_str::<Claims>(r.get()) {
+                    Ok(c) => VerifyItem::of(c),
+                    Err(e) => VerifyItem::Invalid(explain_claims_error(r.get().as_bytes(), &e)),
+                })
+                .collect())
+        }
+    }
+}
+
+/// The ID of an item, if it has a well-formed one.
+fn item_id(item: &VerifyItem) -> Option<PersonalId> {
+    match item {
+        VerifyItem::Claims(c) => Some(c.id),
+        VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) => Some(*id),
+        VerifyItem::Invalid(_) => None,
+    }
+}
+
+/// `400` when one subject is named twice: a batch asking several questions
+/// about one person would read the record out in one request.
+fn check_distinct_subjects(items: &[VerifyItem]) -> Result<(), ApiError> {
+    let mut seen = HashSet::with_capacity(items.len());
+    for id in items.iter().filter_map(item_id) {
+        if !seen.insert(id.get()) {
+            return Err(ApiError::bad_request(
+                "duplicate_subject",
+                format!("a batch names each subject at most once; {id} appears twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/citizens:batchVerify`: one result per request, in order.
+pub fn batch_verify(
+    state: &State,
+    client: ClientId,
+    scopes: Scopes,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let mut items = parse_batch(body)?;
+    for item in &items {
+        if let VerifyItem::Claims(c) = item {
+            check_claim_policy(scopes, c)?;
+        }
+    }
+    check_distinct_subjects(&items)?;
+    let now = Instant::now();
+    state.charge_batch_items(client, items.len(), now)?;
+    for item in &mut items {
+        if let VerifyItem::Claims(c) = item {
+            if let Err(wait) = state.mismatches.check(client, c.id.get(), now) {
+                *item = VerifyItem::Throttled(c.id, wait);
+            }
+        }
+    }
+    let snapshot = SnapshotGuard::acquire(state)?;
+    // Look every ID up first with the prefetching batch lookup, then check.
+    let ids: Vec<PersonalId> = items
+        .iter()
+        .filter_map(|item| match item {
+            VerifyItem::Claims(c) => Some(c.id),
+            _ => None,
+        })
+        .collect();
+    let mut views = Vec::with_capacity(ids.len());
+    snapshot.lookup().find_many(&ids, &mut views);
+    let mut found = views.iter();
+    let results: Vec<Option<Verification>> = items
+        .iter()
+        .map(|item| match item {
+            VerifyItem::Claims(c) => found
+                .next()
+                .copied()
+                .flatten()
+                .map(|view| c.check(Some(&view))),
+            _ => None,
+        })
+        .collect();
+    let access = Access {
+        client,
+        operation: Operation::BatchVerify,
+        time_us: audit::now_us(),
+    };
+    state.audit_request(
+        ids.len(),
+        items
+            .iter()
+            .zip(&results)
+            .filter_map(|(item, v)| match item {
+                VerifyItem::Claims(c) => {
+                    Some(access.entry(verification_outcome(v.as_ref()), c.id.get(), 0))
+                }
+                _ => None,
+            }),
+    )?;
+    record_mismatches(
+        &state.mismatches,
+        client,
+        items
+            .iter()
+            .zip(&results)
+            .filter_map(|(item, v)| match (item, v) {
+                (VerifyItem::Claims(c), Some(v)) => Some((c.id, v)),
+                _ => None,
+            }),
+        now,
+    );
+    let mut out = Vec::with_capacity(16 + items.len() * 96);
+    out.extend_from_slice(b"{\"results\":[");
+    for (i, (item, result)) in items.iter().zip(&results).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match item {
+            VerifyItem::Invalid(error) => {
+                out.extend_from_slice(b"{\"status\":400,\"error\":");
+                error.write_object(&mut out);
+                out.push(b'}');
+            }
+            VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) => {
+                let (status, error) = match item {
+                    VerifyItem::Throttled(_, wait) => (&b"429"[..], too_many_mismatches(*wait)),
+                    _ => (&b"400"[..], empty_claims()),
+                };
+                out.extend_from_slice(b"{\"id\":\"");
+                out.extend_from_slice(&id.to_digits());
+                out.extend_from_slice(b"\",\"status\":");
+                out.extend_from_slice(status);
+                out.extend_from_slice(b",\"error\":");
+                error.write_object(&mut out);
+                out.push(b'}');
+            }
+            VerifyItem::Claims(c) => {
+                out.extend_from_slice(b"{\"id\":\"");
+                out.extend_from_slice(&c.id.to_digits());
+                out.extend_from_slice(b"\",");
+                match result {
+                    Some(v) => {
+                        out.extend_from_slice(b"\"status\":200");
+                        // `{"match":..}` becomes `,"match":..}`: one object.
+                        let at = out.len();
+                        write_verification_json(v, &mut out);
+                        out[at] = b',';
+                    }
+                    None => {
+                        out.extend_from_slice(NOT_FOUND_ITEM);
+                        out.push(b'}');
+                    }
+                }
+            }
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok(json(StatusCode::OK, out))
+}

@@ -1,0 +1,171 @@
+//! [`State`]: what every connection shares, and the one way a handler
+//! records an audited access ([`State::audit_access`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dancu_engine::Verification;
+use hyper::StatusCode;
+
+use crate::api_error::{ApiError, ErrorHeader};
+use crate::audit::{AuditLog, Entry, Operation, Outcome};
+use crate::body::HttpResponse;
+use crate::config::Limits;
+use crate::keys::{retry_after_secs, ClientId, KeyStore};
+use crate::metrics::{Gauges, Metrics};
+use crate::router::Route;
+use crate::snapshot::SnapshotSwap;
+use crate::throttle::MismatchThrottle;
+
+/// What every connection shares.
+pub struct State {
+    pub(crate) keys: KeyStore,
+    pub(crate) metrics: Metrics,
+    pub(crate) audit: Option<AuditLog>,
+    pub(crate) snapshots: SnapshotSwap,
+    pub(crate) limits: Limits,
+    pub(crate) ready: AtomicBool,
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    pub(crate) mismatches: MismatchThrottle,
+}
+
+/// One audited access: who did what to whom, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    /// The caller.
+    pub client: ClientId,
+    /// The route's audit operation.
+    pub operation: Operation,
+    /// When, in microseconds since the Unix epoch.
+    pub time_us: u64,
+}
+
+impl Access {
+    /// The audit entry of this access to `subject` (0 when unknown).
+    pub fn entry(self, outcome: Outcome, subject: u64, legacy_id: u32) -> Entry {
+        Entry {
+            time_us: self.time_us,
+            subject,
+            legacy_id,
+            client: self.client,
+            operation: self.operation,
+            outcome,
+        }
+    }
+}
+
+/// `Found` or `NotFound`.
+pub fn lookup_outcome(found: bool) -> Outcome {
+    if found {
+        Outcome::Found
+    } else {
+        Outcome::NotFound
+    }
+}
+
+/// `NotFound` without a record, else `Match` or `Mismatch`.
+pub fn verification_outcome(verification: Option<&Verification>) -> Outcome {
+    match verification {
+        None => Outcome::NotFound,
+        Some(v) if v.matched() => Outcome::Match,
+        Some(_) => Outcome::Mismatch,
+    }
+}
+
+impl State {
+    pub(crate) fn gauges(&self) -> Gauges {
+        let served = self.snapshots.load();
+        let (reloads, reload_failures) = self.snapshots.reload_counts();
+        let audit = self.audit.as_ref().map(AuditLog::stats).unwrap_or_default();
+        Gauges {
+            snapshot_generation: served.as_ref().map_or(0, |s| s.generation),
+            snapshot_records: served.as_ref().map_or(0, |s| s.records),
+            ready: self.is_ready(),
+            reloads,
+            reload_failures,
+            connections: (self.limits.max_connections - self.connections.available_permits())
+                as u64,
+            audit_backlog: audit.backlog,
+            audit_written: audit.written,
+            audit_refused: audit.refused,
+            audit_enabled: self.audit.is_some(),
+            verify_mismatch_refused: self.mismatches.refused(),
+        }
+    }
+
+    /// Charges the items of a batch after the first (which
+    /// [`authorize`](crate::auth::authorize) charged as the request) to the
+    /// client's rate limit: limits count items, not requests.
+    pub(crate) fn charge_batch_items(
+        &self,
+        client: ClientId,
+        items: usize,
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        let Some(limiter) = self.keys.client(client).and_then(|c| c.limiter.as_ref()) else {
+            return Ok(());
+        };
+        let rate_limited =
+            |message: String| ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        let items = items as u64;
+        if items > limiter.burst() {
+            return Err(rate_limited(format!(
+                "a batch of {items} items is more than this client's burst of {}; \
+                 send smaller batches",
+                limiter.burst()
+            )));
+        }
+        limiter
+            .check_n(now, items.saturating_sub(1))
+            .map_err(|wait| {
+                rate_limited(
+                    "over this client's rate (batch items count one each); retry after the \
+                     Retry-After seconds"
+                        .into(),
+                )
+                .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)))
+            })
+    }
+
+    /// Whether `/readyz` says ready.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Audits one access; `503 audit_backlog` when the log cannot take it
+    /// (the access must then not be answered).
+    pub(crate) fn audit_access(&self, entry: Entry) -> Result<(), ApiError> {
+        self.audit_request(1, std::iter::once(entry))
+    }
+
+    /// Audits the `n` accesses of one batch request (see
+    /// [`AuditLog::append_request`]). `entries` is only iterated when the
+    /// log is on.
+    pub(crate) fn audit_request(
+        &self,
+        n: usize,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), ApiError> {
+        match &self.audit {
+            Some(log) => log
+                .append_request(n, entries)
+                .map_err(|crate::audit::Backlogged| ApiError::audit_backlog()),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts an answered request in the metrics.
+    pub(crate) fn finish(
+        &self,
+        route: Route,
+        client: ClientId,
+        start: Instant,
+        resp: HttpResponse,
+    ) -> HttpResponse {
+        self.metrics
+            .observe(route, client, resp.status().as_u16(), start.elapsed());
+        resp
+    }
+}
