@@ -50,7 +50,11 @@ pub fn required_scopes(route: Route) -> Option<Scopes> {
         // Which fields the claims may name is checked by the handler.
         Route::Verify | Route::BatchVerify => Some(Scopes::VERIFY.union(Scopes::VERIFY_EXTENDED)),
         Route::Identify => Some(Scopes::BIOMETRIC),
-        Route::Reload => Some(Scopes::ADMIN),
+        Route::Reload | Route::Compact => Some(Scopes::ADMIN),
+        Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
+            Some(Scopes::REGISTRAR)
+        }
+        Route::Changes => Some(Scopes::CHANGES),
         // Which snapshot is served is no personal data: any valid key.
         Route::SnapshotInfo => Some(Scopes::ALL),
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched => None,

@@ -129,6 +129,13 @@ pub struct Config {
     pub layout: Layout,
     /// Limits.
     pub limits: Limits,
+    /// The change-log directory: with one, the server is the live register
+    /// (write routes, the change feed, compaction); without, it serves the
+    /// snapshot as it is.
+    pub changes: Option<PathBuf>,
+    /// Compact automatically once this many citizens have changes in the
+    /// overlay (0: only when asked, `POST /v1/admin/compact`).
+    pub compact_after: u64,
     /// Install SIGTERM/SIGINT (shutdown) and SIGHUP (reload) handlers. Only
     /// the binary should: handlers are process-wide.
     pub handle_signals: bool,
@@ -147,6 +154,8 @@ impl Config {
             memory: Memory::Map,
             layout: Layout::default_for_machine(),
             limits: Limits::default(),
+            changes: None,
+            compact_after: 0,
             handle_signals: false,
         }
     }

@@ -47,17 +47,23 @@ impl Scopes {
     /// `citizen:verify:extended`: verification, also of fields that are not
     /// on the card (see [`dancu_engine::CARD_CLAIMS`]).
     pub const VERIFY_EXTENDED: Scopes = Scopes(32);
+    /// `registrar`: births, deaths, moves, corrections, enrolments.
+    pub const REGISTRAR: Scopes = Scopes(64);
+    /// `changes:read`: the change feed (replicas, downstream systems).
+    pub const CHANGES: Scopes = Scopes(128);
     /// Every scope (the demo key).
-    pub const ALL: Scopes = Scopes(63);
+    pub const ALL: Scopes = Scopes(255);
 
     /// The scope names of the API, with their bits.
-    pub const NAMES: [(&'static str, Scopes); 6] = [
+    pub const NAMES: [(&'static str, Scopes); 8] = [
         ("citizen:read", Scopes::READ),
         ("citizen:read:basic", Scopes::READ_BASIC),
         ("citizen:verify", Scopes::VERIFY),
         ("citizen:verify:extended", Scopes::VERIFY_EXTENDED),
         ("biometric:identify", Scopes::BIOMETRIC),
         ("admin", Scopes::ADMIN),
+        ("registrar", Scopes::REGISTRAR),
+        ("changes:read", Scopes::CHANGES),
     ];
 
     /// The scope with this name.

@@ -41,6 +41,7 @@ pub mod api_error;
 pub mod audit;
 mod auth;
 pub mod body;
+pub mod compaction;
 pub mod config;
 pub mod demo;
 mod fastpath;
@@ -118,6 +119,15 @@ pub enum Error {
         path: PathBuf,
         /// Why it failed.
         message: String,
+    },
+    /// The change log does not open, or a compaction failed.
+    #[error("change log beside {}: {source}", path.display())]
+    Register {
+        /// The snapshot (or log directory) concerned.
+        path: PathBuf,
+        /// The register's reason.
+        #[source]
+        source: dancu_register::Error,
     },
     /// A bug: a thread panicked.
     #[error("internal error: {0}")]

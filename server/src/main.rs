@@ -78,6 +78,18 @@ struct ServeArgs {
     /// Audit queue capacity in entries (a full queue answers 503).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     audit_queue: usize,
+    /// The change-log directory: the server becomes the live register
+    /// (registrar writes, the change feed, compaction), replaying the log
+    /// at start. Demo mode uses <data-dir>/changes unless --read-only.
+    #[arg(long, value_name = "DIR")]
+    changes: Option<PathBuf>,
+    /// Serve the snapshot as it is: no change log, no write routes.
+    #[arg(long, conflicts_with = "changes")]
+    read_only: bool,
+    /// Compact automatically once this many citizens have changes (0: only
+    /// on POST /v1/admin/compact).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    compact_after: u64,
 }
 
 #[derive(Subcommand)]
@@ -184,7 +196,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.limits.body_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.write_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    config.changes = match (args.changes, args.read_only, demo) {
+        (Some(dir), _, _) => Some(dir),
+        (None, false, true) => Some(args.data_dir.join(demo::DEMO_CHANGES_DIR)),
+        _ => None,
+    };
+    config.compact_after = args.compact_after;
     config.handle_signals = true;
+    let changes_note = config.changes.clone();
     let audit_note = config.audit.clone();
     let verify = config.verify;
     let server = Server::start(config)?;
@@ -195,6 +214,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     match audit_note {
         Some(path) => println!("audit log: {}", path.display()),
         None => println!("audit log: OFF"),
+    }
+    match changes_note {
+        Some(dir) => println!("change log: {} (writes on)", dir.display()),
+        None => println!("change log: none (read-only)"),
     }
     let started = std::time::Instant::now();
     if server.wait_until_ready() {

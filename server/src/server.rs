@@ -87,7 +87,40 @@ impl Server {
                 KeyStore::demo()
             }
         };
-        let served = ServedSnapshot::open(&config.snapshot, config.memory, false)?;
+        // With a change log, start from the newest generation beside the
+        // configured file: a compaction may have written one, and the log
+        // only holds the changes after the newest's fold.
+        let snapshot_path = match &config.changes {
+            Some(_) => crate::snapshot::newest_snapshot(&config.snapshot)?.0,
+            None => config.snapshot.clone(),
+        };
+        let served = ServedSnapshot::open(&snapshot_path, config.memory, false)?;
+        // Replayed before the server listens: a read served before the
+        // replay ends would answer records as they were before their
+        // changes (1 M changes replay in about 3 s).
+        let register = match &config.changes {
+            Some(dir) => {
+                let register =
+                    dancu_register::Register::open(&served.snapshot, dir).map_err(|source| {
+                        Error::Register {
+                            path: dir.clone(),
+                            source,
+                        }
+                    })?;
+                let recovery = register.recovery();
+                eprintln!(
+                    "dancu-server: change log {}: {} changes replayed, last sequence {}",
+                    dir.display(),
+                    recovery.replayed,
+                    register.progress().applied
+                );
+                if let Some(cut) = &recovery.cut {
+                    eprintln!("dancu-server: change log: torn tail {cut}");
+                }
+                Some(Arc::new(register))
+            }
+            None => None,
+        };
         // Sample IDs only for the demo's synthetic register: never read
         // records of a real register for a banner.
         let samples = match config.keys {
@@ -116,6 +149,8 @@ impl Server {
                 config.limits.mismatch_limit,
                 config.limits.mismatch_window,
             ),
+            register,
+            compact_after: config.compact_after,
         });
         let (stop, _) = watch::channel(false);
         let (workers, addr) = start_workers(&config, &state, &stop)?;
@@ -485,6 +520,14 @@ impl AsyncWrite for WriteTimeout {
     }
 }
 
+/// Whether the overlay has grown past `--compact-after`.
+fn compaction_due(state: &State) -> bool {
+    match &state.register {
+        Some(r) if state.compact_after > 0 => r.overlay().len() as u64 >= state.compact_after,
+        _ => false,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn control(
     rt: tokio::runtime::Runtime,
@@ -517,8 +560,26 @@ fn control(
             }
         };
         tokio::pin!(signal_loop);
+        let mut compaction_check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = compaction_check.tick() => {
+                    if compaction_due(&state) {
+                        let state = Arc::clone(&state);
+                        // In the background: the control loop keeps answering
+                        // signals; `compact_now` refuses a second one meanwhile.
+                        tokio::task::spawn_blocking(move || {
+                            match crate::compaction::compact_now(&state) {
+                                Ok(Some(o)) => eprintln!(
+                                    "dancu-server: compacted {} changed records into generation {} ({:.1} s)",
+                                    o.changed_records, o.generation, o.build_s
+                                ),
+                                Ok(None) => {}
+                                Err(e) => eprintln!("dancu-server: automatic compaction failed: {e}"),
+                            }
+                        });
+                    }
+                }
                 done = async { prepare.as_mut().expect("guarded").await }, if prepare.is_some() => {
                     prepare = None;
                     match done {

@@ -25,7 +25,7 @@ use crate::body::HttpResponse;
 use crate::keys::{ClientId, Scopes};
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, public, verify};
+use crate::routes::{admin, biometrics, citizens, feed, public, verify, writes};
 use crate::state::{Access, State};
 
 /// The hyper service of one connection.
@@ -150,11 +150,20 @@ async fn post(
     scopes: Scopes,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
-    if route == Route::Reload {
-        return admin::reload(state).await;
+    match route {
+        Route::Reload => return admin::reload(state).await,
+        Route::Compact => return admin::compact(state).await,
+        Route::Changes => return feed::changes(state, client, req.uri().query()).await,
+        _ => {}
     }
+    let path = req.uri().path().to_owned();
+    let headers = req.headers().clone();
     let body = read_body(state, req).await?;
     match route {
+        Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
+            let (_, param) = router::route(&method_of(route), &path).map_err(ApiError::from)?;
+            writes::write(state, route, client, param, &headers, &body).await
+        }
         Route::BatchGet => citizens::batch_get(state, client, scopes, &body),
         Route::Verify => verify::verify(state, client, scopes, &body),
         Route::BatchVerify => verify::batch_verify(state, client, scopes, &body),
@@ -165,6 +174,11 @@ async fn post(
             "no such route",
         )),
     }
+}
+
+/// The method a route answers.
+fn method_of(route: Route) -> hyper::Method {
+    router::ROUTES[route.index()].method.clone()
 }
 
 /// The request body, within the size and time limits.

@@ -29,6 +29,11 @@ pub struct State {
     pub(crate) shutting_down: AtomicBool,
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
     pub(crate) mismatches: MismatchThrottle,
+    /// The live register (change log and overlay), when the server takes
+    /// writes; `None` serves the snapshot as it is.
+    pub(crate) register: Option<Arc<dancu_register::Register>>,
+    /// Compact once this many citizens have changes (0: never by itself).
+    pub(crate) compact_after: u64,
 }
 
 /// One audited access: who did what to whom, and when.

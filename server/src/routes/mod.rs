@@ -13,16 +13,17 @@
 pub mod admin;
 pub mod biometrics;
 pub mod citizens;
+pub mod feed;
 pub mod public;
 pub mod verify;
+pub mod writes;
 
 use std::borrow::Cow;
 
-use dancu_engine::CitizenView;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::lookup::{Lookup, RecordKey};
+use crate::lookup::{Found, Lookup, RecordKey};
 use crate::state::{lookup_outcome, Access, State};
 
 /// Looks `key` up and audits the access (found or not); the record, or
@@ -32,15 +33,16 @@ pub(crate) fn find_audited<'s>(
     lookup: Lookup<'s>,
     key: RecordKey<'_>,
     access: Access,
-) -> Result<CitizenView<'s>, ApiError> {
-    let view = lookup.find(key);
+) -> Result<Found<'s>, ApiError> {
+    let found = lookup.find(key);
+    let found_id = || found.as_ref().map_or(0, |f| f.view().raw_id());
     let (subject, legacy_id) = match key {
         RecordKey::Id(id) => (id.get(), 0),
-        RecordKey::Legacy(legacy) => (view.map_or(0, |v| v.id().get()), legacy.get()),
-        RecordKey::Biometric(..) => (view.map_or(0, |v| v.id().get()), 0),
+        RecordKey::Legacy(legacy) => (found_id(), legacy.get()),
+        RecordKey::Biometric(..) => (found_id(), 0),
     };
-    state.audit_access(access.entry(lookup_outcome(view.is_some()), subject, legacy_id))?;
-    view.ok_or_else(|| ApiError::not_found(key.not_found_message()))
+    state.audit_access(access.entry(lookup_outcome(found.is_some()), subject, legacy_id))?;
+    found.ok_or_else(|| ApiError::not_found(key.not_found_message()))
 }
 
 /// A JSON string, borrowed from the body unless it has escapes (which no

@@ -18,7 +18,7 @@ impl Drop for Proc {
 }
 
 /// Starts the binary with `args` and returns it with everything it printed
-/// up to and including the `audit log:` line.
+/// up to and including the `ready:` line (the snapshot is served then).
 fn start(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
     let mut child = Proc(
         Command::new(env!("CARGO_BIN_EXE_dancu-server"))
@@ -39,7 +39,7 @@ fn start(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
             break;
         }
         banner.push_str(&line);
-        if line.starts_with("audit log:") {
+        if line.starts_with("ready:") {
             break;
         }
     }

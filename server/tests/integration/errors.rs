@@ -71,7 +71,7 @@ fn unknown_routes_and_wrong_methods() {
         None,
     );
     assert_error(&r, 405, "method_not_allowed");
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, PATCH"));
     let r = c.get("/v1/citizens:batchGet", Some(key::READER));
     assert_error(&r, 405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("POST"));

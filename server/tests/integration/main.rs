@@ -5,6 +5,7 @@ mod auth;
 mod banner;
 mod errors;
 mod openapi;
+mod register;
 mod reload;
 mod routes;
 mod shutdown;

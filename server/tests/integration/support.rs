@@ -149,6 +149,8 @@ pub mod key {
     pub const BIOMETRIC: &str = "biometric-key";
     pub const ADMIN: &str = "admin-key";
     pub const LIMITED: &str = "limited-key";
+    pub const REGISTRAR: &str = "registrar-key";
+    pub const FEED: &str = "feed-key";
     pub const ALL: &str = "all-key";
 }
 
@@ -172,10 +174,12 @@ pub fn write_keys(dir: &Path) -> PathBuf {
             "\"citizen:read\"",
             "rate_limit_per_s = 0.2\nburst = 3\n",
         ),
+        ("registrar", key::REGISTRAR, "\"registrar\"", ""),
+        ("feed", key::FEED, "\"changes:read\"", ""),
         (
             "all",
             key::ALL,
-            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\"",
+            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\", \"registrar\", \"changes:read\"",
             "",
         ),
     ];
