@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod banner;
+mod crash;
 mod errors;
 mod openapi;
 mod register;
