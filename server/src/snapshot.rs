@@ -54,12 +54,18 @@ impl std::fmt::Debug for ServedSnapshot {
     }
 }
 
+/// The `GET /v1/snapshot` body: the file's name, never its directory (which
+/// says how the server's disks are laid out to every client).
 #[derive(Serialize)]
 struct InfoBody<'a> {
     #[serde(flatten)]
     info: &'a dancu_engine::SnapshotInfo,
-    path: &'a Path,
+    file: &'a str,
     verified: bool,
+}
+
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().unwrap_or_default().to_string_lossy()
 }
 
 impl ServedSnapshot {
@@ -78,7 +84,7 @@ impl ServedSnapshot {
         let info = snapshot.info();
         let info_json = serde_json::to_vec(&InfoBody {
             info: &info,
-            path,
+            file: &file_name(path),
             verified,
         })
         .expect("snapshot info serializes");
@@ -102,7 +108,7 @@ impl ServedSnapshot {
         self.info_json = Bytes::from(
             serde_json::to_vec(&InfoBody {
                 info: &info,
-                path: &self.path,
+                file: &file_name(&self.path),
                 verified: true,
             })
             .expect("snapshot info serializes"),

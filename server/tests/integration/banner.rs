@@ -17,8 +17,8 @@ impl Drop for Proc {
     }
 }
 
-/// Starts the binary with `args` and returns it with everything it printed
-/// up to and including the `audit log:` line.
+/// Starts the binary with `args` and returns it, once ready, with
+/// everything it printed up to and including the `ready:` line.
 fn start(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
     let mut child = Proc(
         Command::new(env!("CARGO_BIN_EXE_dancu-server"))
@@ -39,11 +39,11 @@ fn start(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
             break;
         }
         banner.push_str(&line);
-        if line.starts_with("audit log:") {
+        if line.starts_with("ready:") {
             break;
         }
     }
-    assert!(banner.contains("audit log:"), "{banner}");
+    assert!(banner.contains("ready:"), "{banner}");
     (child, banner)
 }
 

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod banner;
 mod errors;
+mod hardening;
 mod openapi;
 mod reload;
 mod routes;

@@ -85,14 +85,18 @@ fn sigterm_finishes_in_flight_requests_flushes_the_audit_log_and_exits_0() {
             200
         );
     }
-    // SIGHUP: a newer snapshot is swapped in.
+    // SIGHUP: a newer snapshot is swapped in, and keys.toml is read again
+    // (the `reader` key is revoked, also on this open connection).
     build(&dir.path().join("next.snap"), 2, 600);
+    rewrite_keys_without(dir.path(), &["reader"]);
     signal(&child.0, libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.get("/readyz", None).json()["generation"] != 2 {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let r = c.get(&format!("/v1/citizens/{EXAMPLE_ID}"), Some(key::READER));
+    assert_eq!(r.status, 401, "a revoked key still works: {}", r.text());
     // A request in flight: head and half a body sent.
     let body = format!(r#"{{"id":"{EXAMPLE_ID}","full_name":"NGUYEN VAN AN"}}"#);
     let mut inflight = Client::connect(addr);

@@ -191,6 +191,23 @@ pub fn write_keys(dir: &Path) -> PathBuf {
     path
 }
 
+/// Rewrites `keys.toml` in `dir` without the clients named in `removed`
+/// (what an operator does to revoke a key).
+pub fn rewrite_keys_without(dir: &Path, removed: &[&str]) {
+    let path = dir.join("keys.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .split("[[client]]")
+        .filter(|entry| {
+            !entry.trim().is_empty()
+                && !removed
+                    .iter()
+                    .any(|name| entry.contains(&format!("name = \"{name}\"\n")))
+        })
+        .collect();
+    std::fs::write(&path, format!("[[client]]{}", kept.join("[[client]]"))).unwrap();
+}
+
 /// A server for one test, with its temp dir.
 pub struct TestServer {
     pub server: Option<Server>,
