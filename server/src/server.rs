@@ -520,7 +520,14 @@ fn control(
             let state = Arc::clone(&state);
             tokio::task::spawn_blocking(move || {
                 let served = if verify { served.verify()? } else { served };
-                state.snapshots.install(served);
+                // A reload (SIGHUP or the admin route) during the
+                // verification may have installed a newer generation: keep it.
+                if !state.snapshots.install_if_newer(served) {
+                    eprintln!(
+                        "dancu-server: a reload during start-up verification installed a newer \
+                         snapshot; serving it"
+                    );
+                }
                 state.ready.store(true, Ordering::Release);
                 Ok::<(), Error>(())
             })
