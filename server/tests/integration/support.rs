@@ -414,6 +414,60 @@ impl Client {
     }
 }
 
+/// A child process of a test (the `dancu-server` binary), killed and reaped
+/// when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The address in the banner's first line (`... listening on http://ADDR`).
+pub fn listening_addr(banner: &str) -> SocketAddr {
+    let first = banner.lines().next().unwrap_or_default();
+    first
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no address in {first:?}"))
+}
+
+/// Starts the `dancu-server` binary on `snap` with `args` and returns it,
+/// once ready, with
+/// everything it printed up to and including the `ready:` line.
+pub fn start_binary(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
+    let mut child = Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dancu-server"))
+            .arg("--snapshot")
+            .arg(snap)
+            .args(["--listen", "127.0.0.1:0", "--runtime", "multi:1"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut banner = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if line.starts_with("ready:") {
+            break;
+        }
+    }
+    assert!(banner.contains("ready:"), "{banner}");
+    (child, banner)
+}
+
 /// One request on a new connection.
 pub fn once(
     addr: SocketAddr,
