@@ -5,8 +5,14 @@
 //!   `server/openapi.yaml`, served at `GET /v1/openapi.yaml`), swaps in
 //!   newer snapshots without failing a request ([`snapshot`]), and shuts
 //!   down gracefully.
-//! - [`keys`]: clients from `keys.toml`, with hashed keys compared in
-//!   constant time, scopes and per-client rate limits ([`ratelimit`]).
+//! - [`keys`]: clients from `keys.toml` (read again on SIGHUP and reload),
+//!   with hashed keys compared in constant time, scopes and per-client rate
+//!   limits ([`ratelimit`]); [`throttle`] refuses a client that keeps
+//!   guessing about one subject; [`address_share`] keeps one address from
+//!   taking every connection.
+//! - Requests: `service.rs` routes and authorizes (`auth.rs`), the
+//!   handlers in [`routes`] return `Result<_, `[`ApiError`]`>`, and every
+//!   record is read through [`lookup::Lookup`].
 //! - [`audit`]: every data access appended to an audit log by a writer
 //!   thread, fsynced every second and on shutdown; [`audit::query`] reads it
 //!   back ("who looked me up?").
@@ -37,6 +43,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod address_share;
 pub mod api_error;
 pub mod audit;
 mod auth;
@@ -109,6 +116,16 @@ pub enum Error {
          listens on loopback; {addr} is not loopback. Pass --keys keys.toml"
     )]
     DemoNotLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// No audit log on a non-loopback address: personal-data access must be
+    /// audited; serving without a log is for benchmarks on one machine.
+    #[error(
+        "--no-audit serves personal data unaudited, so it only listens on loopback; {addr} is \
+         not loopback. Pass --audit FILE"
+    )]
+    NoAuditNotLoopback {
         /// The address asked for.
         addr: SocketAddr,
     },

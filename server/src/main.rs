@@ -52,8 +52,8 @@ struct ServeArgs {
     /// with --keys it is required unless --no-audit.
     #[arg(long, value_name = "FILE")]
     audit: Option<PathBuf>,
-    /// Serve without an audit log (benchmarks only: personal-data access must
-    /// be audited).
+    /// Serve without an audit log (benchmarks only, loopback addresses only:
+    /// personal-data access must be audited).
     #[arg(long, conflicts_with = "audit")]
     no_audit: bool,
     /// Skip the checksum verification before serving.
@@ -71,6 +71,10 @@ struct ServeArgs {
     /// Most open connections.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
+    /// Most open connections from one remote address (default: 10 % of
+    /// --max-connections).
+    #[arg(long, value_name = "N")]
+    max_connections_per_address: Option<usize>,
     /// Largest request body in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_body: usize,
@@ -100,11 +104,9 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the SHA-256 of a key, for `key_sha256` in keys.toml.
-    HashKey {
-        /// The key.
-        key: String,
-    },
+    /// Print the SHA-256 of a key read from stdin (one line; not an
+    /// argument, which `ps` would show), for `key_sha256` in keys.toml.
+    HashKey,
     /// Print the audit-log lines about one person ("who looked me up?").
     AuditQuery {
         /// The audit log.
@@ -137,8 +139,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Some(Command::HashKey { key }) => {
-            println!("{}", dancu_server::hash_key(&key));
+        Some(Command::HashKey) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the key from stdin")?;
+            let key = line.trim_end_matches(['\n', '\r']);
+            if key.is_empty() {
+                bail!("no key on stdin (e.g. `dancu-server hash-key < key.txt`)");
+            }
+            println!("{}", dancu_server::hash_key(key));
             Ok(())
         }
         Some(Command::AuditQuery { audit, subject }) => audit_query(&audit, &subject),
@@ -175,6 +185,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let audit = match (args.audit, args.no_audit, demo) {
         (Some(path), _, _) => Some(path),
+        (None, true, _) if !dancu_server::is_loopback(&args.listen) => {
+            bail!(dancu_server::Error::NoAuditNotLoopback { addr: args.listen })
+        }
         (None, true, _) => None,
         (None, false, true) => Some(args.data_dir.join(demo::DEMO_AUDIT_FILE)),
         (None, false, false) => bail!("--keys needs --audit FILE (or --no-audit for benchmarks)"),
@@ -197,6 +210,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.layout = layout;
     }
     config.limits.max_connections = args.max_connections.max(1);
+    config.limits.max_connections_per_address = args.max_connections_per_address;
     config.limits.max_body_bytes = args.max_body;
     config.limits.header_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.body_timeout = Duration::from_secs(args.client_timeout.max(1));

@@ -159,6 +159,20 @@ impl Route {
         self as usize
     }
 
+    /// Whether the route answers with personal data (records, IDs, yes/no
+    /// about a person): such responses carry `Cache-Control: no-store`.
+    pub fn is_personal_data(self) -> bool {
+        matches!(
+            self,
+            Route::GetCitizen
+                | Route::BatchGet
+                | Route::Verify
+                | Route::BatchVerify
+                | Route::Legacy
+                | Route::Identify
+        )
+    }
+
     /// The metrics label.
     pub fn label(self) -> &'static str {
         match self {

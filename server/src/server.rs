@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+use crate::address_share::AddressShare;
 use crate::audit::AuditLog;
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
@@ -87,6 +89,11 @@ impl Server {
                 KeyStore::demo()
             }
         };
+        if config.audit.is_none() && !is_loopback(&config.listen) {
+            return Err(Error::NoAuditNotLoopback {
+                addr: config.listen,
+            });
+        }
         // With a change log, start from the newest generation beside the
         // configured file: a compaction may have written one, and the log
         // only holds the changes after the newest's fold.
@@ -138,10 +145,13 @@ impl Server {
         let threads = config.layout.threads();
         let state = Arc::new(State {
             metrics: Metrics::new(keys.client_names(), threads + 2),
-            keys,
+            keys: ArcSwap::from_pointee(keys),
+            keys_path: config.keys.clone(),
+            keys_reload: parking_lot::Mutex::new(()),
             audit,
             snapshots: SnapshotSwap::new(config.snapshot.clone(), config.memory, config.verify),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            address_share: Arc::new(AddressShare::new(config.limits.per_address_cap())),
             limits: config.limits.clone(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -232,10 +242,11 @@ impl Server {
         &self.samples
     }
 
-    /// Reloads the newest snapshot now (what SIGHUP and `POST
-    /// /v1/admin/reload` do). Blocks while it opens and verifies.
+    /// Reads `keys.toml` again and reloads the newest snapshot now (what
+    /// SIGHUP and `POST /v1/admin/reload` do). Blocks while it opens and
+    /// verifies.
     pub fn reload(&self) -> Result<ReloadOutcome, Error> {
-        self.state.snapshots.reload()
+        self.state.reload().map(|report| report.snapshot)
     }
 
     /// Starts a graceful shutdown (what SIGTERM does). Returns at once.
@@ -384,9 +395,9 @@ async fn serve(
     let http = http_builder(&limits);
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(_) => {
                     // Out of file descriptors or a connection reset before
                     // accept: back off instead of spinning.
@@ -395,6 +406,10 @@ async fn serve(
                 }
             },
             _ = stop.wait_for(|s| *s) => break,
+        };
+        // Over its address's share: closed (dropped) before it takes a slot.
+        let Some(address_slot) = state.address_share.try_acquire(peer.ip()) else {
+            continue;
         };
         let permit = tokio::select! {
             permit = Arc::clone(&state.connections).acquire_owned() => match permit {
@@ -405,7 +420,10 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let stream = WriteTimeout::new(stream, limits.write_timeout);
-        let conn = http.serve_connection(TokioIo::new(stream), Service::new(Arc::clone(&state)));
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            Service::new(Arc::clone(&state), address_slot),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -545,7 +563,14 @@ fn control(
             let state = Arc::clone(&state);
             tokio::task::spawn_blocking(move || {
                 let served = if verify { served.verify()? } else { served };
-                state.snapshots.install(served);
+                // A reload (SIGHUP or the admin route) during the
+                // verification may have installed a newer generation: keep it.
+                if !state.snapshots.install_if_newer(served) {
+                    eprintln!(
+                        "dancu-server: a reload during start-up verification installed a newer \
+                         snapshot; serving it"
+                    );
+                }
                 state.ready.store(true, Ordering::Release);
                 Ok::<(), Error>(())
             })
@@ -636,14 +661,18 @@ impl Signals {
                 _ = self.int.recv() => return,
                 _ = self.hup.recv() => {
                     let state = Arc::clone(state);
-                    match tokio::task::spawn_blocking(move || state.snapshots.reload()).await {
-                        Ok(Ok(o)) => eprintln!(
-                            "dancu-server: SIGHUP reload: {} (generation {} -> {}, {})",
-                            if o.reloaded { "swapped" } else { "nothing newer" },
-                            o.previous_generation, o.generation, o.path.display()
-                        ),
+                    match tokio::task::spawn_blocking(move || state.reload()).await {
+                        Ok(Ok(report)) => {
+                            let o = report.snapshot;
+                            eprintln!(
+                                "dancu-server: SIGHUP reload: keys {}, snapshot {} (generation {} -> {}, {})",
+                                if report.keys_reloaded { "re-read" } else { "not configured (demo)" },
+                                if o.reloaded { "swapped" } else { "nothing newer" },
+                                o.previous_generation, o.generation, o.path.display()
+                            )
+                        }
                         Ok(Err(e)) => eprintln!(
-                            "dancu-server: SIGHUP reload failed, still serving the old snapshot: {e}"
+                            "dancu-server: SIGHUP reload failed, still serving the old keys or snapshot: {e}"
                         ),
                         Err(_) => eprintln!("dancu-server: SIGHUP reload task failed"),
                     }

@@ -5,6 +5,7 @@
 //! future: no boxing, no reference-count traffic); only routes with a body
 //! allocate a future.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,9 +16,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH};
+use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH};
 use hyper::{Request, StatusCode};
 
+use crate::address_share::AddressSlot;
 use crate::api_error::ApiError;
 use crate::audit::{self, Operation};
 use crate::auth::{authorize, required_scopes, KeyCache};
@@ -29,22 +31,25 @@ use crate::routes::{admin, biometrics, citizens, feed, public, verify, writes};
 use crate::state::{Access, State};
 
 /// The hyper service of one connection.
-#[derive(Clone)]
 pub struct Service {
     pub(crate) state: Arc<State>,
     /// The last key that authenticated on this connection.
     keys: KeyCache,
     /// The last `?fields=` projection on this connection.
     projections: ProjectionCache,
+    /// The connection's place in its address's share, given up once a
+    /// request authenticates (see [`crate::address_share`]).
+    address_slot: RefCell<Option<AddressSlot>>,
 }
 
 impl Service {
     /// The service of a new connection.
-    pub fn new(state: Arc<State>) -> Service {
+    pub fn new(state: Arc<State>, address_slot: AddressSlot) -> Service {
         Service {
             state,
             keys: KeyCache::default(),
             projections: ProjectionCache::default(),
+            address_slot: RefCell::new(Some(address_slot)),
         }
     }
 }
@@ -71,9 +76,17 @@ impl Future for ResponseFuture {
     }
 }
 
-fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    result.unwrap_or_else(ApiError::into_response)
+/// The response of a handler's result; personal data is marked
+/// `Cache-Control: no-store` (errors too: a 404 says who is not registered).
+fn respond(route: Route, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    let mut resp = result.unwrap_or_else(ApiError::into_response);
+    if route.is_personal_data() {
+        resp.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    }
+    resp
 }
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 impl hyper::service::Service<Request<Incoming>> for Service {
     type Response = HttpResponse;
@@ -106,11 +119,22 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             return ready(route, 0, resp);
         };
         let authorization = req.headers().get(AUTHORIZATION);
-        let (client, scopes) =
-            match authorize(&state.keys, &self.keys, authorization, required, start) {
-                Ok(c) => c,
-                Err((client, error)) => return ready(route, client, error.into_response()),
-            };
+        let (client, scopes) = match authorize(
+            &state.keys.load(),
+            &self.keys,
+            authorization,
+            required,
+            start,
+        ) {
+            Ok(c) => c,
+            Err((client, error)) => return ready(route, client, error.into_response()),
+        };
+        // Authenticated: the connection leaves its address's share. A
+        // `RefCell` borrow cannot be held here (calls on one connection do
+        // not overlap), so `try_borrow_mut` only guards against a bug.
+        if let Ok(mut slot) = self.address_slot.try_borrow_mut() {
+            slot.take();
+        }
         let get_access = |operation| Access {
             client,
             operation,
@@ -133,12 +157,12 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             _ => {
                 let state = Arc::clone(&self.state);
                 return ResponseFuture::Boxed(Box::pin(async move {
-                    let resp = respond(post(&state, route, client, scopes, req).await);
+                    let resp = respond(route, post(&state, route, client, scopes, req).await);
                     state.finish(route, client, start, resp)
                 }));
             }
         };
-        ready(route, client, respond(resp))
+        ready(route, client, respond(route, resp))
     }
 }
 

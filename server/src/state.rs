@@ -1,13 +1,18 @@
 //! [`State`]: what every connection shares, and the one way a handler
-//! records an audited access ([`State::audit_access`]).
+//! records an audited access (`State::audit_access`).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use dancu_engine::Verification;
 use hyper::StatusCode;
+use parking_lot::Mutex;
+use serde::Serialize;
 
+use crate::address_share::AddressShare;
 use crate::api_error::{ApiError, ErrorHeader};
 use crate::audit::{AuditLog, Entry, Operation, Outcome};
 use crate::body::HttpResponse;
@@ -15,12 +20,17 @@ use crate::config::Limits;
 use crate::keys::{retry_after_secs, ClientId, KeyStore};
 use crate::metrics::{Gauges, Metrics};
 use crate::router::Route;
-use crate::snapshot::SnapshotSwap;
+use crate::snapshot::{ReloadOutcome, SnapshotSwap};
 use crate::throttle::MismatchThrottle;
 
 /// What every connection shares.
 pub struct State {
-    pub(crate) keys: KeyStore,
+    /// The clients; replaced whole by a reload of `keys.toml`.
+    pub(crate) keys: ArcSwap<KeyStore>,
+    /// `keys.toml`; `None` in demo mode.
+    pub(crate) keys_path: Option<PathBuf>,
+    /// One key reload at a time (each makes the next generation).
+    pub(crate) keys_reload: Mutex<()>,
     pub(crate) metrics: Metrics,
     pub(crate) audit: Option<AuditLog>,
     pub(crate) snapshots: SnapshotSwap,
@@ -28,6 +38,7 @@ pub struct State {
     pub(crate) ready: AtomicBool,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    pub(crate) address_share: Arc<AddressShare>,
     pub(crate) mismatches: MismatchThrottle,
     /// The live register (change log and overlay), when the server takes
     /// writes; `None` serves the snapshot as it is.
@@ -59,6 +70,17 @@ impl Access {
             outcome,
         }
     }
+}
+
+/// What a reload did: the snapshot's [`ReloadOutcome`] and whether
+/// `keys.toml` was read again.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The snapshot reload.
+    #[serde(flatten)]
+    pub snapshot: ReloadOutcome,
+    /// Whether `keys.toml` was read again (false in demo mode).
+    pub keys_reloaded: bool,
 }
 
 /// `Found` or `NotFound`.
@@ -97,6 +119,7 @@ impl State {
             audit_refused: audit.refused,
             audit_enabled: self.audit.is_some(),
             verify_mismatch_refused: self.mismatches.refused(),
+            connections_refused_per_address: self.address_share.refused(),
         }
     }
 
@@ -109,7 +132,8 @@ impl State {
         items: usize,
         now: Instant,
     ) -> Result<(), ApiError> {
-        let Some(limiter) = self.keys.client(client).and_then(|c| c.limiter.as_ref()) else {
+        let keys = self.keys.load();
+        let Some(limiter) = keys.client(client).and_then(|c| c.limiter.as_ref()) else {
             return Ok(());
         };
         let rate_limited =
@@ -132,6 +156,30 @@ impl State {
                 )
                 .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)))
             })
+    }
+
+    /// Reads `keys.toml` again (see [`KeyStore::reloaded`]); false in demo
+    /// mode, which has no file. On error the old keys stay.
+    pub(crate) fn reload_keys(&self) -> Result<bool, crate::Error> {
+        let Some(path) = &self.keys_path else {
+            return Ok(false);
+        };
+        let _one_at_a_time = self.keys_reload.lock();
+        let reloaded = self.keys.load().reloaded(path)?;
+        self.keys.store(Arc::new(reloaded));
+        Ok(true)
+    }
+
+    /// What SIGHUP and `POST /v1/admin/reload` do: `keys.toml` first (an
+    /// error there stops the reload, so that a broken file is noticed), then
+    /// the newest snapshot. Blocking.
+    pub(crate) fn reload(&self) -> Result<ReloadReport, crate::Error> {
+        let keys_reloaded = self.reload_keys()?;
+        let snapshot = self.snapshots.reload()?;
+        Ok(ReloadReport {
+            snapshot,
+            keys_reloaded,
+        })
     }
 
     /// Whether `/readyz` says ready.

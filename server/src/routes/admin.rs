@@ -1,5 +1,5 @@
 //! `GET /v1/snapshot` (which snapshot is served) and `POST /v1/admin/reload`
-//! (swap in the newest snapshot now).
+//! (read `keys.toml` again and swap in the newest snapshot now).
 
 use std::sync::Arc;
 
@@ -48,14 +48,15 @@ pub async fn compact(state: &Arc<State>) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// `POST /v1/admin/reload` (the body, if any, is ignored): opens and
-/// verifies off the request threads.
+/// `POST /v1/admin/reload` (the body, if any, is ignored): reads
+/// `keys.toml`, then opens and verifies the newest snapshot, off the request
+/// threads.
 pub async fn reload(state: &Arc<State>) -> Result<HttpResponse, ApiError> {
     let failed = |message: String| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", message)
     };
     let state = Arc::clone(state);
-    let outcome = tokio::task::spawn_blocking(move || state.snapshots.reload())
+    let outcome = tokio::task::spawn_blocking(move || state.reload())
         .await
         .map_err(|_| failed("the reload task failed".into()))?
         .map_err(|e| failed(e.to_string()))?;

@@ -1,12 +1,13 @@
 //! The handlers, one module per route family. A handler takes parsed input
 //! (the caller, its scopes, the path parameter or the body) and returns
-//! `Result<HttpResponse, ApiError>`; [`crate::service`] routes to it after
+//! `Result<HttpResponse, ApiError>`; `service.rs` routes to it after
 //! authorization. A new route family gets a module here, a [`Route`]
-//! variant in [`crate::router`], its scope in [`crate::auth::required_scopes`]
-//! and a line in the service's dispatch.
+//! variant in [`crate::router`], its scope in `auth::required_scopes`
+//! and a line in the dispatch of `service.rs`.
 //!
 //! Records are read only through [`crate::lookup::Lookup`]; accesses are
-//! audited through [`State::audit_access`] / [`State::audit_request`].
+//! audited through `State::audit_access` / `State::audit_request`
+//! ([`crate::state`]).
 //!
 //! [`Route`]: crate::router::Route
 

@@ -5,6 +5,7 @@ mod auth;
 mod banner;
 mod crash;
 mod errors;
+mod hardening;
 mod openapi;
 mod register;
 mod reload;
