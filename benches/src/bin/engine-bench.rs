@@ -6,6 +6,8 @@
 //! dependent single lookups, batched lookups from a plain mapping and from a
 //! huge-page copy, legacy and biometric lookups and verification.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 
