@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::citizen::Sex;
+use crate::vocab::Sex;
 use crate::codes::{province_name, ABROAD_CODES};
 
 /// Why a string is not a valid personal or legacy ID.

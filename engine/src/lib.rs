@@ -41,8 +41,10 @@ mod json;
 mod memory;
 mod owned;
 mod reader;
+mod text;
 mod verify;
 mod view;
+mod vocab;
 
 pub use builder::{build_snapshot, BuildOptions, BuildSummary, SnapshotBuilder, PARTITIONS};
 pub use citizen::{

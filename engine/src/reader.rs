@@ -7,12 +7,12 @@ use serde::Serialize;
 use zerocopy::little_endian::U32;
 use zerocopy::FromBytes;
 
-use crate::builder::{header_checksum, id_hash};
 use crate::citizen::{Modality, TemplateDigest};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
 use crate::memory::SnapshotBytes;
+use crate::text::{read_text, text_range};
 use crate::view::CitizenView;
 
 /// Lookups per group of a batch (see [`Snapshot::get_many`]): enough
@@ -514,63 +514,6 @@ fn modality_bit(m: Modality) -> u32 {
     }
 }
 
-/// Asks the CPU to start loading the cache line of `item`.
-#[inline(always)]
-pub(crate) fn prefetch<T>(item: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching has no effect on program state; the pointer comes
-    // from a live reference, and the instruction does not fault anyway.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(item as *const T as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = item;
-}
-
-/// Appends a string length as the heap's prefix: 6-bit groups, least
-/// significant first, `0x40 | group` while more follow and `group` for the
-/// last. Every prefix byte is ASCII, so a heap of valid strings is valid UTF-8
-/// as a whole (see [`Snapshot::verify`]).
-pub(crate) fn push_text_len(heap: &mut Vec<u8>, mut len: usize) {
-    while len >= 0x40 {
-        heap.push(0x40 | (len & 0x3F) as u8);
-        len >>= 6;
-    }
-    heap.push(len as u8);
-}
-
-/// The byte range of the heap string at `offset`; `None` if the prefix is
-/// malformed or runs past the heap (possible only in an unverified file).
-#[inline]
-pub(crate) fn text_range(heap: &[u8], offset: u32) -> Option<Range<usize>> {
-    let mut at = offset as usize;
-    let mut len = 0usize;
-    for shift in (0..36).step_by(6) {
-        let b = *heap.get(at)?;
-        at += 1;
-        if b >= 0x80 {
-            return None;
-        }
-        len |= usize::from(b & 0x3F) << shift;
-        if b < 0x40 {
-            let end = at.checked_add(len)?;
-            return (end <= heap.len()).then_some(at..end);
-        }
-    }
-    None
-}
-
-/// The bytes of a heap string, without checking that they are UTF-8.
-pub(crate) fn read_text_bytes(heap: &[u8], offset: u32) -> Option<&[u8]> {
-    heap.get(text_range(heap, offset)?)
-}
-
-/// Reads a heap string, checking it is UTF-8.
-pub(crate) fn read_text(heap: &[u8], offset: u32) -> Option<&str> {
-    std::str::from_utf8(read_text_bytes(heap, offset)?).ok()
-}
-
 /// The text heap as the reader sees it: bytes until `verify` has shown the
 /// whole heap to be UTF-8, then a `&str`, whose slicing checks only the two
 /// ends are character boundaries instead of validating every string read.
@@ -767,29 +710,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_prefixes_round_trip_and_stay_ascii() {
-        let mut heap = vec![0u8];
-        let mut offsets = Vec::new();
-        for len in (0..300).chain([4095, 4096, 70_000]) {
-            offsets.push((heap.len() as u32, len));
-            push_text_len(&mut heap, len);
-            heap.extend(std::iter::repeat_n(b'x', len));
-        }
-        for (offset, len) in offsets {
-            assert_eq!(text_range(&heap, offset).map(|r| r.len()), Some(len));
-        }
-        let mut prefix = Vec::new();
-        push_text_len(&mut prefix, usize::MAX >> 28);
-        assert!(prefix.iter().all(u8::is_ascii));
-        assert_eq!(text_range(&[0x41], 0), None, "a prefix that never ends");
-        assert_eq!(text_range(&[0x05, b'a'], 0), None, "a string past the end");
-        assert_eq!(text_range(&[0x80], 0), None, "a non-ASCII prefix byte");
-    }
-
-    #[test]
     fn verified_heap_still_refuses_slices_inside_a_character() {
         let mut heap = Vec::new();
-        push_text_len(&mut heap, "Đặng".len());
+        crate::text::push_text_len(&mut heap, "Đặng".len());
         heap.extend_from_slice("Đặng".as_bytes());
         let s = std::str::from_utf8(&heap).unwrap();
         assert_eq!(Heap::Utf8(s).text(0), Some("Đặng"));

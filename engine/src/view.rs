@@ -126,7 +126,7 @@ impl<'a> CitizenView<'a> {
             .into_iter()
             .flatten()
         {
-            crate::reader::prefetch(b);
+            crate::format::prefetch(b);
         }
     }
 
