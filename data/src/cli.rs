@@ -239,7 +239,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Verify { file } => {
             let snapshot = Snapshot::open_file(&file, Memory::Map)?;
-            snapshot.verify()?;
+            snapshot.verify_checksums()?;
             let info = snapshot.info();
             writeln!(
                 out,

@@ -7,7 +7,7 @@
 //! - [`SnapshotBuilder`] streams records into a snapshot file
 //!   (`engine/FORMAT.md` specifies it).
 //! - [`Snapshot`] opens one over any bytes (a mapping, a `Vec<u8>`) in
-//!   microseconds, checks it with [`Snapshot::verify`], and answers lookups
+//!   microseconds, checks it with [`Snapshot::verify_checksums`], and answers lookups
 //!   with zero-copy [`CitizenView`]s: [`Snapshot::get`], the prefetching
 //!   [`Snapshot::get_many`], [`Snapshot::get_legacy`], [`Snapshot::identify`].
 //! - [`Claims`] checks what a caller asserts about a citizen without
@@ -21,7 +21,7 @@
 //! use dancu_engine::{Memory, PersonalId, Snapshot};
 //!
 //! let snapshot = Snapshot::open_file("register.snap", Memory::Map)?;
-//! snapshot.verify()?;
+//! snapshot.verify_checksums()?;
 //! let id = PersonalId::parse("079089012345").expect("a well-formed ID");
 //! if let Some(citizen) = snapshot.get(id) {
 //!     println!("{} born {}", citizen.full_name(), citizen.date_of_birth());
@@ -58,7 +58,7 @@ pub use json::{
     prefetch_citizen_json, write_citizen_json, write_str as write_json_str,
     write_verification_json, FieldSet, FIELDS,
 };
-pub use memory::{Memory, SnapshotBytes};
+pub use memory::{Memory, SnapshotBytes, StableBytes};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
 pub use verify::{Claims, Verification, CARD_CLAIMS, CLAIM_FIELDS};

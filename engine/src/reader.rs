@@ -11,7 +11,7 @@ use crate::citizen::{Modality, TemplateDigest};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
-use crate::memory::SnapshotBytes;
+use crate::memory::{SnapshotBytes, StableBytes};
 use crate::text::{read_text, text_range};
 use crate::view::CitizenView;
 
@@ -26,13 +26,19 @@ const STAGE3_LAG: usize = 2;
 ///
 /// [`Snapshot::open`] checks the header and that every section lies inside
 /// the bytes; it reads nothing else, so it takes microseconds at any size.
-/// [`Snapshot::verify`] checks every byte against the section checksums.
+/// [`Snapshot::verify_checksums`] checks every byte against the section
+/// checksums.
 /// Lookups on an unverified, corrupted file can return wrong answers but never
 /// panic or read out of bounds.
 pub struct Snapshot<D = SnapshotBytes> {
     data: D,
     layout: Layout,
-    /// Set by `verify` once the whole text heap is known to be UTF-8.
+    /// Whether `data` is one of the engine's own [`StableBytes`] holders,
+    /// whose `as_ref` returns the same bytes on every call: only then may
+    /// `verify` vouch for the text heap once and for all.
+    stable_bytes: bool,
+    /// Set by `verify`, for stable bytes only, once the whole text heap is
+    /// known to be UTF-8.
     heap_is_utf8: AtomicBool,
 }
 
@@ -95,18 +101,38 @@ pub struct SectionInfo {
 
 impl<D: AsRef<[u8]>> Snapshot<D> {
     /// Validates the header and section table of `data` and opens it.
+    ///
+    /// Any `AsRef<[u8]>` will do, and nothing is trusted about it: a safe
+    /// `as_ref` may return different bytes on every call, so every string
+    /// read from such a snapshot is checked to be UTF-8. The engine's own
+    /// holders ([`StableBytes`]: a mapping, a `Vec<u8>`, a `&[u8]`, ...)
+    /// opened with [`Snapshot::open_stable`] skip that check once
+    /// [`Snapshot::verify_checksums`] has passed.
     pub fn open(data: D) -> Result<Snapshot<D>> {
+        Snapshot::open_with(data, false)
+    }
+
+    fn open_with(data: D, stable_bytes: bool) -> Result<Snapshot<D>> {
         let layout = validate(data.as_ref())?;
         Ok(Snapshot {
             data,
             layout,
+            stable_bytes,
             heap_is_utf8: AtomicBool::new(false),
         })
     }
 
-    /// Checks every section against its checksum, and that the text heap is
-    /// UTF-8 (after which text is read without validating each string).
+    /// The former name of [`Snapshot::verify_checksums`], kept while the
+    /// server still calls it ("verify" also names claim matching, see
+    /// [`crate::Claims`]).
     pub fn verify(&self) -> Result<()> {
+        self.verify_checksums()
+    }
+
+    /// Checks every section against its checksum, that padding is zero and
+    /// that the text heap is UTF-8 (after which a snapshot over
+    /// [`StableBytes`] reads text without validating each string).
+    pub fn verify_checksums(&self) -> Result<()> {
         let bytes = self.data.as_ref();
         for (entry, kind) in self.layout.header.sections.iter().zip(SectionKind::ALL) {
             let found = xxhash_rust::xxh3::xxh3_64(&bytes[self.layout.section(kind)]);
@@ -142,20 +168,28 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 e.valid_up_to()
             )));
         }
-        self.heap_is_utf8.store(true, Ordering::Release);
+        if self.stable_bytes {
+            self.heap_is_utf8.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
-    /// The text heap, as a `&str` once `verify` has checked it.
+    /// The text heap, as a `&str` once `verify_checksums` has checked it
+    /// (stable bytes only).
     #[inline]
     pub(crate) fn heap(&self) -> Heap<'_> {
         let bytes = &self.data.as_ref()[self.layout.section(SectionKind::TextHeap)];
         if self.heap_is_utf8.load(Ordering::Acquire) {
-            // SAFETY: `heap_is_utf8` is set only by `verify`, after
-            // `str::from_utf8` accepted exactly these bytes; the bytes cannot
-            // have changed since: `Snapshot` owns or borrows them immutably
-            // (`D: AsRef<[u8]>` gives no mutable access) and a mapped file is
-            // never modified in place (see `memory.rs`).
+            // SAFETY: `heap_is_utf8` is set only by `verify_checksums`, after
+            // `str::from_utf8` accepted the bytes of this same range (the
+            // layout never changes after `open`), and only when
+            // `stable_bytes` is true. That flag is set only by
+            // `open_stable`, whose `D: StableBytes` is a sealed trait
+            // implemented just for holders whose `as_ref` returns the same
+            // bytes on every call and which nothing can change while the
+            // snapshot holds or borrows them immutably: owned or borrowed
+            // memory, and a read-only mapping under the contract stated in
+            // `memory.rs` (the file is never written or truncated in place).
             Heap::Utf8(unsafe { std::str::from_utf8_unchecked(bytes) })
         } else {
             Heap::Unchecked(bytes)
@@ -430,11 +464,20 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 }
 
+impl<D: StableBytes> Snapshot<D> {
+    /// Like [`Snapshot::open`], for the engine's own byte holders: once
+    /// [`Snapshot::verify_checksums`] has shown the text heap to be UTF-8,
+    /// strings are read without checking each one again.
+    pub fn open_stable(data: D) -> Result<Snapshot<D>> {
+        Snapshot::open_with(data, true)
+    }
+}
+
 impl Snapshot<SnapshotBytes> {
     /// Opens a snapshot file, mapped or copied into huge pages (see
     /// [`crate::Memory`]).
     pub fn open_file(path: impl AsRef<std::path::Path>, memory: crate::Memory) -> Result<Snapshot> {
-        Snapshot::open(SnapshotBytes::load(path.as_ref(), memory)?)
+        Snapshot::open_stable(SnapshotBytes::load(path.as_ref(), memory)?)
     }
 }
 

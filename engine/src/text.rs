@@ -6,7 +6,7 @@ use std::ops::Range;
 /// Appends a string length as the heap's prefix: 6-bit groups, least
 /// significant first, `0x40 | group` while more follow and `group` for the
 /// last. Every prefix byte is ASCII, so a heap of valid strings is valid UTF-8
-/// as a whole (see [`crate::Snapshot::verify`]).
+/// as a whole (see [`crate::Snapshot::verify_checksums`]).
 pub(crate) fn push_text_len(heap: &mut Vec<u8>, mut len: usize) {
     while len >= 0x40 {
         heap.push(0x40 | (len & 0x3F) as u8);
