@@ -32,6 +32,7 @@
 
 mod builder;
 pub mod citizen;
+mod claims;
 pub mod codes;
 mod error;
 pub mod fold;
@@ -41,8 +42,8 @@ mod json;
 mod memory;
 mod owned;
 mod reader;
+pub mod schema;
 mod text;
-mod verify;
 mod view;
 mod vocab;
 
@@ -51,15 +52,15 @@ pub use citizen::{
     BiometricTemplates, BloodType, Citizen, Country, Date, Ethnicity, Household, MaritalStatus,
     Modality, Relationship, Relative, Religion, SchemaError, Sex, TemplateDigest,
 };
+pub use claims::{Claim, Claims, Verification, CARD_CLAIMS, CLAIM_FIELDS};
 pub use error::{Error, Result};
 pub use fold::{fold, fold_into, names_match};
 pub use id::{fixed_digits, IdError, LegacyId, PersonalId};
 pub use json::{
-    prefetch_citizen_json, write_citizen_json, write_str as write_json_str,
-    write_verification_json, FieldSet, FIELDS,
+    prefetch_citizen_json, write_citizen_json, write_str as write_json_str, write_verification_json,
 };
 pub use memory::{Memory, SnapshotBytes, StableBytes};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
-pub use verify::{Claims, Verification, CARD_CLAIMS, CLAIM_FIELDS};
+pub use schema::{ClaimScope, Field, FieldSet, FieldSpec, ScopeClass, CSV_COLUMNS, FIELDS};
 pub use view::{CitizenView, Enrolled, HouseholdView, RelativeView, UNREADABLE_TEXT};
