@@ -32,7 +32,7 @@ const STAGE3_LAG: usize = 2;
 /// panic or read out of bounds.
 pub struct Snapshot<D = SnapshotBytes> {
     data: D,
-    layout: Layout,
+    table: SectionTable,
     /// Whether `data` is one of the engine's own [`StableBytes`] holders,
     /// whose `as_ref` returns the same bytes on every call: only then may
     /// `verify` vouch for the text heap once and for all.
@@ -42,9 +42,10 @@ pub struct Snapshot<D = SnapshotBytes> {
     heap_is_utf8: AtomicBool,
 }
 
-/// Where the sections are, validated by `open`.
+/// The header and its section table (where each section lies), validated
+/// by `open`.
 #[derive(Clone, Debug)]
-pub(crate) struct Layout {
+pub(crate) struct SectionTable {
     header: Header,
     record_count: u64,
     home_pages: u64,
@@ -54,7 +55,7 @@ pub(crate) struct Layout {
     sections: [Range<usize>; 6],
 }
 
-impl Layout {
+impl SectionTable {
     pub(crate) fn section(&self, kind: SectionKind) -> Range<usize> {
         self.sections[kind as usize - 1].clone()
     }
@@ -113,10 +114,10 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 
     fn open_with(data: D, stable_bytes: bool) -> Result<Snapshot<D>> {
-        let layout = validate(data.as_ref())?;
+        let table = validate(data.as_ref())?;
         Ok(Snapshot {
             data,
-            layout,
+            table,
             stable_bytes,
             heap_is_utf8: AtomicBool::new(false),
         })
@@ -134,8 +135,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     /// [`StableBytes`] reads text without validating each string).
     pub fn verify_checksums(&self) -> Result<()> {
         let bytes = self.data.as_ref();
-        for (entry, kind) in self.layout.header.sections.iter().zip(SectionKind::ALL) {
-            let found = xxhash_rust::xxh3::xxh3_64(&bytes[self.layout.section(kind)]);
+        for (entry, kind) in self.table.header.sections.iter().zip(SectionKind::ALL) {
+            let found = xxhash_rust::xxh3::xxh3_64(&bytes[self.table.section(kind)]);
             if found != entry.checksum.get() {
                 return Err(Error::ChecksumMismatch {
                     section: kind.name(),
@@ -148,7 +149,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         // no byte of the file can change unnoticed.
         let mut previous_end = HEADER_SIZE;
         for kind in SectionKind::ALL {
-            let section = self.layout.section(kind);
+            let section = self.table.section(kind);
             if let Some(at) = bytes[previous_end..section.start]
                 .iter()
                 .position(|&b| b != 0)
@@ -161,7 +162,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             }
             previous_end = section.end;
         }
-        let heap = &bytes[self.layout.section(SectionKind::TextHeap)];
+        let heap = &bytes[self.table.section(SectionKind::TextHeap)];
         if let Err(e) = std::str::from_utf8(heap) {
             return Err(Error::Malformed(format!(
                 "text heap is not UTF-8 at byte {}",
@@ -178,11 +179,11 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     /// (stable bytes only).
     #[inline]
     pub(crate) fn heap(&self) -> Heap<'_> {
-        let bytes = &self.data.as_ref()[self.layout.section(SectionKind::TextHeap)];
+        let bytes = &self.data.as_ref()[self.table.section(SectionKind::TextHeap)];
         if self.heap_is_utf8.load(Ordering::Acquire) {
             // SAFETY: `heap_is_utf8` is set only by `verify_checksums`, after
             // `str::from_utf8` accepted the bytes of this same range (the
-            // layout never changes after `open`), and only when
+            // table never changes after `open`), and only when
             // `stable_bytes` is true. That flag is set only by
             // `open_stable`, whose `D: StableBytes` is a sealed trait
             // implemented just for holders whose `as_ref` returns the same
@@ -203,17 +204,17 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 
     /// Header facts.
     pub fn info(&self) -> SnapshotInfo {
-        let h = &self.layout.header;
+        let h = &self.table.header;
         SnapshotInfo {
             format_version: h.format_version.get(),
             generation: h.generation.get(),
             folded_sequence: h.folded_sequence.get(),
-            record_count: self.layout.record_count,
+            record_count: self.table.record_count,
             build_time_unix: h.build_time_unix.get() as i64,
             checksum: format!("{:016x}", h.header_checksum.get()),
             file_bytes: self.data.as_ref().len() as u64,
-            home_pages: self.layout.home_pages,
-            page_count: self.layout.page_count,
+            home_pages: self.table.home_pages,
+            page_count: self.table.page_count,
             sections: h
                 .sections
                 .iter()
@@ -230,33 +231,33 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 
     /// The generation number.
     pub fn generation(&self) -> u64 {
-        self.layout.header.generation.get()
+        self.table.header.generation.get()
     }
 
     /// The last change-log sequence number folded into this snapshot (0 for
     /// a snapshot built from a population file, not compacted from a log).
     pub fn folded_sequence(&self) -> u64 {
-        self.layout.header.folded_sequence.get()
+        self.table.header.folded_sequence.get()
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.layout.record_count as usize
+        self.table.record_count as usize
     }
 
     /// Whether the snapshot has no records.
     pub fn is_empty(&self) -> bool {
-        self.layout.record_count == 0
+        self.table.record_count == 0
     }
 
     fn slice(&self, kind: SectionKind) -> &[u8] {
-        &self.data.as_ref()[self.layout.section(kind)]
+        &self.data.as_ref()[self.table.section(kind)]
     }
 
     /// The record section.
     #[inline]
     fn records(&self) -> &[u8] {
-        &self.data.as_ref()[self.layout.sections[0].clone()]
+        &self.data.as_ref()[self.table.sections[0].clone()]
     }
 
     /// The record in slot `slot` (`page × 37 + index`), if the slot is in
@@ -278,7 +279,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             record_in(records, slot)?,
             slot,
             self.data.as_ref(),
-            &self.layout,
+            &self.table,
             self.heap(),
         ))
     }
@@ -296,7 +297,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 
     /// Every record in file order.
     pub fn iter(&self) -> impl Iterator<Item = CitizenView<'_>> + '_ {
-        let pages = self.layout.page_count as usize;
+        let pages = self.table.page_count as usize;
         (0..pages).flat_map(move |page| {
             let count = page_header(self.records(), page).map_or(0, |h| h.count);
             let first = (page * SLOTS_PER_PAGE) as u32;
@@ -314,7 +315,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     pub fn get(&self, id: PersonalId) -> Option<CitizenView<'_>> {
         let records = self.records();
         let hash = id_hash(id.get());
-        let page = fast_range(hash, self.layout.home_pages) as usize;
+        let page = fast_range(hash, self.table.home_pages) as usize;
         let slot = find_from(records, page, id_tag(hash), id.get())?;
         self.view_unchecked_count(records, slot)
     }
@@ -335,9 +336,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         out.clear();
         out.reserve(ids.len());
         let records = self.records();
-        let home_pages = self.layout.home_pages;
+        let home_pages = self.table.home_pages;
         // Everything a view needs besides its record, fetched once.
-        let (file, layout, heap) = (self.data.as_ref(), &self.layout, self.heap());
+        let (file, table, heap) = (self.data.as_ref(), &self.table, self.heap());
         // Per ID in flight: its page and tag (stage 1), then its candidate
         // slots (stage 2). The group in stage 3 and the one entering stage 1
         // share ring slots; stage 3 runs first and frees them.
@@ -364,7 +365,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     };
                     out.push(slot.and_then(|slot| {
                         let record = record_in(records, slot)?;
-                        Some(CitizenView::new(record, slot, file, layout, heap))
+                        Some(CitizenView::new(record, slot, file, table, heap))
                     }));
                 }
             }
@@ -406,7 +407,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     pub fn get_legacy(&self, id: LegacyId) -> Option<CitizenView<'_>> {
         let slots = <[LegacySlot]>::ref_from_bytes(self.slice(SectionKind::LegacyIndex)).ok()?;
         let fp = legacy_fingerprint(id.get(), HASH_SEED);
-        let home = home_slot(fp, self.layout.legacy_home_slots) as usize;
+        let home = home_slot(fp, self.table.legacy_home_slots) as usize;
         for slot in slots.get(home..)? {
             let record = slot.record.get();
             let slot_fp = slot.fingerprint.get();
@@ -429,7 +430,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             <[BiometricSlot]>::ref_from_bytes(self.slice(SectionKind::BiometricIndex)).ok()?;
         let bit = modality_bit(modality);
         let fp = biometric_fingerprint(bit, &digest.0, HASH_SEED);
-        let home = home_slot(fp, self.layout.biometric_home_slots) as usize;
+        let home = home_slot(fp, self.table.biometric_home_slots) as usize;
         for slot in slots.get(home..)? {
             let tag = slot.tag.get();
             if tag == EMPTY {
@@ -585,7 +586,7 @@ impl<'a> Heap<'a> {
     }
 }
 
-fn validate(bytes: &[u8]) -> Result<Layout> {
+fn validate(bytes: &[u8]) -> Result<SectionTable> {
     let file_len = bytes.len() as u64;
     let malformed = |m: String| Error::Malformed(m);
     if bytes.len() < 8 || bytes[..8] != MAGIC {
@@ -737,7 +738,7 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
     {
         return Err(malformed("index home slots exceed their tables".into()));
     }
-    Ok(Layout {
+    Ok(SectionTable {
         header,
         record_count: n,
         home_pages,
