@@ -2,18 +2,30 @@
 //! in one immutable, memory-mapped file, with indexes by personal ID, legacy
 //! ID and biometric template identifier.
 //!
-//! - [`Citizen`] is a record as owned, typed values (the schema);
+//! - [`schema`] is the one table of a record's fields ([`Field`]): JSON
+//!   key, CSV columns, who may read it, who may claim it, whether a
+//!   registrar may change it. Everything that names fields reads it.
+//! - [`Citizen`] is a record as owned, typed values;
 //!   [`PersonalId`] and [`LegacyId`] parse and explain malformed IDs.
 //! - [`SnapshotBuilder`] streams records into a snapshot file
 //!   (`engine/FORMAT.md` specifies it).
 //! - [`Snapshot`] opens one over any bytes (a mapping, a `Vec<u8>`) in
-//!   microseconds, checks it with [`Snapshot::verify_checksums`], and answers lookups
-//!   with zero-copy [`CitizenView`]s: [`Snapshot::get`], the prefetching
-//!   [`Snapshot::get_many`], [`Snapshot::get_legacy`], [`Snapshot::identify`].
-//! - [`Claims`] checks what a caller asserts about a citizen without
-//!   disclosing the record; names compare after [`fold`]ing.
+//!   microseconds, checks its integrity with [`Snapshot::verify_checksums`],
+//!   and answers lookups with zero-copy [`CitizenView`]s: [`Snapshot::get`],
+//!   the prefetching [`Snapshot::get_many`], [`Snapshot::get_legacy`],
+//!   [`Snapshot::identify`].
+//! - [`Claims`] matches what a caller asserts about a citizen (the API's
+//!   "verify") without disclosing the record; names compare after
+//!   [`fold`]ing.
 //! - [`write_citizen_json`] writes the API's JSON form of a record;
 //!   [`prefetch_citizen_json`] warms its heap strings a few records ahead.
+//!
+//! The modules depend one way: the format layer ([`format`]: constants,
+//! on-disk types, hashes, checksums, prefetch; `text`: the heap's string
+//! encoding; the vocabularies, IDs and [`schema`]) knows nothing above it;
+//! the reader and its views build on it, and so does the builder, which
+//! reads nothing of the reader; [`OwnedRecord`] joins the builder's
+//! encoder to a view.
 //!
 //! # Example
 //!

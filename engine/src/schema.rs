@@ -140,51 +140,35 @@ macro_rules! spec {
 const VERIFY: Option<ClaimScope> = Some(ClaimScope::Verify);
 const EXTENDED: Option<ClaimScope> = Some(ClaimScope::Extended);
 
-/// The schema, one entry per [`Field`], in [`Field`] order.
+/// The schema, one entry per [`Field`], in [`Field`] order: field, JSON
+/// key, read class, claim scope, changeable by a registrar.
+#[rustfmt::skip]
 pub const SCHEMA: [FieldSpec; 22] = [
-    spec!(Id, "id", Basic, VERIFY, false),
-    spec!(LegacyId, "legacy_id", Full, VERIFY, true),
-    spec!(FullName, "full_name", Basic, VERIFY, true),
-    spec!(DateOfBirth, "date_of_birth", Basic, VERIFY, false),
-    spec!(Sex, "sex", Basic, VERIFY, false),
-    spec!(
-        BirthRegistrationPlace,
-        "birth_registration_place",
-        Full,
-        EXTENDED,
-        false
-    ),
-    spec!(Hometown, "hometown", Full, EXTENDED, false),
-    spec!(Ethnicity, "ethnicity", Sensitive, EXTENDED, false),
-    spec!(Religion, "religion", Sensitive, EXTENDED, true),
-    spec!(Nationality, "nationality", Basic, EXTENDED, false),
-    spec!(MaritalStatus, "marital_status", Full, EXTENDED, true),
-    spec!(
-        PermanentResidence,
-        "permanent_residence",
-        Full,
-        VERIFY,
-        true
-    ),
-    spec!(
-        TemporaryResidence,
-        "temporary_residence",
-        Full,
-        EXTENDED,
-        true
-    ),
-    spec!(CurrentResidence, "current_residence", Full, EXTENDED, true),
-    spec!(BloodType, "blood_type", Sensitive, EXTENDED, true),
-    spec!(Father, "father", relative, Full, EXTENDED, true),
-    spec!(Mother, "mother", relative, Full, EXTENDED, true),
-    spec!(Spouse, "spouse", relative, Full, EXTENDED, true),
-    spec!(Representative, "representative", relative, Full, None, true),
-    spec!(@ Household, "household",
+    spec!(Id,                     "id",                       Basic,     VERIFY,   false),
+    spec!(LegacyId,               "legacy_id",                Full,      VERIFY,   true),
+    spec!(FullName,               "full_name",                Basic,     VERIFY,   true),
+    spec!(DateOfBirth,            "date_of_birth",            Basic,     VERIFY,   false),
+    spec!(Sex,                    "sex",                      Basic,     VERIFY,   false),
+    spec!(BirthRegistrationPlace, "birth_registration_place", Full,      EXTENDED, false),
+    spec!(Hometown,               "hometown",                 Full,      EXTENDED, false),
+    spec!(Ethnicity,              "ethnicity",                Sensitive, EXTENDED, false),
+    spec!(Religion,               "religion",                 Sensitive, EXTENDED, true),
+    spec!(Nationality,            "nationality",              Basic,     EXTENDED, false),
+    spec!(MaritalStatus,          "marital_status",           Full,      EXTENDED, true),
+    spec!(PermanentResidence,     "permanent_residence",      Full,      VERIFY,   true),
+    spec!(TemporaryResidence,     "temporary_residence",      Full,      EXTENDED, true),
+    spec!(CurrentResidence,       "current_residence",        Full,      EXTENDED, true),
+    spec!(BloodType,              "blood_type",               Sensitive, EXTENDED, true),
+    spec!(Father,                 "father", relative,         Full,      EXTENDED, true),
+    spec!(Mother,                 "mother", relative,         Full,      EXTENDED, true),
+    spec!(Spouse,                 "spouse", relative,         Full,      EXTENDED, true),
+    spec!(Representative,         "representative", relative, Full,      None,     true),
+    spec!(@ Household,            "household",
         &["household_head_id", "household_head_name", "household_relationship"],
-        Full, None, true),
-    spec!(DateOfDeath, "date_of_death", Full, EXTENDED, false),
-    spec!(@ Biometrics, "biometrics", &["face_template", "fingerprint_template"],
-        Sensitive, None, false),
+                                                              Full,      None,     true),
+    spec!(DateOfDeath,            "date_of_death",            Full,      EXTENDED, false),
+    spec!(@ Biometrics,           "biometrics",
+        &["face_template", "fingerprint_template"],           Sensitive, None,     false),
 ];
 
 // The table is in `Field` order: `Field::spec` indexes it.
