@@ -11,7 +11,8 @@ use dancu_engine::{fold, names_match, Memory, Snapshot};
 /// UTF-8 validation).
 fn snapshot() -> Snapshot {
     let snap = open_or_build();
-    snap.verify().expect("the bench snapshot verifies");
+    snap.verify_checksums()
+        .expect("the bench snapshot verifies");
     snap
 }
 

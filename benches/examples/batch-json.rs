@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("unknown projection {other:?}; {usage}"),
     };
     let snap = Snapshot::open_file(&path, memory)?;
-    snap.verify()?;
+    snap.verify_checksums()?;
     let ids = dancu_benches::sample_ids(&snap, 400_000, 0x5EED);
     let mut views = Vec::with_capacity(1000);
     let mut out = Vec::with_capacity(1_300_000);

@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
     };
     let passes: usize = args.next().map_or(Ok(5), |p| p.parse())?;
     let snap = Snapshot::open_file(&path, memory)?;
-    snap.verify()?;
+    snap.verify_checksums()?;
     let ids = dancu_benches::sample_ids(&snap, 2_000_000, 0xA5);
     for _ in 0..passes {
         let rate = dancu_benches::batched_lookups_per_s(&snap, &ids);

@@ -211,7 +211,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             out: path,
         } => {
             let base = Snapshot::open_file(&snapshot, Memory::Map)?;
-            base.verify()?;
+            base.verify_checksums()?;
             let register = dancu_register::Register::open(&base, &log)?;
             if let Some(cut) = &register.recovery().cut {
                 eprintln!("warning: {cut}");
@@ -239,7 +239,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Verify { file } => {
             let snapshot = Snapshot::open_file(&file, Memory::Map)?;
-            snapshot.verify()?;
+            snapshot.verify_checksums()?;
             let info = snapshot.info();
             writeln!(
                 out,

@@ -1,28 +1,13 @@
 //! The flat CSV form of a record.
 //!
 //! One row per citizen, one column per field; the nested relatives and the
-//! household become prefixed columns. An empty cell is `null`. Columns, in
-//! the order an export writes them:
-//!
-//! | column | content |
-//! | --- | --- |
-//! | `id` | 12 digits (required) |
-//! | `legacy_id` | 9 digits |
-//! | `full_name` | with diacritics (required) |
-//! | `date_of_birth` | `YYYY-MM-DD` (required) |
-//! | `sex` | `male` / `female` (required) |
-//! | `birth_registration_place`, `hometown` | text |
-//! | `ethnicity` | one of the 54 group names, e.g. `Kinh` |
-//! | `religion` | `no_religion`, `catholic`, `buddhist`, `hoa_hao`, `protestant`, `cao_dai`, `islam`, `other` |
-//! | `nationality` | ISO 3166 alpha-2, e.g. `VN` |
-//! | `marital_status` | `single` / `married` / `divorced` / `widowed` |
-//! | `permanent_residence`, `temporary_residence`, `current_residence` | text |
-//! | `blood_type` | `O+`, `O-`, `A+`, `A-`, `B+`, `B-`, `AB+`, `AB-` |
-//! | `father_full_name`, `father_id`, `father_nationality` | the father (absent when the name is empty) |
-//! | `mother_…`, `spouse_…`, `representative_…` | likewise |
-//! | `household_head_id`, `household_head_name`, `household_relationship` | `head`, `spouse`, `child`, `parent`, `grandchild`, `grandparent`, `sibling`, `other` |
-//! | `date_of_death` | `YYYY-MM-DD` |
-//! | `face_template`, `fingerprint_template` | 32 hex digits (exports made with `--with-templates`) |
+//! household become prefixed columns, biometrics two template columns
+//! (exports made with `--with-templates`). The columns and their order come
+//! from the engine's schema ([`dancu_engine::schema`], [`COLUMNS`]); cell
+//! contents are the API's JSON values: IDs as digits, dates `YYYY-MM-DD`,
+//! vocabulary words, ISO 3166 alpha-2 countries, 32 hex digits per template.
+//! An empty cell is `null`. `id`, `full_name`, `date_of_birth` and `sex`
+//! are required.
 //!
 //! Columns may come in any order and optional ones may be left out; an
 //! unknown column is an error. Because an empty cell means `null`, an empty
@@ -30,49 +15,17 @@
 
 use std::str::FromStr;
 
+use dancu_engine::schema::{Field, CSV_COLUMNS, CSV_COLUMN_COUNT};
 use dancu_engine::{BiometricTemplates, Citizen, Household, Relative};
 
 /// Every column, in export order.
-pub const COLUMNS: [&str; 33] = [
-    "id",
-    "legacy_id",
-    "full_name",
-    "date_of_birth",
-    "sex",
-    "birth_registration_place",
-    "hometown",
-    "ethnicity",
-    "religion",
-    "nationality",
-    "marital_status",
-    "permanent_residence",
-    "temporary_residence",
-    "current_residence",
-    "blood_type",
-    "father_full_name",
-    "father_id",
-    "father_nationality",
-    "mother_full_name",
-    "mother_id",
-    "mother_nationality",
-    "spouse_full_name",
-    "spouse_id",
-    "spouse_nationality",
-    "representative_full_name",
-    "representative_id",
-    "representative_nationality",
-    "household_head_id",
-    "household_head_name",
-    "household_relationship",
-    "date_of_death",
-    "face_template",
-    "fingerprint_template",
-];
+pub const COLUMNS: [&str; CSV_COLUMN_COUNT] = CSV_COLUMNS;
 
-const REQUIRED: [&str; 4] = ["id", "full_name", "date_of_birth", "sex"];
+/// Fields whose columns an input must have.
+const REQUIRED: [Field; 4] = [Field::Id, Field::FullName, Field::DateOfBirth, Field::Sex];
 
 /// The cells of one record, in [`COLUMNS`] order.
-pub fn to_row(c: &Citizen) -> [String; 33] {
+pub fn to_row(c: &Citizen) -> [String; CSV_COLUMN_COUNT] {
     fn opt<T: ToString>(v: &Option<T>) -> String {
         v.as_ref().map_or_else(String::new, ToString::to_string)
     }
@@ -134,7 +87,7 @@ pub fn to_row(c: &Citizen) -> [String; 33] {
 /// Where each known column is in an input's header.
 #[derive(Clone, Debug)]
 pub struct Header {
-    positions: [Option<usize>; 33],
+    positions: [Option<usize>; CSV_COLUMN_COUNT],
     width: usize,
 }
 
@@ -142,7 +95,7 @@ impl Header {
     /// Maps a header row; unknown, repeated or missing required columns are
     /// errors.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Header, String> {
-        let mut positions = [None; 33];
+        let mut positions = [None; CSV_COLUMN_COUNT];
         let mut width = 0;
         for (i, name) in names.into_iter().enumerate() {
             width = i + 1;
@@ -154,13 +107,9 @@ impl Header {
                 return Err(format!("column {name:?} appears twice"));
             }
         }
-        for r in REQUIRED {
-            let k = COLUMNS
-                .iter()
-                .position(|&c| c == r)
-                .expect("required columns are columns");
-            if positions[k].is_none() {
-                return Err(format!("required column {r:?} is missing"));
+        for field in REQUIRED {
+            if positions[field.csv_offset()].is_none() {
+                return Err(format!("required column {:?} is missing", field.key()));
             }
         }
         Ok(Header { positions, width })
@@ -175,15 +124,14 @@ impl Header {
                 self.width
             ));
         }
-        let cell = |name: &str| -> Option<&str> {
-            let k = COLUMNS
-                .iter()
-                .position(|&c| c == name)
-                .expect("a known column");
-            self.positions[k]
-                .and_then(|i| row.get(i))
+        // Column `i` of `field` (fields other than relatives, the household
+        // and biometrics have one).
+        let cell = |field: Field, i: usize| -> Option<&str> {
+            self.positions[field.csv_offset() + i]
+                .and_then(|at| row.get(at))
                 .filter(|s| !s.is_empty())
         };
+        let column = |field: Field, i: usize| field.spec().csv_columns[i];
         fn parse<T: FromStr>(name: &str, v: Option<&str>) -> Result<Option<T>, String>
         where
             T::Err: std::fmt::Display,
@@ -191,15 +139,21 @@ impl Header {
             v.map(|s| s.parse::<T>().map_err(|e| format!("{name}: {e}")))
                 .transpose()
         }
-        let required = |name: &str| cell(name).ok_or_else(|| format!("{name} is empty"));
-        let text = |name: &str| cell(name).map(str::to_owned);
-        let relative = |p: &str| -> Result<Option<Relative>, String> {
-            let name = cell(&format!("{p}_full_name"));
-            let id = parse(&format!("{p}_id"), cell(&format!("{p}_id")))?;
-            let nationality = parse(
-                &format!("{p}_nationality"),
-                cell(&format!("{p}_nationality")),
-            )?;
+        // A one-column field, parsed.
+        macro_rules! value {
+            ($field:ident) => {
+                parse(Field::$field.key(), cell(Field::$field, 0))
+            };
+        }
+        let required = |field: Field| {
+            let v = cell(field, 0).ok_or_else(|| format!("{} is empty", field.key()))?;
+            Ok::<_, String>(Some(v))
+        };
+        let text = |field: Field| cell(field, 0).map(str::to_owned);
+        let relative = |field: Field| -> Result<Option<Relative>, String> {
+            let name = cell(field, 0);
+            let id = parse(column(field, 1), cell(field, 1))?;
+            let nationality = parse(column(field, 2), cell(field, 2))?;
             match name {
                 Some(n) => Ok(Some(Relative {
                     full_name: n.to_owned(),
@@ -207,50 +161,51 @@ impl Header {
                     nationality,
                 })),
                 None if id.is_some() || nationality.is_some() => Err(format!(
-                    "{p}_id or {p}_nationality given without {p}_full_name"
+                    "{} or {} given without {}",
+                    column(field, 1),
+                    column(field, 2),
+                    column(field, 0)
                 )),
                 None => Ok(None),
             }
         };
-        let household = match (
-            cell("household_head_id"),
-            cell("household_head_name"),
-            cell("household_relationship"),
-        ) {
+        let h = Field::Household;
+        let household = match (cell(h, 0), cell(h, 1), cell(h, 2)) {
             (None, None, None) => None,
             (id, Some(name), Some(rel)) => Some(Household {
-                head_id: parse("household_head_id", id)?,
+                head_id: parse(column(h, 0), id)?,
                 head_name: name.to_owned(),
-                relationship: parse("household_relationship", Some(rel))?.expect("given"),
+                relationship: parse(column(h, 2), Some(rel))?.expect("given"),
             }),
-            _ => return Err("household_head_name and household_relationship go together".into()),
+            _ => return Err(format!("{} and {} go together", column(h, 1), column(h, 2))),
         };
+        let b = Field::Biometrics;
         let citizen = Citizen {
-            id: parse("id", Some(required("id")?))?.expect("given"),
-            legacy_id: parse("legacy_id", cell("legacy_id"))?,
-            full_name: required("full_name")?.to_owned(),
-            date_of_birth: parse("date_of_birth", Some(required("date_of_birth")?))?
+            id: parse(Field::Id.key(), required(Field::Id)?)?.expect("given"),
+            legacy_id: value!(LegacyId)?,
+            full_name: required(Field::FullName)?.expect("given").to_owned(),
+            date_of_birth: parse(Field::DateOfBirth.key(), required(Field::DateOfBirth)?)?
                 .expect("given"),
-            sex: parse("sex", Some(required("sex")?))?.expect("given"),
-            birth_registration_place: text("birth_registration_place"),
-            hometown: text("hometown"),
-            ethnicity: parse("ethnicity", cell("ethnicity"))?,
-            religion: parse("religion", cell("religion"))?,
-            nationality: parse("nationality", cell("nationality"))?,
-            marital_status: parse("marital_status", cell("marital_status"))?,
-            permanent_residence: text("permanent_residence"),
-            temporary_residence: text("temporary_residence"),
-            current_residence: text("current_residence"),
-            blood_type: parse("blood_type", cell("blood_type"))?,
-            father: relative("father")?,
-            mother: relative("mother")?,
-            spouse: relative("spouse")?,
-            representative: relative("representative")?,
+            sex: parse(Field::Sex.key(), required(Field::Sex)?)?.expect("given"),
+            birth_registration_place: text(Field::BirthRegistrationPlace),
+            hometown: text(Field::Hometown),
+            ethnicity: value!(Ethnicity)?,
+            religion: value!(Religion)?,
+            nationality: value!(Nationality)?,
+            marital_status: value!(MaritalStatus)?,
+            permanent_residence: text(Field::PermanentResidence),
+            temporary_residence: text(Field::TemporaryResidence),
+            current_residence: text(Field::CurrentResidence),
+            blood_type: value!(BloodType)?,
+            father: relative(Field::Father)?,
+            mother: relative(Field::Mother)?,
+            spouse: relative(Field::Spouse)?,
+            representative: relative(Field::Representative)?,
             household,
-            date_of_death: parse("date_of_death", cell("date_of_death"))?,
+            date_of_death: value!(DateOfDeath)?,
             biometric_templates: BiometricTemplates {
-                face: parse("face_template", cell("face_template"))?,
-                fingerprint: parse("fingerprint_template", cell("fingerprint_template"))?,
+                face: parse(column(b, 0), cell(b, 0))?,
+                fingerprint: parse(column(b, 1), cell(b, 1))?,
             },
             enrolled_modalities_ignored: None,
         };

@@ -1,4 +1,5 @@
 //! `dancu-data`: see `dancu-data --help`.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

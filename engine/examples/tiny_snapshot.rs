@@ -61,7 +61,7 @@ fn main() -> Result<()> {
     );
 
     let snap = Snapshot::open_file(&path, Memory::Map)?;
-    snap.verify()?;
+    snap.verify_checksums()?;
     let an = snap
         .get(PersonalId::parse("079089012345").expect("valid"))
         .expect("present");

@@ -554,18 +554,6 @@ pub fn build_snapshot<'a>(
 /// are assigned by the state, not chosen by whoever queries them, so a
 /// keyed hash buys nothing here.
 #[inline]
-pub(crate) fn id_hash(id: u64) -> u64 {
-    let mut h = id ^ HASH_SEED;
-    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
-}
-
-pub(crate) fn header_checksum(h: &Header) -> u64 {
-    let bytes = h.as_bytes();
-    xxhash_rust::xxh3::xxh3_64(&bytes[..bytes.len() - 8])
-}
-
 fn home_slots_for(keys: usize) -> u64 {
     (keys as u64 * SLOTS_PER_NINE_KEYS).div_ceil(9).max(1)
 }
@@ -643,7 +631,7 @@ impl TextHeap {
     /// that their cache misses overlap instead of following one another.
     fn prefetch_slots(&self, texts: &[Option<&str>]) {
         for s in texts.iter().flatten().filter(|s| !s.is_empty()) {
-            crate::reader::prefetch(&self.table[self.home(Self::hash(s))]);
+            crate::format::prefetch(&self.table[self.home(Self::hash(s))]);
         }
     }
 }
@@ -660,7 +648,7 @@ impl Interner for TextHeap {
         let hash = Self::hash(s);
         let recent = hash as usize % RECENT;
         let same = |bytes: &[u8], offset: u32| {
-            crate::reader::read_text_bytes(bytes, offset) == Some(s.as_bytes())
+            crate::text::read_text_bytes(bytes, offset) == Some(s.as_bytes())
         };
         let (recent_hash, recent_offset) = self.recent[recent];
         if recent_hash == hash && recent_offset != 0 && same(&self.bytes, recent_offset) {
@@ -681,7 +669,7 @@ impl Interner for TextHeap {
         }
         let offset = u32::try_from(self.bytes.len())
             .map_err(|_| Error::TooLarge("text heap over 4 GiB".into()))?;
-        crate::reader::push_text_len(&mut self.bytes, s.len());
+        crate::text::push_text_len(&mut self.bytes, s.len());
         self.bytes.extend_from_slice(s.as_bytes());
         self.table[slot] = (hash, offset);
         self.used += 1;
@@ -800,7 +788,7 @@ mod tests {
         }
         assert_eq!(heap.bytes.len(), before, "nothing stored twice");
         assert_eq!(
-            crate::reader::read_text(&heap.bytes, a),
+            crate::text::read_text(&heap.bytes, a),
             Some("12 Lê Lợi, Quận 1")
         );
     }

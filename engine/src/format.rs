@@ -362,6 +362,36 @@ pub fn biometric_fingerprint(modality_bit: u32, digest: &[u8; 16], seed: u64) ->
     (key_hash(digest, seed ^ u64::from(modality_bit)) >> 32) as u32
 }
 
+/// The hash of a personal ID that picks its home page and tag (a
+/// SplitMix-style finalizer of the ID xor [`HASH_SEED`]).
+#[inline]
+pub(crate) fn id_hash(id: u64) -> u64 {
+    let mut h = id ^ HASH_SEED;
+    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The header's own checksum: xxh3-64 of every header byte before it.
+pub(crate) fn header_checksum(h: &Header) -> u64 {
+    let bytes = h.as_bytes();
+    xxhash_rust::xxh3::xxh3_64(&bytes[..bytes.len() - 8])
+}
+
+/// Asks the CPU to start loading the cache line of `item`.
+#[inline(always)]
+pub(crate) fn prefetch<T>(item: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching has no effect on program state; the pointer comes
+    // from a live reference, and the instruction does not fault anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(item as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

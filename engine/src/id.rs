@@ -8,8 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::citizen::Sex;
 use crate::codes::{province_name, ABROAD_CODES};
+use crate::vocab::Sex;
 
 /// Why a string is not a valid personal or legacy ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,97 +1,12 @@
 //! The wire form of records and verifications: the API's JSON, written
 //! straight from a [`CitizenView`] into a buffer without intermediate values.
+//! Keys come from the schema ([`crate::schema`]).
 
 use std::io::Write;
 
-use crate::verify::Verification;
+use crate::claims::Verification;
+use crate::schema::{Field, FieldSet, HOUSEHOLD_JSON, RELATIVE_JSON};
 use crate::view::{CitizenView, HouseholdView, RelativeView};
-
-/// JSON field names of a record, in the order they are written.
-pub const FIELDS: [&str; 22] = [
-    "id",
-    "legacy_id",
-    "full_name",
-    "date_of_birth",
-    "sex",
-    "birth_registration_place",
-    "hometown",
-    "ethnicity",
-    "religion",
-    "nationality",
-    "marital_status",
-    "permanent_residence",
-    "temporary_residence",
-    "current_residence",
-    "blood_type",
-    "father",
-    "mother",
-    "spouse",
-    "representative",
-    "household",
-    "date_of_death",
-    "biometrics",
-];
-
-/// A set of record fields (a projection).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FieldSet(u32);
-
-impl FieldSet {
-    /// Every field.
-    pub const ALL: FieldSet = FieldSet((1 << FIELDS.len()) - 1);
-    /// What `citizen:read:basic` may see: ID, name, date of birth, sex, nationality.
-    pub const BASIC: FieldSet = FieldSet(1 << 0 | 1 << 2 | 1 << 3 | 1 << 4 | 1 << 9);
-    /// No field.
-    pub const NONE: FieldSet = FieldSet(0);
-
-    /// Parses a comma-separated list of field names (`?fields=`).
-    pub fn parse_list(list: &str) -> Result<FieldSet, String> {
-        let mut set = 0;
-        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match FIELDS.iter().position(|&f| f == name) {
-                Some(i) => set |= 1 << i,
-                None => {
-                    return Err(format!(
-                        "unknown field {name:?} (fields: {})",
-                        FIELDS.join(", ")
-                    ))
-                }
-            }
-        }
-        if set == 0 {
-            return Err("the field list is empty".into());
-        }
-        Ok(FieldSet(set))
-    }
-
-    /// Fields in both sets.
-    pub fn intersect(self, other: FieldSet) -> FieldSet {
-        FieldSet(self.0 & other.0)
-    }
-
-    /// Whether every field of `other` is in this set.
-    pub fn contains(self, other: FieldSet) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether the set has no field.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The names in the set.
-    pub fn names(self) -> impl Iterator<Item = &'static str> {
-        FIELDS
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| self.0 >> i & 1 == 1)
-            .map(|(_, &n)| n)
-    }
-
-    fn has(self, i: usize) -> bool {
-        self.0 >> i & 1 == 1
-    }
-}
 
 /// Whether any byte of `bytes` must be escaped in a JSON string: a control
 /// character, `"` or `\`. Tests eight bytes per step with the word tricks of
@@ -201,11 +116,11 @@ fn relative(out: &mut Vec<u8>, r: Option<RelativeView<'_>>) {
         out.extend_from_slice(b"null");
         return;
     };
-    out.extend_from_slice(b"{\"full_name\":");
+    out.extend_from_slice(const { RELATIVE_JSON[0].as_bytes() });
     write_str(out, r.full_name);
-    out.extend_from_slice(b",\"id\":");
+    out.extend_from_slice(const { RELATIVE_JSON[1].as_bytes() });
     id(out, r.id);
-    out.extend_from_slice(b",\"nationality\":");
+    out.extend_from_slice(const { RELATIVE_JSON[2].as_bytes() });
     country(out, r.nationality);
     out.push(b'}');
 }
@@ -232,11 +147,29 @@ fn date(out: &mut Vec<u8>, d: Option<crate::Date>) {
     }
 }
 
-/// Field positions in [`FIELDS`] of the values read from the text heap.
-const FULL_NAME: usize = 2;
-const PLACES: [usize; 5] = [5, 6, 11, 12, 13];
-const RELATIVES: [usize; 4] = [15, 16, 17, 18];
-const HOUSEHOLD: usize = 19;
+/// The fields whose values are places, read from the text heap.
+const PLACES: [Field; 5] = [
+    Field::BirthRegistrationPlace,
+    Field::Hometown,
+    Field::PermanentResidence,
+    Field::TemporaryResidence,
+    Field::CurrentResidence,
+];
+/// The fields whose values are relatives, named in the text heap.
+const RELATIVES: [Field; 4] = [
+    Field::Father,
+    Field::Mother,
+    Field::Spouse,
+    Field::Representative,
+];
+
+/// `,"key":` of `field`, as a constant, so that writing it compiles to a few
+/// moves instead of a call to `memcpy`.
+macro_rules! key {
+    ($field:ident) => {
+        const { Field::$field.json_prefix() }
+    };
+}
 
 /// The heap strings of a record that a projection shows, read before any of
 /// them is written: each read is a likely cache miss at a random place of the
@@ -267,7 +200,7 @@ impl<'a> HeapValues<'a> {
             }
         };
         HeapValues {
-            full_name: if fields.has(FULL_NAME) {
+            full_name: if fields.has(Field::FullName) {
                 view.full_name()
             } else {
                 ""
@@ -285,7 +218,7 @@ impl<'a> HeapValues<'a> {
                 relative(2, CitizenView::spouse),
                 relative(3, CitizenView::representative),
             ],
-            household: if fields.has(HOUSEHOLD) {
+            household: if fields.has(Field::Household) {
                 view.household()
             } else {
                 None
@@ -303,7 +236,7 @@ impl<'a> HeapValues<'a> {
 pub fn prefetch_citizen_json(view: &CitizenView<'_>, fields: FieldSet) {
     use crate::format::{FLAG_FATHER, FLAG_HOUSEHOLD, FLAG_MOTHER, FLAG_SPOUSE};
     let r = view.raw();
-    if fields.has(FULL_NAME) {
+    if fields.has(Field::FullName) {
         view.prefetch_text(r.full_name);
     }
     let places = [
@@ -319,10 +252,10 @@ pub fn prefetch_citizen_json(view: &CitizenView<'_>, fields: FieldSet) {
         }
     }
     let named = [
-        (RELATIVES[0], FLAG_FATHER, r.father_name),
-        (RELATIVES[1], FLAG_MOTHER, r.mother_name),
-        (RELATIVES[2], FLAG_SPOUSE, r.spouse_name),
-        (HOUSEHOLD, FLAG_HOUSEHOLD, r.household_head_name),
+        (Field::Father, FLAG_FATHER, r.father_name),
+        (Field::Mother, FLAG_MOTHER, r.mother_name),
+        (Field::Spouse, FLAG_SPOUSE, r.spouse_name),
+        (Field::Household, FLAG_HOUSEHOLD, r.household_head_name),
     ];
     for (field, flag, offset) in named {
         if fields.has(field) && r.flags & flag != 0 {
@@ -332,21 +265,21 @@ pub fn prefetch_citizen_json(view: &CitizenView<'_>, fields: FieldSet) {
 }
 
 /// Appends the record as a JSON object with the fields of `fields`, in
-/// [`FIELDS`] order; a field in the set with no value is `null`.
+/// [`Field`] order; a field in the set with no value is `null`.
 ///
-/// Every key is a literal with its leading comma (`,"full_name":`), so that
+/// Every key is a constant with its leading comma (`,"full_name":`), so that
 /// it compiles to a few moves instead of a call to `memcpy`; the comma of
 /// the first field is overwritten by the opening brace at the end.
 pub fn write_citizen_json(view: &CitizenView<'_>, fields: FieldSet, out: &mut Vec<u8>) {
     let heap = HeapValues::read(view, fields);
     out.reserve(if fields == FieldSet::ALL { 1024 } else { 256 });
     let start = out.len();
-    if fields.has(0) {
-        out.extend_from_slice(b",\"id\":");
+    if fields.has(Field::Id) {
+        out.extend_from_slice(key!(Id));
         id(out, Some(view.id()));
     }
-    if fields.has(1) {
-        out.extend_from_slice(b",\"legacy_id\":");
+    if fields.has(Field::LegacyId) {
+        out.extend_from_slice(key!(LegacyId));
         match view.legacy_id() {
             Some(l) => {
                 out.push(b'"');
@@ -356,95 +289,95 @@ pub fn write_citizen_json(view: &CitizenView<'_>, fields: FieldSet, out: &mut Ve
             None => out.extend_from_slice(b"null"),
         }
     }
-    if fields.has(FULL_NAME) {
-        out.extend_from_slice(b",\"full_name\":");
+    if fields.has(Field::FullName) {
+        out.extend_from_slice(key!(FullName));
         write_str(out, heap.full_name);
     }
-    if fields.has(3) {
-        out.extend_from_slice(b",\"date_of_birth\":");
+    if fields.has(Field::DateOfBirth) {
+        out.extend_from_slice(key!(DateOfBirth));
         date(out, Some(view.date_of_birth()));
     }
-    if fields.has(4) {
-        out.extend_from_slice(b",\"sex\":");
+    if fields.has(Field::Sex) {
+        out.extend_from_slice(key!(Sex));
         word(out, Some(view.sex().as_str()));
     }
-    if fields.has(PLACES[0]) {
-        out.extend_from_slice(b",\"birth_registration_place\":");
+    if fields.has(Field::BirthRegistrationPlace) {
+        out.extend_from_slice(key!(BirthRegistrationPlace));
         opt_str(out, heap.places[0]);
     }
-    if fields.has(PLACES[1]) {
-        out.extend_from_slice(b",\"hometown\":");
+    if fields.has(Field::Hometown) {
+        out.extend_from_slice(key!(Hometown));
         opt_str(out, heap.places[1]);
     }
-    if fields.has(7) {
-        out.extend_from_slice(b",\"ethnicity\":");
+    if fields.has(Field::Ethnicity) {
+        out.extend_from_slice(key!(Ethnicity));
         word(out, view.ethnicity().map(|e| e.as_str()));
     }
-    if fields.has(8) {
-        out.extend_from_slice(b",\"religion\":");
+    if fields.has(Field::Religion) {
+        out.extend_from_slice(key!(Religion));
         word(out, view.religion().map(|r| r.as_str()));
     }
-    if fields.has(9) {
-        out.extend_from_slice(b",\"nationality\":");
+    if fields.has(Field::Nationality) {
+        out.extend_from_slice(key!(Nationality));
         country(out, view.nationality());
     }
-    if fields.has(10) {
-        out.extend_from_slice(b",\"marital_status\":");
+    if fields.has(Field::MaritalStatus) {
+        out.extend_from_slice(key!(MaritalStatus));
         word(out, view.marital_status().map(|m| m.as_str()));
     }
-    if fields.has(PLACES[2]) {
-        out.extend_from_slice(b",\"permanent_residence\":");
+    if fields.has(Field::PermanentResidence) {
+        out.extend_from_slice(key!(PermanentResidence));
         opt_str(out, heap.places[2]);
     }
-    if fields.has(PLACES[3]) {
-        out.extend_from_slice(b",\"temporary_residence\":");
+    if fields.has(Field::TemporaryResidence) {
+        out.extend_from_slice(key!(TemporaryResidence));
         opt_str(out, heap.places[3]);
     }
-    if fields.has(PLACES[4]) {
-        out.extend_from_slice(b",\"current_residence\":");
+    if fields.has(Field::CurrentResidence) {
+        out.extend_from_slice(key!(CurrentResidence));
         opt_str(out, heap.places[4]);
     }
-    if fields.has(14) {
-        out.extend_from_slice(b",\"blood_type\":");
+    if fields.has(Field::BloodType) {
+        out.extend_from_slice(key!(BloodType));
         word(out, view.blood_type().map(|b| b.as_str()));
     }
-    if fields.has(RELATIVES[0]) {
-        out.extend_from_slice(b",\"father\":");
+    if fields.has(Field::Father) {
+        out.extend_from_slice(key!(Father));
         relative(out, heap.relatives[0]);
     }
-    if fields.has(RELATIVES[1]) {
-        out.extend_from_slice(b",\"mother\":");
+    if fields.has(Field::Mother) {
+        out.extend_from_slice(key!(Mother));
         relative(out, heap.relatives[1]);
     }
-    if fields.has(RELATIVES[2]) {
-        out.extend_from_slice(b",\"spouse\":");
+    if fields.has(Field::Spouse) {
+        out.extend_from_slice(key!(Spouse));
         relative(out, heap.relatives[2]);
     }
-    if fields.has(RELATIVES[3]) {
-        out.extend_from_slice(b",\"representative\":");
+    if fields.has(Field::Representative) {
+        out.extend_from_slice(key!(Representative));
         relative(out, heap.relatives[3]);
     }
-    if fields.has(HOUSEHOLD) {
-        out.extend_from_slice(b",\"household\":");
+    if fields.has(Field::Household) {
+        out.extend_from_slice(key!(Household));
         match heap.household {
             Some(h) => {
-                out.extend_from_slice(b"{\"head_id\":");
+                out.extend_from_slice(const { HOUSEHOLD_JSON[0].as_bytes() });
                 id(out, h.head_id);
-                out.extend_from_slice(b",\"head_name\":");
+                out.extend_from_slice(const { HOUSEHOLD_JSON[1].as_bytes() });
                 write_str(out, h.head_name);
-                out.extend_from_slice(b",\"relationship\":");
+                out.extend_from_slice(const { HOUSEHOLD_JSON[2].as_bytes() });
                 word(out, h.relationship.map(|r| r.as_str()));
                 out.push(b'}');
             }
             None => out.extend_from_slice(b"null"),
         }
     }
-    if fields.has(20) {
-        out.extend_from_slice(b",\"date_of_death\":");
+    if fields.has(Field::DateOfDeath) {
+        out.extend_from_slice(key!(DateOfDeath));
         date(out, view.date_of_death());
     }
-    if fields.has(21) {
-        out.extend_from_slice(b",\"biometrics\":");
+    if fields.has(Field::Biometrics) {
+        out.extend_from_slice(key!(Biometrics));
         let e = view.enrolled();
         out.extend_from_slice(match (e.face, e.fingerprint) {
             (true, true) => b"[\"face\",\"fingerprint\"]",

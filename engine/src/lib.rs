@@ -2,18 +2,30 @@
 //! in one immutable, memory-mapped file, with indexes by personal ID, legacy
 //! ID and biometric template identifier.
 //!
-//! - [`Citizen`] is a record as owned, typed values (the schema);
+//! - [`schema`] is the one table of a record's fields ([`Field`]): JSON
+//!   key, CSV columns, who may read it, who may claim it, whether a
+//!   registrar may change it. Everything that names fields reads it.
+//! - [`Citizen`] is a record as owned, typed values;
 //!   [`PersonalId`] and [`LegacyId`] parse and explain malformed IDs.
 //! - [`SnapshotBuilder`] streams records into a snapshot file
 //!   (`engine/FORMAT.md` specifies it).
 //! - [`Snapshot`] opens one over any bytes (a mapping, a `Vec<u8>`) in
-//!   microseconds, checks it with [`Snapshot::verify`], and answers lookups
-//!   with zero-copy [`CitizenView`]s: [`Snapshot::get`], the prefetching
-//!   [`Snapshot::get_many`], [`Snapshot::get_legacy`], [`Snapshot::identify`].
-//! - [`Claims`] checks what a caller asserts about a citizen without
-//!   disclosing the record; names compare after [`fold`]ing.
+//!   microseconds, checks its integrity with [`Snapshot::verify_checksums`],
+//!   and answers lookups with zero-copy [`CitizenView`]s: [`Snapshot::get`],
+//!   the prefetching [`Snapshot::get_many`], [`Snapshot::get_legacy`],
+//!   [`Snapshot::identify`].
+//! - [`Claims`] matches what a caller asserts about a citizen (the API's
+//!   "verify") without disclosing the record; names compare after
+//!   [`fold`]ing.
 //! - [`write_citizen_json`] writes the API's JSON form of a record;
 //!   [`prefetch_citizen_json`] warms its heap strings a few records ahead.
+//!
+//! The modules depend one way: the format layer ([`format`]: constants,
+//! on-disk types, hashes, checksums, prefetch; `text`: the heap's string
+//! encoding; the vocabularies, IDs and [`schema`]) knows nothing above it;
+//! the reader and its views build on it, and so does the builder, which
+//! reads nothing of the reader; [`OwnedRecord`] joins the builder's
+//! encoder to a view.
 //!
 //! # Example
 //!
@@ -21,7 +33,7 @@
 //! use dancu_engine::{Memory, PersonalId, Snapshot};
 //!
 //! let snapshot = Snapshot::open_file("register.snap", Memory::Map)?;
-//! snapshot.verify()?;
+//! snapshot.verify_checksums()?;
 //! let id = PersonalId::parse("079089012345").expect("a well-formed ID");
 //! if let Some(citizen) = snapshot.get(id) {
 //!     println!("{} born {}", citizen.full_name(), citizen.date_of_birth());
@@ -32,6 +44,7 @@
 
 mod builder;
 pub mod citizen;
+mod claims;
 pub mod codes;
 mod error;
 pub mod fold;
@@ -41,23 +54,25 @@ mod json;
 mod memory;
 mod owned;
 mod reader;
-mod verify;
+pub mod schema;
+mod text;
 mod view;
+mod vocab;
 
 pub use builder::{build_snapshot, BuildOptions, BuildSummary, SnapshotBuilder, PARTITIONS};
 pub use citizen::{
     BiometricTemplates, BloodType, Citizen, Country, Date, Ethnicity, Household, MaritalStatus,
     Modality, Relationship, Relative, Religion, SchemaError, Sex, TemplateDigest,
 };
+pub use claims::{Claim, Claims, Verification, CARD_CLAIMS, CLAIM_FIELDS};
 pub use error::{Error, Result};
 pub use fold::{fold, fold_into, names_match};
 pub use id::{fixed_digits, IdError, LegacyId, PersonalId};
 pub use json::{
-    prefetch_citizen_json, write_citizen_json, write_str as write_json_str,
-    write_verification_json, FieldSet, FIELDS,
+    prefetch_citizen_json, write_citizen_json, write_str as write_json_str, write_verification_json,
 };
-pub use memory::{Memory, SnapshotBytes};
+pub use memory::{Memory, SnapshotBytes, StableBytes};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
-pub use verify::{Claims, Verification, CARD_CLAIMS, CLAIM_FIELDS};
+pub use schema::{ClaimScope, Field, FieldSet, FieldSpec, ScopeClass, CSV_COLUMNS, FIELDS};
 pub use view::{CitizenView, Enrolled, HouseholdView, RelativeView, UNREADABLE_TEXT};

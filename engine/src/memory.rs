@@ -1,9 +1,16 @@
 //! Where a snapshot's bytes live: a file mapping, or a copy in huge pages.
 //!
 //! This module holds the engine's one `unsafe` block that matters: mapping a
-//! file. Its contract is the snapshot's: **a snapshot file is never modified
-//! in place.** Builders write a temporary file and rename it over the old one,
-//! which leaves existing mappings of the old file intact.
+//! file. Its contract is the snapshot's: **a served snapshot file must never
+//! be written or truncated in place.** Builders write a temporary file and
+//! rename it over the old one, which leaves existing mappings of the old file
+//! intact. Breaking the contract is not tolerated: a truncated file kills the
+//! server with SIGBUS on the next read past the new end, and bytes rewritten
+//! under the mapping give wrong answers, even for a file that
+//! [`crate::Snapshot::verify_checksums`] accepted earlier (its checksums
+//! vouched for bytes that are gone, and text it found to be UTF-8 is then
+//! read without checking again). [`crate::Memory::HugePages`] copies the
+//! file and is immune once loaded.
 
 use std::fs::File;
 use std::io::Read;
@@ -59,6 +66,30 @@ impl AsRef<[u8]> for SnapshotBytes {
     }
 }
 
+mod sealed {
+    /// Keeps [`super::StableBytes`] to the types listed in this module.
+    pub trait Sealed {}
+}
+
+/// The engine's own byte holders: their `as_ref` returns the same bytes on
+/// every call, and nothing can change those bytes while a
+/// [`crate::Snapshot`] owns or immutably borrows the holder (for a mapping,
+/// under the contract in this module's docs). Sealed, because the reader
+/// relies on it for soundness (see [`crate::Snapshot::open_stable`]); a
+/// caller's own `AsRef<[u8]>` goes through [`crate::Snapshot::open`].
+pub trait StableBytes: AsRef<[u8]> + sealed::Sealed {}
+
+impl sealed::Sealed for SnapshotBytes {}
+impl StableBytes for SnapshotBytes {}
+impl sealed::Sealed for Vec<u8> {}
+impl StableBytes for Vec<u8> {}
+impl sealed::Sealed for Box<[u8]> {}
+impl StableBytes for Box<[u8]> {}
+impl sealed::Sealed for std::sync::Arc<[u8]> {}
+impl StableBytes for std::sync::Arc<[u8]> {}
+impl sealed::Sealed for &[u8] {}
+impl StableBytes for &[u8] {}
+
 const HUGE_PAGE: usize = 2 << 20;
 
 impl SnapshotBytes {
@@ -67,12 +98,12 @@ impl SnapshotBytes {
         let file = File::open(path).map_err(Error::io(path))?;
         match memory {
             Memory::Map => {
-                // SAFETY: the mapping is read-only and a snapshot file is never
-                // modified in place (module docs): new generations are renamed
-                // over it, which leaves this mapping's inode untouched. If an
-                // operator overwrote it anyway, reads would see other bytes,
-                // which the reader tolerates (bounds-checked, no trust in
-                // contents), though a checksum could no longer vouch for them.
+                // SAFETY: the mapping is read-only and a served snapshot file
+                // is never written or truncated in place (module docs): new
+                // generations are renamed over it, which leaves this mapping's
+                // inode untouched. That is the caller's promise, not something
+                // this code can check; an in-place change breaks it (SIGBUS,
+                // wrong answers).
                 let map = unsafe { Mmap::map(&file) }.map_err(Error::io(path))?;
                 Ok(SnapshotBytes::Mapped(map))
             }

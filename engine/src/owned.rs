@@ -35,7 +35,7 @@ impl Interner for PrivateHeap {
         }
         let offset = u32::try_from(self.0.len())
             .map_err(|_| Error::TooLarge("record text over 4 GiB".into()))?;
-        crate::reader::push_text_len(&mut self.0, s.len());
+        crate::text::push_text_len(&mut self.0, s.len());
         self.0.extend_from_slice(s.as_bytes());
         Ok(offset)
     }

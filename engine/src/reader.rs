@@ -7,12 +7,12 @@ use serde::Serialize;
 use zerocopy::little_endian::U32;
 use zerocopy::FromBytes;
 
-use crate::builder::{header_checksum, id_hash};
 use crate::citizen::{Modality, TemplateDigest};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
-use crate::memory::SnapshotBytes;
+use crate::memory::{SnapshotBytes, StableBytes};
+use crate::text::{read_text, text_range};
 use crate::view::CitizenView;
 
 /// Lookups per group of a batch (see [`Snapshot::get_many`]): enough
@@ -26,19 +26,26 @@ const STAGE3_LAG: usize = 2;
 ///
 /// [`Snapshot::open`] checks the header and that every section lies inside
 /// the bytes; it reads nothing else, so it takes microseconds at any size.
-/// [`Snapshot::verify`] checks every byte against the section checksums.
+/// [`Snapshot::verify_checksums`] checks every byte against the section
+/// checksums.
 /// Lookups on an unverified, corrupted file can return wrong answers but never
 /// panic or read out of bounds.
 pub struct Snapshot<D = SnapshotBytes> {
     data: D,
-    layout: Layout,
-    /// Set by `verify` once the whole text heap is known to be UTF-8.
+    table: SectionTable,
+    /// Whether `data` is one of the engine's own [`StableBytes`] holders,
+    /// whose `as_ref` returns the same bytes on every call: only then may
+    /// `verify` vouch for the text heap once and for all.
+    stable_bytes: bool,
+    /// Set by `verify`, for stable bytes only, once the whole text heap is
+    /// known to be UTF-8.
     heap_is_utf8: AtomicBool,
 }
 
-/// Where the sections are, validated by `open`.
+/// The header and its section table (where each section lies), validated
+/// by `open`.
 #[derive(Clone, Debug)]
-pub(crate) struct Layout {
+pub(crate) struct SectionTable {
     header: Header,
     record_count: u64,
     home_pages: u64,
@@ -48,7 +55,7 @@ pub(crate) struct Layout {
     sections: [Range<usize>; 6],
 }
 
-impl Layout {
+impl SectionTable {
     pub(crate) fn section(&self, kind: SectionKind) -> Range<usize> {
         self.sections[kind as usize - 1].clone()
     }
@@ -95,21 +102,41 @@ pub struct SectionInfo {
 
 impl<D: AsRef<[u8]>> Snapshot<D> {
     /// Validates the header and section table of `data` and opens it.
+    ///
+    /// Any `AsRef<[u8]>` will do, and nothing is trusted about it: a safe
+    /// `as_ref` may return different bytes on every call, so every string
+    /// read from such a snapshot is checked to be UTF-8. The engine's own
+    /// holders ([`StableBytes`]: a mapping, a `Vec<u8>`, a `&[u8]`, ...)
+    /// opened with [`Snapshot::open_stable`] skip that check once
+    /// [`Snapshot::verify_checksums`] has passed.
     pub fn open(data: D) -> Result<Snapshot<D>> {
-        let layout = validate(data.as_ref())?;
+        Snapshot::open_with(data, false)
+    }
+
+    fn open_with(data: D, stable_bytes: bool) -> Result<Snapshot<D>> {
+        let table = validate(data.as_ref())?;
         Ok(Snapshot {
             data,
-            layout,
+            table,
+            stable_bytes,
             heap_is_utf8: AtomicBool::new(false),
         })
     }
 
-    /// Checks every section against its checksum, and that the text heap is
-    /// UTF-8 (after which text is read without validating each string).
+    /// The former name of [`Snapshot::verify_checksums`], kept while the
+    /// server still calls it ("verify" also names claim matching, see
+    /// [`crate::Claims`]).
     pub fn verify(&self) -> Result<()> {
+        self.verify_checksums()
+    }
+
+    /// Checks every section against its checksum, that padding is zero and
+    /// that the text heap is UTF-8 (after which a snapshot over
+    /// [`StableBytes`] reads text without validating each string).
+    pub fn verify_checksums(&self) -> Result<()> {
         let bytes = self.data.as_ref();
-        for (entry, kind) in self.layout.header.sections.iter().zip(SectionKind::ALL) {
-            let found = xxhash_rust::xxh3::xxh3_64(&bytes[self.layout.section(kind)]);
+        for (entry, kind) in self.table.header.sections.iter().zip(SectionKind::ALL) {
+            let found = xxhash_rust::xxh3::xxh3_64(&bytes[self.table.section(kind)]);
             if found != entry.checksum.get() {
                 return Err(Error::ChecksumMismatch {
                     section: kind.name(),
@@ -122,7 +149,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         // no byte of the file can change unnoticed.
         let mut previous_end = HEADER_SIZE;
         for kind in SectionKind::ALL {
-            let section = self.layout.section(kind);
+            let section = self.table.section(kind);
             if let Some(at) = bytes[previous_end..section.start]
                 .iter()
                 .position(|&b| b != 0)
@@ -135,27 +162,35 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             }
             previous_end = section.end;
         }
-        let heap = &bytes[self.layout.section(SectionKind::TextHeap)];
+        let heap = &bytes[self.table.section(SectionKind::TextHeap)];
         if let Err(e) = std::str::from_utf8(heap) {
             return Err(Error::Malformed(format!(
                 "text heap is not UTF-8 at byte {}",
                 e.valid_up_to()
             )));
         }
-        self.heap_is_utf8.store(true, Ordering::Release);
+        if self.stable_bytes {
+            self.heap_is_utf8.store(true, Ordering::Release);
+        }
         Ok(())
     }
 
-    /// The text heap, as a `&str` once `verify` has checked it.
+    /// The text heap, as a `&str` once `verify_checksums` has checked it
+    /// (stable bytes only).
     #[inline]
     pub(crate) fn heap(&self) -> Heap<'_> {
-        let bytes = &self.data.as_ref()[self.layout.section(SectionKind::TextHeap)];
+        let bytes = &self.data.as_ref()[self.table.section(SectionKind::TextHeap)];
         if self.heap_is_utf8.load(Ordering::Acquire) {
-            // SAFETY: `heap_is_utf8` is set only by `verify`, after
-            // `str::from_utf8` accepted exactly these bytes; the bytes cannot
-            // have changed since: `Snapshot` owns or borrows them immutably
-            // (`D: AsRef<[u8]>` gives no mutable access) and a mapped file is
-            // never modified in place (see `memory.rs`).
+            // SAFETY: `heap_is_utf8` is set only by `verify_checksums`, after
+            // `str::from_utf8` accepted the bytes of this same range (the
+            // table never changes after `open`), and only when
+            // `stable_bytes` is true. That flag is set only by
+            // `open_stable`, whose `D: StableBytes` is a sealed trait
+            // implemented just for holders whose `as_ref` returns the same
+            // bytes on every call and which nothing can change while the
+            // snapshot holds or borrows them immutably: owned or borrowed
+            // memory, and a read-only mapping under the contract stated in
+            // `memory.rs` (the file is never written or truncated in place).
             Heap::Utf8(unsafe { std::str::from_utf8_unchecked(bytes) })
         } else {
             Heap::Unchecked(bytes)
@@ -169,17 +204,17 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 
     /// Header facts.
     pub fn info(&self) -> SnapshotInfo {
-        let h = &self.layout.header;
+        let h = &self.table.header;
         SnapshotInfo {
             format_version: h.format_version.get(),
             generation: h.generation.get(),
             folded_sequence: h.folded_sequence.get(),
-            record_count: self.layout.record_count,
+            record_count: self.table.record_count,
             build_time_unix: h.build_time_unix.get() as i64,
             checksum: format!("{:016x}", h.header_checksum.get()),
             file_bytes: self.data.as_ref().len() as u64,
-            home_pages: self.layout.home_pages,
-            page_count: self.layout.page_count,
+            home_pages: self.table.home_pages,
+            page_count: self.table.page_count,
             sections: h
                 .sections
                 .iter()
@@ -196,33 +231,33 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 
     /// The generation number.
     pub fn generation(&self) -> u64 {
-        self.layout.header.generation.get()
+        self.table.header.generation.get()
     }
 
     /// The last change-log sequence number folded into this snapshot (0 for
     /// a snapshot built from a population file, not compacted from a log).
     pub fn folded_sequence(&self) -> u64 {
-        self.layout.header.folded_sequence.get()
+        self.table.header.folded_sequence.get()
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.layout.record_count as usize
+        self.table.record_count as usize
     }
 
     /// Whether the snapshot has no records.
     pub fn is_empty(&self) -> bool {
-        self.layout.record_count == 0
+        self.table.record_count == 0
     }
 
     fn slice(&self, kind: SectionKind) -> &[u8] {
-        &self.data.as_ref()[self.layout.section(kind)]
+        &self.data.as_ref()[self.table.section(kind)]
     }
 
     /// The record section.
     #[inline]
     fn records(&self) -> &[u8] {
-        &self.data.as_ref()[self.layout.sections[0].clone()]
+        &self.data.as_ref()[self.table.sections[0].clone()]
     }
 
     /// The record in slot `slot` (`page × 37 + index`), if the slot is in
@@ -244,7 +279,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             record_in(records, slot)?,
             slot,
             self.data.as_ref(),
-            &self.layout,
+            &self.table,
             self.heap(),
         ))
     }
@@ -262,7 +297,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 
     /// Every record in file order.
     pub fn iter(&self) -> impl Iterator<Item = CitizenView<'_>> + '_ {
-        let pages = self.layout.page_count as usize;
+        let pages = self.table.page_count as usize;
         (0..pages).flat_map(move |page| {
             let count = page_header(self.records(), page).map_or(0, |h| h.count);
             let first = (page * SLOTS_PER_PAGE) as u32;
@@ -280,7 +315,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     pub fn get(&self, id: PersonalId) -> Option<CitizenView<'_>> {
         let records = self.records();
         let hash = id_hash(id.get());
-        let page = fast_range(hash, self.layout.home_pages) as usize;
+        let page = fast_range(hash, self.table.home_pages) as usize;
         let slot = find_from(records, page, id_tag(hash), id.get())?;
         self.view_unchecked_count(records, slot)
     }
@@ -301,9 +336,9 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         out.clear();
         out.reserve(ids.len());
         let records = self.records();
-        let home_pages = self.layout.home_pages;
+        let home_pages = self.table.home_pages;
         // Everything a view needs besides its record, fetched once.
-        let (file, layout, heap) = (self.data.as_ref(), &self.layout, self.heap());
+        let (file, table, heap) = (self.data.as_ref(), &self.table, self.heap());
         // Per ID in flight: its page and tag (stage 1), then its candidate
         // slots (stage 2). The group in stage 3 and the one entering stage 1
         // share ring slots; stage 3 runs first and frees them.
@@ -330,7 +365,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                     };
                     out.push(slot.and_then(|slot| {
                         let record = record_in(records, slot)?;
-                        Some(CitizenView::new(record, slot, file, layout, heap))
+                        Some(CitizenView::new(record, slot, file, table, heap))
                     }));
                 }
             }
@@ -372,7 +407,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     pub fn get_legacy(&self, id: LegacyId) -> Option<CitizenView<'_>> {
         let slots = <[LegacySlot]>::ref_from_bytes(self.slice(SectionKind::LegacyIndex)).ok()?;
         let fp = legacy_fingerprint(id.get(), HASH_SEED);
-        let home = home_slot(fp, self.layout.legacy_home_slots) as usize;
+        let home = home_slot(fp, self.table.legacy_home_slots) as usize;
         for slot in slots.get(home..)? {
             let record = slot.record.get();
             let slot_fp = slot.fingerprint.get();
@@ -395,7 +430,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             <[BiometricSlot]>::ref_from_bytes(self.slice(SectionKind::BiometricIndex)).ok()?;
         let bit = modality_bit(modality);
         let fp = biometric_fingerprint(bit, &digest.0, HASH_SEED);
-        let home = home_slot(fp, self.layout.biometric_home_slots) as usize;
+        let home = home_slot(fp, self.table.biometric_home_slots) as usize;
         for slot in slots.get(home..)? {
             let tag = slot.tag.get();
             if tag == EMPTY {
@@ -430,11 +465,20 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 }
 
+impl<D: StableBytes> Snapshot<D> {
+    /// Like [`Snapshot::open`], for the engine's own byte holders: once
+    /// [`Snapshot::verify_checksums`] has shown the text heap to be UTF-8,
+    /// strings are read without checking each one again.
+    pub fn open_stable(data: D) -> Result<Snapshot<D>> {
+        Snapshot::open_with(data, true)
+    }
+}
+
 impl Snapshot<SnapshotBytes> {
     /// Opens a snapshot file, mapped or copied into huge pages (see
     /// [`crate::Memory`]).
     pub fn open_file(path: impl AsRef<std::path::Path>, memory: crate::Memory) -> Result<Snapshot> {
-        Snapshot::open(SnapshotBytes::load(path.as_ref(), memory)?)
+        Snapshot::open_stable(SnapshotBytes::load(path.as_ref(), memory)?)
     }
 }
 
@@ -514,63 +558,6 @@ fn modality_bit(m: Modality) -> u32 {
     }
 }
 
-/// Asks the CPU to start loading the cache line of `item`.
-#[inline(always)]
-pub(crate) fn prefetch<T>(item: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching has no effect on program state; the pointer comes
-    // from a live reference, and the instruction does not fault anyway.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(item as *const T as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = item;
-}
-
-/// Appends a string length as the heap's prefix: 6-bit groups, least
-/// significant first, `0x40 | group` while more follow and `group` for the
-/// last. Every prefix byte is ASCII, so a heap of valid strings is valid UTF-8
-/// as a whole (see [`Snapshot::verify`]).
-pub(crate) fn push_text_len(heap: &mut Vec<u8>, mut len: usize) {
-    while len >= 0x40 {
-        heap.push(0x40 | (len & 0x3F) as u8);
-        len >>= 6;
-    }
-    heap.push(len as u8);
-}
-
-/// The byte range of the heap string at `offset`; `None` if the prefix is
-/// malformed or runs past the heap (possible only in an unverified file).
-#[inline]
-pub(crate) fn text_range(heap: &[u8], offset: u32) -> Option<Range<usize>> {
-    let mut at = offset as usize;
-    let mut len = 0usize;
-    for shift in (0..36).step_by(6) {
-        let b = *heap.get(at)?;
-        at += 1;
-        if b >= 0x80 {
-            return None;
-        }
-        len |= usize::from(b & 0x3F) << shift;
-        if b < 0x40 {
-            let end = at.checked_add(len)?;
-            return (end <= heap.len()).then_some(at..end);
-        }
-    }
-    None
-}
-
-/// The bytes of a heap string, without checking that they are UTF-8.
-pub(crate) fn read_text_bytes(heap: &[u8], offset: u32) -> Option<&[u8]> {
-    heap.get(text_range(heap, offset)?)
-}
-
-/// Reads a heap string, checking it is UTF-8.
-pub(crate) fn read_text(heap: &[u8], offset: u32) -> Option<&str> {
-    std::str::from_utf8(read_text_bytes(heap, offset)?).ok()
-}
-
 /// The text heap as the reader sees it: bytes until `verify` has shown the
 /// whole heap to be UTF-8, then a `&str`, whose slicing checks only the two
 /// ends are character boundaries instead of validating every string read.
@@ -599,7 +586,7 @@ impl<'a> Heap<'a> {
     }
 }
 
-fn validate(bytes: &[u8]) -> Result<Layout> {
+fn validate(bytes: &[u8]) -> Result<SectionTable> {
     let file_len = bytes.len() as u64;
     let malformed = |m: String| Error::Malformed(m);
     if bytes.len() < 8 || bytes[..8] != MAGIC {
@@ -751,7 +738,7 @@ fn validate(bytes: &[u8]) -> Result<Layout> {
     {
         return Err(malformed("index home slots exceed their tables".into()));
     }
-    Ok(Layout {
+    Ok(SectionTable {
         header,
         record_count: n,
         home_pages,
@@ -767,29 +754,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_prefixes_round_trip_and_stay_ascii() {
-        let mut heap = vec![0u8];
-        let mut offsets = Vec::new();
-        for len in (0..300).chain([4095, 4096, 70_000]) {
-            offsets.push((heap.len() as u32, len));
-            push_text_len(&mut heap, len);
-            heap.extend(std::iter::repeat_n(b'x', len));
-        }
-        for (offset, len) in offsets {
-            assert_eq!(text_range(&heap, offset).map(|r| r.len()), Some(len));
-        }
-        let mut prefix = Vec::new();
-        push_text_len(&mut prefix, usize::MAX >> 28);
-        assert!(prefix.iter().all(u8::is_ascii));
-        assert_eq!(text_range(&[0x41], 0), None, "a prefix that never ends");
-        assert_eq!(text_range(&[0x05, b'a'], 0), None, "a string past the end");
-        assert_eq!(text_range(&[0x80], 0), None, "a non-ASCII prefix byte");
-    }
-
-    #[test]
     fn verified_heap_still_refuses_slices_inside_a_character() {
         let mut heap = Vec::new();
-        push_text_len(&mut heap, "Đặng".len());
+        crate::text::push_text_len(&mut heap, "Đặng".len());
         heap.extend_from_slice("Đặng".as_bytes());
         let s = std::str::from_utf8(&heap).unwrap();
         assert_eq!(Heap::Utf8(s).text(0), Some("Đặng"));

@@ -3,7 +3,7 @@
 use crate::citizen::*;
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
-use crate::reader::{Heap, Layout};
+use crate::reader::{Heap, SectionTable};
 use zerocopy::FromBytes;
 
 /// Stands in for text that cannot be read (only possible in an unverified,
@@ -27,7 +27,7 @@ enum Origin<'a> {
         /// Slot number (`page × 37 + index in page`); indexes refer to records by it.
         slot: u32,
         file: &'a [u8],
-        layout: &'a Layout,
+        table: &'a SectionTable,
     },
     /// An [`crate::OwnedRecord`], which carries its representative itself.
     Owned {
@@ -79,12 +79,12 @@ impl<'a> CitizenView<'a> {
         record: &'a RawRecord,
         slot: u32,
         file: &'a [u8],
-        layout: &'a Layout,
+        table: &'a SectionTable,
         heap: Heap<'a>,
     ) -> Self {
         CitizenView {
             record,
-            origin: Origin::Snapshot { slot, file, layout },
+            origin: Origin::Snapshot { slot, file, table },
             heap,
         }
     }
@@ -126,7 +126,7 @@ impl<'a> CitizenView<'a> {
             .into_iter()
             .flatten()
         {
-            crate::reader::prefetch(b);
+            crate::format::prefetch(b);
         }
     }
 
@@ -139,8 +139,8 @@ impl<'a> CitizenView<'a> {
     /// Reads the page ranks: not for hot paths.
     pub fn index(&self) -> u32 {
         match self.origin {
-            Origin::Snapshot { slot, file, layout } => {
-                let ranks = file.get(layout.section(SectionKind::PageRanks));
+            Origin::Snapshot { slot, file, table } => {
+                let ranks = file.get(table.section(SectionKind::PageRanks));
                 crate::reader::rank_of(ranks.unwrap_or_default(), slot).unwrap_or(u32::MAX)
             }
             Origin::Owned { .. } => u32::MAX,
@@ -293,8 +293,8 @@ impl<'a> CitizenView<'a> {
             return None;
         }
         let e = match self.origin {
-            Origin::Snapshot { slot, file, layout } => {
-                let section = file.get(layout.section(SectionKind::Representatives));
+            Origin::Snapshot { slot, file, table } => {
+                let section = file.get(table.section(SectionKind::Representatives));
                 let reps =
                     <[RepresentativeEntry]>::ref_from_bytes(section.unwrap_or_default()).ok()?;
                 let i = reps.binary_search_by_key(&slot, |e| e.record.get()).ok()?;

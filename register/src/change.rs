@@ -9,7 +9,7 @@
 //! readers check an archive's bytes (bytecheck) and read the envelope in
 //! place.
 
-use dancu_engine::{Date, LegacyId, Modality, PersonalId, TemplateDigest};
+use dancu_engine::{Date, Field, LegacyId, Modality, PersonalId, TemplateDigest};
 use rkyv::rancor;
 
 use crate::error::{Error, Rejection, Result};
@@ -93,22 +93,9 @@ pub struct Provenance {
 
 /// The fields a registrar may change with a merge patch (DESIGN.md: residences,
 /// marital status, name correction, household, relatives, religion, blood
-/// type; and the legacy ID, corrected through the same route).
-pub const CHANGEABLE_FIELDS: &[&str] = &[
-    "full_name",
-    "legacy_id",
-    "religion",
-    "marital_status",
-    "permanent_residence",
-    "temporary_residence",
-    "current_residence",
-    "blood_type",
-    "father",
-    "mother",
-    "spouse",
-    "representative",
-    "household",
-];
+/// type; and the legacy ID, corrected through the same route): the
+/// schema's [`dancu_engine::FieldSpec::changeable`] fields.
+pub const CHANGEABLE_FIELDS: &[&str] = &dancu_engine::schema::CHANGEABLE_KEYS;
 
 /// One record of the log, as archived.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -210,8 +197,11 @@ pub(crate) fn legacy_of(value: &serde_json::Value) -> Result<Option<LegacyId>, R
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(s) => LegacyId::parse(s)
             .map(Some)
-            .map_err(|e| invalid("legacy_id", e.to_string())),
-        _ => Err(invalid("legacy_id", "must be a 9-digit string or null")),
+            .map_err(|e| invalid(Field::LegacyId.key(), e.to_string())),
+        _ => Err(invalid(
+            Field::LegacyId.key(),
+            "must be a 9-digit string or null",
+        )),
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dancu_engine::{
-    codes, fold, Citizen, Date, LegacyId, Modality, OwnedRecord, PersonalId, Sex, Snapshot,
+    codes, fold, Citizen, Date, Field, LegacyId, Modality, OwnedRecord, PersonalId, Sex, Snapshot,
     TemplateDigest,
 };
 use parking_lot::Mutex;
@@ -522,10 +522,10 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
     /// Every reference to another citizen must name an existing one.
     fn check_references(&self, c: &Citizen) -> Result<(), Rejection> {
         let relatives = [
-            ("father", &c.father),
-            ("mother", &c.mother),
-            ("spouse", &c.spouse),
-            ("representative", &c.representative),
+            (Field::Father.key(), &c.father),
+            (Field::Mother.key(), &c.mother),
+            (Field::Spouse.key(), &c.spouse),
+            (Field::Representative.key(), &c.representative),
         ];
         for (field, relative) in relatives {
             if let Some(id) = relative.as_ref().and_then(|r| r.id) {
@@ -580,7 +580,7 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
             ChangeRequest::Register(record) => {
                 let mut c = self.new_citizen(record, rng)?;
                 if c.date_of_birth > today {
-                    return Err(invalid("date_of_birth", "is in the future"));
+                    return Err(invalid(Field::DateOfBirth.key(), "is in the future"));
                 }
                 c.date_of_death = None;
                 self.check_references(&c)?;
@@ -606,7 +606,7 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
                         ));
                     }
                 }
-                if let Some(v) = object.get("legacy_id") {
+                if let Some(v) = object.get(Field::LegacyId.key()) {
                     legacy_of(v)?;
                 }
                 let mut value = serde_json::to_value(&c).expect("a citizen serializes");
@@ -635,10 +635,13 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
                     )));
                 }
                 if date < c.date_of_birth {
-                    return Err(invalid("date_of_death", "is before the date of birth"));
+                    return Err(invalid(
+                        Field::DateOfDeath.key(),
+                        "is before the date of birth",
+                    ));
                 }
                 if date > today {
-                    return Err(invalid("date_of_death", "is in the future"));
+                    return Err(invalid(Field::DateOfDeath.key(), "is in the future"));
                 }
                 c.date_of_death = Some(date);
                 Ok((c, inherited))
@@ -670,49 +673,50 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
         let object = record
             .as_object_mut()
             .ok_or_else(|| invalid("record", "must be a JSON object"))?;
-        if object.contains_key("id") {
-            return Err(invalid("id", "is allocated by the register; leave it out"));
+        if object.contains_key(Field::Id.key()) {
+            return Err(invalid(
+                Field::Id.key(),
+                "is allocated by the register; leave it out",
+            ));
         }
-        for absent in ["date_of_death", "biometric_templates"] {
+        for absent in [Field::DateOfDeath.key(), "biometric_templates"] {
             if object.get(absent).is_some_and(|v| !v.is_null()) {
                 return Err(invalid(absent, "cannot be set at registration"));
             }
         }
         let text = |key: &str| object.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-        let sex: Sex = text("sex")
-            .ok_or_else(|| invalid("sex", "is required (male or female)"))?
+        let sex: Sex = text(Field::Sex.key())
+            .ok_or_else(|| invalid(Field::Sex.key(), "is required (male or female)"))?
             .parse()
-            .map_err(|e: dancu_engine::SchemaError| invalid("sex", e.0))?;
+            .map_err(|e: dancu_engine::SchemaError| invalid(Field::Sex.key(), e.0))?;
         let born = Date::parse(
-            &text("date_of_birth").ok_or_else(|| invalid("date_of_birth", "is required"))?,
+            &text(Field::DateOfBirth.key())
+                .ok_or_else(|| invalid(Field::DateOfBirth.key(), "is required"))?,
         )
-        .map_err(|e| invalid("date_of_birth", e.0))?;
-        let place = text("birth_registration_place").ok_or_else(|| {
+        .map_err(|e| invalid(Field::DateOfBirth.key(), e.0))?;
+        let place = text(Field::BirthRegistrationPlace.key()).ok_or_else(|| {
             invalid(
-                "birth_registration_place",
+                Field::BirthRegistrationPlace.key(),
                 "is required: it decides the ID's province code",
             )
         })?;
         let province = province_of(&place).ok_or_else(|| {
             invalid(
-                "birth_registration_place",
+                Field::BirthRegistrationPlace.key(),
                 "must end with the name of one of the 63 provinces (e.g. \"..., Hà Nội\")",
             )
         })?;
         let prefix = PersonalId::new(province, sex, born.year(), 0)
-            .map_err(|e| invalid("date_of_birth", e.to_string()))?;
-        object.insert("id".into(), serde_json::Value::String(prefix.to_string()));
-        for key in CHANGEABLE_FIELDS
-            .iter()
-            .chain(&["hometown", "ethnicity", "nationality"])
-        {
-            object
-                .entry(key.to_string())
-                .or_insert(serde_json::Value::Null);
+            .map_err(|e| invalid(Field::DateOfBirth.key(), e.to_string()))?;
+        object.insert(
+            Field::Id.key().into(),
+            serde_json::Value::String(prefix.to_string()),
+        );
+        // A record names every field, null when unknown; biometrics are
+        // enrolled by their own route.
+        for field in Field::ALL.into_iter().filter(|&f| f != Field::Biometrics) {
+            object.entry(field.key()).or_insert(serde_json::Value::Null);
         }
-        object
-            .entry("date_of_death")
-            .or_insert(serde_json::Value::Null);
         let mut c = citizen_from_json(record)?;
         c.validate().map_err(|e| invalid("record", e.0))?;
         c.id = self.allocate(prefix, rng)?;

@@ -170,6 +170,11 @@ impl Route {
                 | Route::BatchVerify
                 | Route::Legacy
                 | Route::Identify
+                | Route::Register
+                | Route::Update
+                | Route::RecordDeath
+                | Route::EnrolBiometric
+                | Route::Changes
         )
     }
 

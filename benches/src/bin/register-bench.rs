@@ -9,6 +9,8 @@
 //! in it, in alternating rounds beside the snapshot alone; the overlay's
 //! bytes per changed record; and a compaction's time and peak memory.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -116,7 +118,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
     let log_dir = work.join("changes");
     let snap = Arc::new(Snapshot::open_file(&path, Memory::Map)?);
-    snap.verify()?;
+    snap.verify_checksums()?;
     let ids = sample_ids(
         &*snap,
         args.changes.max(args.durable_changes) as usize,

@@ -25,7 +25,7 @@ fn flipping_any_section_byte_fails_its_checksum() {
             let mut damaged = bytes.clone();
             damaged[(section.offset + at) as usize] ^= 0x40;
             let snap = Snapshot::open(damaged).expect("open does not read sections");
-            match snap.verify() {
+            match snap.verify_checksums() {
                 Err(Error::ChecksumMismatch { section: name, .. }) => {
                     assert_eq!(name, section.name)
                 }

@@ -406,7 +406,7 @@ fn compaction_folds_changes_and_a_restart_replays_only_the_rest() {
     let out = fx.dir.path().join("gen2.snap");
     compact(&snapshot, &entries, folded, 2, NOW, &out).unwrap();
     let next = open(&out);
-    next.verify().unwrap();
+    next.verify_checksums().unwrap();
     assert_eq!(next.folded_sequence(), 3);
     assert_eq!(next.len(), snapshot.len() + 1);
     assert_eq!(next.get(born.id).unwrap().full_name(), "Phạm Bé");

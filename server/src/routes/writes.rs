@@ -156,6 +156,7 @@ pub async fn write(
     let provenance = Provenance {
         client: state
             .keys
+            .load()
             .client(client)
             .map_or("anonymous", |c| c.name.as_str())
             .to_owned(),
