@@ -218,12 +218,21 @@ pub const CARD_CLAIMS: [bool; CLAIM_FIELDS.len()] = {
 pub struct Verification {
     checked: u32,
     held: u32,
+    /// A date of death is recorded.
+    deceased: bool,
 }
 
 impl Verification {
     /// True when at least one claim was made and every claim held.
     pub fn matched(&self) -> bool {
         self.checked != 0 && self.held == self.checked
+    }
+
+    /// Whether the citizen is alive, told only to a caller whose every claim
+    /// held (who holds the identity already): a bank or hospital must learn
+    /// that the person it verifies has died. `None` otherwise.
+    pub fn alive(&self) -> Option<bool> {
+        self.matched().then_some(!self.deceased)
     }
 
     /// Number of claims checked.
@@ -322,6 +331,7 @@ impl Claims {
             }
             return v;
         };
+        v.deceased = r.date_of_death().is_some();
         v.record(
             Claim::FullName,
             text_matches(&self.full_name, || Some(r.full_name())),

@@ -408,7 +408,13 @@ pub fn write_verification_json(v: &Verification, out: &mut Vec<u8>) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(if held { b"\":true" } else { b"\":false" });
     }
-    out.extend_from_slice(b"}}");
+    out.push(b'}');
+    match v.alive() {
+        Some(true) => out.extend_from_slice(b",\"alive\":true"),
+        Some(false) => out.extend_from_slice(b",\"alive\":false"),
+        None => {}
+    }
+    out.push(b'}');
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ struct Args {
     /// Skip the compaction.
     #[arg(long)]
     no_compaction: bool,
+    /// Only write the changes (no measurement) into this change-log
+    /// directory and keep it, for a server to replay (server/bench/overlay.sh).
+    #[arg(long, value_name = "DIR")]
+    fill_log: Option<PathBuf>,
 }
 
 fn now_unix() -> i64 {
@@ -124,6 +128,23 @@ fn main() -> anyhow::Result<()> {
         args.changes.max(args.durable_changes) as usize,
         0x5EED,
     );
+    if let Some(dir) = &args.fill_log {
+        let register = Register::open(&*snap, dir)?;
+        let mut last = 0;
+        for (i, id) in ids.iter().enumerate().take(args.changes as usize) {
+            last = register
+                .submit(&*snap, Some(*id), change(i as u64), who(), now_unix())?
+                .sequence;
+        }
+        register.durable_blocking(last)?;
+        println!(
+            "{{\"changes\":{},\"overlay_records\":{},\"log\":{:?}}}",
+            args.changes,
+            register.overlay().len(),
+            dir
+        );
+        return Ok(());
+    }
     let lookups = sample_ids(&*snap, 1_000_000, 0xA5);
 
     // Lookups with the overlay empty, before any change.

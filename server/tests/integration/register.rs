@@ -201,6 +201,27 @@ fn every_write_route_changes_every_read_at_once() {
     assert_eq!(r.status, 200, "{}", r.text());
     let got = c.get(&format!("/v1/citizens/{id}"), Some(key::READER));
     assert_eq!(got.json()["date_of_death"], "2026-11-28");
+    // A bank that verifies the (matching) card learns the holder has died;
+    // a caller whose claims do not hold learns nothing.
+    let claim = json!({"id": id, "full_name": "NGUYEN THI BE", "date_of_birth": "2026-11-20"});
+    let v = c.post(
+        "/v1/citizens:verify",
+        Some(key::VERIFIER),
+        &claim.to_string(),
+    );
+    assert_eq!(
+        (v.json()["match"].as_bool(), v.json()["alive"].as_bool()),
+        (Some(true), Some(false)),
+        "{}",
+        v.text()
+    );
+    let wrong = json!({"id": id, "full_name": "NGUYEN THI KHAC"});
+    let v = c.post(
+        "/v1/citizens:verify",
+        Some(key::VERIFIER),
+        &wrong.to_string(),
+    );
+    assert!(v.json().get("alive").is_none(), "{}", v.text());
     let r = write(
         &mut c,
         "POST",
