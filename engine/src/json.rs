@@ -69,6 +69,11 @@ impl FieldSet {
         FieldSet(self.0 & other.0)
     }
 
+    /// Fields in either set.
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
+
     /// Whether every field of `other` is in this set.
     pub fn contains(self, other: FieldSet) -> bool {
         self.0 & other.0 == other.0

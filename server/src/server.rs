@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -97,7 +97,11 @@ impl Server {
         let audit = match &config.audit {
             Some(path) => Some(AuditLog::open(
                 path,
-                config.audit_queue,
+                AuditOptions {
+                    durability: config.audit_durability,
+                    capacity: config.audit_queue,
+                    rotation: config.audit_rotation,
+                },
                 keys.client_names(),
             )?),
             None => None,
