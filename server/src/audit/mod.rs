@@ -49,6 +49,7 @@ use crate::Error;
 
 pub mod format;
 pub mod index;
+pub mod generate;
 mod query;
 pub mod storage;
 mod verify;

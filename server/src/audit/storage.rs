@@ -76,7 +76,9 @@ pub struct FileStorage {
     first_seq: u64,
     /// UTC day (days since the epoch) of the live file's first line.
     day: u64,
-    indexers: Vec<JoinHandle<()>>,
+    /// The index builder: one thread, one rotated file at a time (each
+    /// build holds its file and its pairs in memory).
+    indexer: Option<(crossbeam_channel::Sender<PathBuf>, JoinHandle<()>)>,
 }
 
 impl FileStorage {
@@ -89,7 +91,7 @@ impl FileStorage {
             size: 0,
             first_seq: 1,
             day: 0,
-            indexers: Vec::new(),
+            indexer: None,
         }
     }
 
@@ -172,24 +174,33 @@ impl Storage for FileStorage {
         self.size = 0;
         self.first_seq = next_seq;
         self.day = day_of(now_us);
-        self.indexers.retain(|h| !h.is_finished());
-        let indexer = std::thread::Builder::new()
-            .name("dancu-audit-index".into())
-            .spawn(move || {
-                if let Err(e) = index::build(&rotated) {
-                    eprintln!(
-                        "dancu-server: audit index of {} not written: {e} (audit-query scans that file)",
-                        rotated.display()
-                    );
-                }
-            })?;
-        self.indexers.push(indexer);
+        if self.indexer.is_none() {
+            let (tx, rx) = crossbeam_channel::unbounded::<PathBuf>();
+            let thread = std::thread::Builder::new()
+                .name("dancu-audit-index".into())
+                .spawn(move || {
+                    for rotated in rx {
+                        if let Err(e) = index::build(&rotated) {
+                            eprintln!(
+                                "dancu-server: audit index of {} not written: {e} \
+                                 (audit-query scans that file)",
+                                rotated.display()
+                            );
+                        }
+                    }
+                })?;
+            self.indexer = Some((tx, thread));
+        }
+        if let Some((tx, _)) = &self.indexer {
+            let _ = tx.send(rotated);
+        }
         Ok(())
     }
 
     fn finish(&mut self) {
-        for h in self.indexers.drain(..) {
-            let _ = h.join();
+        if let Some((tx, thread)) = self.indexer.take() {
+            drop(tx);
+            let _ = thread.join();
         }
     }
 }

@@ -29,7 +29,7 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// The writer wakes at least this often (rotation by day, buffered fsync).
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// A group stops growing at this many formatted bytes (one write).
-const GROUP_BYTES: usize = 8 << 20;
+const GROUP_BYTES: usize = 1 << 20;
 
 /// The accesses of one request.
 pub enum Accesses {
