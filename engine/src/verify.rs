@@ -185,7 +185,7 @@ impl Claims {
     }
 
     /// Which fields are claimed, in [`CLAIM_FIELDS`] order.
-    fn claimed(&self) -> [bool; CLAIM_FIELDS.len()] {
+    pub fn claimed(&self) -> [bool; CLAIM_FIELDS.len()] {
         [
             self.full_name.is_some(),
             self.date_of_birth.is_some(),

@@ -120,6 +120,7 @@ impl Server {
                 config.limits.mismatch_limit,
                 config.limits.mismatch_window,
             ),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         let (stop, _) = watch::channel(false);
         let (workers, addr) = start_workers(&config, &state, &stop)?;
@@ -353,9 +354,9 @@ async fn serve(
     let http = http_builder(&limits);
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(_) => {
                     // Out of file descriptors or a connection reset before
                     // accept: back off instead of spinning.
@@ -374,7 +375,7 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let stream = WriteTimeout::new(stream, limits.write_timeout);
-        let conn = http.serve_connection(TokioIo::new(stream), Service::new(Arc::clone(&state)));
+        let conn = http.serve_connection(TokioIo::new(stream), Service::new(Arc::clone(&state), Some(peer.ip())));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -579,7 +580,12 @@ impl Signals {
                 _ = self.int.recv() => return,
                 _ = self.hup.recv() => {
                     let state = Arc::clone(state);
-                    match tokio::task::spawn_blocking(move || state.snapshots.reload()).await {
+                    match tokio::task::spawn_blocking(move || {
+                        state.recover_audit();
+                        state.snapshots.reload()
+                    })
+                    .await
+                    {
                         Ok(Ok(o)) => eprintln!(
                             "dancu-server: SIGHUP reload: {} (generation {} -> {}, {})",
                             if o.reloaded { "swapped" } else { "nothing newer" },

@@ -26,7 +26,12 @@ pub async fn reload(state: &Arc<State>) -> Result<HttpResponse, ApiError> {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", message)
     };
     let state = Arc::clone(state);
-    let outcome = tokio::task::spawn_blocking(move || state.snapshots.reload())
+    // A reload is also how an operator lifts an audit failure once the disk
+    // is fixed.
+    let outcome = tokio::task::spawn_blocking(move || {
+        state.recover_audit();
+        state.snapshots.reload()
+    })
         .await
         .map_err(|_| failed("the reload task failed".into()))?
         .map_err(|e| failed(e.to_string()))?;

@@ -31,7 +31,7 @@ pub(crate) fn find_audited<'s>(
     state: &State,
     lookup: Lookup<'s>,
     key: RecordKey<'_>,
-    access: Access,
+    access: Access<'_>,
 ) -> Result<CitizenView<'s>, ApiError> {
     let view = lookup.find(key);
     let (subject, legacy_id) = match key {
@@ -39,7 +39,7 @@ pub(crate) fn find_audited<'s>(
         RecordKey::Legacy(legacy) => (view.map_or(0, |v| v.id().get()), legacy.get()),
         RecordKey::Biometric(..) => (view.map_or(0, |v| v.id().get()), 0),
     };
-    state.audit_access(access.entry(lookup_outcome(view.is_some()), subject, legacy_id))?;
+    state.audit_access(&access, lookup_outcome(view.is_some()), subject, legacy_id)?;
     view.ok_or_else(|| ApiError::not_found(key.not_found_message()))
 }
 
