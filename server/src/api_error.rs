@@ -131,12 +131,16 @@ impl ApiError {
     pub fn audit_unavailable(e: AuditError) -> Self {
         match e {
             AuditError::Backlogged => ApiError::audit_backlog(),
-            AuditError::Failing(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_failing", e.to_string())
-            }
-            AuditError::Closed => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string())
-            }
+            AuditError::Failing(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_failing",
+                e.to_string(),
+            ),
+            AuditError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ),
         }
     }
 

@@ -195,10 +195,11 @@ fn audit_query(audit: &std::path::Path, subject: &str) -> anyhow::Result<()> {
         PersonalId::parse(subject).with_context(|| format!("personal ID {subject:?}"))?;
     }
     let started = std::time::Instant::now();
-    let (matched, skipped) = audit::query(audit, subject, |line| match serde_json::to_string(line) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("unprintable entry: {e}"),
-    })?;
+    let (matched, skipped) =
+        audit::query(audit, subject, |line| match serde_json::to_string(line) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("unprintable entry: {e}"),
+        })?;
     eprintln!(
         "{matched} entries about {subject} in {:.3} s",
         started.elapsed().as_secs_f64()

@@ -375,7 +375,10 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let stream = WriteTimeout::new(stream, limits.write_timeout);
-        let conn = http.serve_connection(TokioIo::new(stream), Service::new(Arc::clone(&state), Some(peer.ip())));
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            Service::new(Arc::clone(&state), Some(peer.ip())),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

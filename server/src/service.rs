@@ -9,22 +9,22 @@
 //! has.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use dancu_engine::FieldSet;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use dancu_engine::FieldSet;
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
-use sha2::{Digest, Sha256};
 use hyper::{Request, StatusCode};
+use sha2::{Digest, Sha256};
 
 use crate::api_error::ApiError;
 use crate::audit::{self, Durable, Operation};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dancu_engine::{FieldSet, Verification};
-use parking_lot::Mutex;
 use hyper::StatusCode;
+use parking_lot::Mutex;
 
 use crate::api_error::{ApiError, ErrorHeader};
 use crate::audit::{AuditLog, Durable, Entry, Operation, Outcome};

@@ -12,6 +12,9 @@ use crate::Error;
 /// a few hundred accesses to report.
 pub const POPULAR_SUBJECT: u64 = 79_089_012_345;
 
+/// The random subjects are `SUBJECT_BASE + 0..100 M`.
+const SUBJECT_BASE: u64 = 79_000_000_000;
+
 /// Items per batch request, and single accesses per batch request: about
 /// 9 % of the entries are single-access lines, the rest batch items.
 const BATCH: usize = 100;
@@ -21,7 +24,7 @@ const SINGLES: usize = 10;
 /// 100-item `batch_get` and ten `get`s of random subjects among 100 M,
 /// with [`POPULAR_SUBJECT`] in every thousandth round. Buffered; the log is
 /// closed (and every rotated file indexed) on return. Returns the entries
-/// written.
+/// written. Subjects are valid IDs of province 079 (`0790YYSSSSSS`).
 pub fn generate(path: &Path, entries: u64, options: AuditOptions) -> Result<u64, Error> {
     let options = AuditOptions {
         durability: Durability::Buffered,
@@ -48,14 +51,24 @@ pub fn generate(path: &Path, entries: u64, options: AuditOptions) -> Result<u64,
             ..Entry::new(time_us, 1, op, subject, Outcome::Found)
         };
         let mut batch: Vec<Entry> = (0..BATCH)
-            .map(|_| make(Operation::BatchGet, 100_000_000_000 + next() % 100_000_000, round))
+            .map(|_| {
+                make(
+                    Operation::BatchGet,
+                    SUBJECT_BASE + next() % 100_000_000,
+                    round,
+                )
+            })
             .collect();
         if round % 1000 == 0 {
             batch[0].subject = POPULAR_SUBJECT;
         }
         append_retrying(&log, &batch)?;
         for i in 0..SINGLES {
-            let e = make(Operation::Get, 100_000_000_000 + next() % 100_000_000, round + i as u64);
+            let e = make(
+                Operation::Get,
+                SUBJECT_BASE + next() % 100_000_000,
+                round + i as u64,
+            );
             append_retrying(&log, &[e])?;
         }
         written += (BATCH + SINGLES) as u64;

@@ -94,9 +94,7 @@ pub fn line_keys(line: &[u8], mut key: impl FnMut(u64)) {
             return;
         };
         if (text.len() == 12 || text.len() == 9) && text.iter().all(u8::is_ascii_digit) {
-            let value = text
-                .iter()
-                .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+            let value = text.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
             key(if text.len() == 12 {
                 value
             } else {
@@ -216,7 +214,10 @@ mod tests {
         let line = br#"{"seq":3,"prev":"00","time":"2024-03-14T09:26:53.000042Z","client":"a\"079089012345","request":"0000000000000001","found":["079089012345","001089000007"],"legacy_id":"000012345"}"#;
         let mut keys = Vec::new();
         line_keys(line, |k| keys.push(k));
-        assert_eq!(keys, vec![79_089_012_345, 1_089_000_007, 12_345 | LEGACY_TAG]);
+        assert_eq!(
+            keys,
+            vec![79_089_012_345, 1_089_000_007, 12_345 | LEGACY_TAG]
+        );
         assert_eq!(query_key("000012345"), Some(12_345 | LEGACY_TAG));
         assert_eq!(query_key("12345"), None);
     }

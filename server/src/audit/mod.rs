@@ -48,8 +48,8 @@ use crate::keys::ClientId;
 use crate::Error;
 
 pub mod format;
-pub mod index;
 pub mod generate;
+pub mod index;
 mod query;
 pub mod storage;
 mod verify;
@@ -232,7 +232,9 @@ impl std::str::FromStr for Durability {
         match s {
             "durable" => Ok(Durability::Durable),
             "buffered" => Ok(Durability::Buffered),
-            _ => Err(format!("{s:?} is not an audit durability (durable, buffered)")),
+            _ => Err(format!(
+                "{s:?} is not an audit durability (durable, buffered)"
+            )),
         }
     }
 }

@@ -75,7 +75,11 @@ struct Record {
 /// line gives one call per matching item). Returns how many accesses
 /// matched, and how many candidate lines did not parse (e.g. a torn last
 /// line after a crash).
-pub fn query(path: &Path, subject: &str, mut found: impl FnMut(&Line)) -> Result<(u64, u64), Error> {
+pub fn query(
+    path: &Path,
+    subject: &str,
+    mut found: impl FnMut(&Line),
+) -> Result<(u64, u64), Error> {
     let key = index::query_key(subject).ok_or_else(|| Error::Io {
         path: path.to_path_buf(),
         source: io::Error::new(
@@ -166,7 +170,11 @@ fn expand(line: &[u8], subject: &str, found: &mut impl FnMut(&Line)) -> Option<u
             || record.legacy_id.as_deref() == Some(subject);
         if hit {
             n += 1;
-            found(&line_of(record.subject.clone(), record.legacy_id.clone(), outcome));
+            found(&line_of(
+                record.subject.clone(),
+                record.legacy_id.clone(),
+                outcome,
+            ));
         }
         return Some(n);
     }

@@ -39,8 +39,10 @@ fn options(durability: Durability) -> AuditOptions {
 }
 
 fn lines(path: &Path) -> Vec<String> {
+    // An open log's file ends in preallocated zeros.
     std::fs::read_to_string(path)
         .unwrap()
+        .trim_end_matches('\0')
         .lines()
         .map(str::to_string)
         .collect()
@@ -52,7 +54,10 @@ fn time_of_an_instant_is_wall_clock_time() {
     let before = now_us();
     let t = time_of(Instant::now());
     let after = now_us();
-    assert!(before <= t + 1000 && t <= after + 1000, "{before} {t} {after}");
+    assert!(
+        before <= t + 1000 && t <= after + 1000,
+        "{before} {t} {after}"
+    );
 }
 
 #[test]
@@ -138,20 +143,33 @@ fn tampering_breaks_the_chain_at_the_next_line() {
     let path = dir.path().join("t.audit");
     let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
     for s in 1..=5 {
-        let _ = log.append(&[entry(s, Operation::Get, Outcome::Found)]).unwrap();
+        let _ = log
+            .append(&[entry(s, Operation::Get, Outcome::Found)])
+            .unwrap();
     }
     log.close().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let forged = text.replacen("\"subject\":\"000000000003\"", "\"subject\":\"000000000009\"", 1);
+    let forged = text.replacen(
+        "\"subject\":\"000000000003\"",
+        "\"subject\":\"000000000009\"",
+        1,
+    );
     std::fs::write(&path, &forged).unwrap();
     let broken = verify(&[&path]).unwrap().broken.unwrap();
     assert_eq!(broken.line, 4, "{broken:?}");
     // Dropping a line breaks the numbering.
-    let dropped: Vec<&str> = text.lines().filter(|l| !l.contains("000000000002")).collect();
+    let dropped: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("000000000002"))
+        .collect();
     std::fs::write(&path, dropped.join("\n") + "\n").unwrap();
     let broken = verify(&[&path]).unwrap().broken.unwrap();
     assert_eq!(broken.line, 2);
-    assert!(broken.reason.contains("sequence number 3"), "{}", broken.reason);
+    assert!(
+        broken.reason.contains("sequence number 3"),
+        "{}",
+        broken.reason
+    );
 }
 
 #[test]
@@ -160,20 +178,37 @@ fn a_torn_tail_is_cut_on_open_and_the_cut_recorded() {
     let path = dir.path().join("torn.audit");
     let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
     for s in 1..=3 {
-        block_on(log.append(&[entry(s, Operation::Get, Outcome::Found)]).unwrap()).unwrap();
+        block_on(
+            log.append(&[entry(s, Operation::Get, Outcome::Found)])
+                .unwrap(),
+        )
+        .unwrap();
     }
     log.close().unwrap();
     drop(log);
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("{\"seq\":4,\"prev\":\"ab");
     std::fs::write(&path, &text).unwrap();
-    assert!(verify(&[&path]).unwrap().broken.unwrap().reason.contains("torn"));
+    assert!(verify(&[&path])
+        .unwrap()
+        .broken
+        .unwrap()
+        .reason
+        .contains("torn"));
     let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
-    block_on(log.append(&[entry(4, Operation::Get, Outcome::Found)]).unwrap()).unwrap();
+    block_on(
+        log.append(&[entry(4, Operation::Get, Outcome::Found)])
+            .unwrap(),
+    )
+    .unwrap();
     log.close().unwrap();
     let text = lines(&path);
     assert_eq!(text.len(), 5);
-    assert!(text[3].contains(r#""event":"torn_tail_cut""#), "{}", text[3]);
+    assert!(
+        text[3].contains(r#""event":"torn_tail_cut""#),
+        "{}",
+        text[3]
+    );
     assert!(text[3].contains("cut 19 bytes"), "{}", text[3]);
     let report = verify(&[&path]).unwrap();
     assert_eq!((report.broken, report.last_seq), (None, Some(5)));
@@ -184,7 +219,9 @@ fn garbage_after_the_last_line_is_cut_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zeros.audit");
     let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
-    let _ = log.append(&[entry(1, Operation::Get, Outcome::Found)]).unwrap();
+    let _ = log
+        .append(&[entry(1, Operation::Get, Outcome::Found)])
+        .unwrap();
     log.close().unwrap();
     drop(log);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -195,7 +232,8 @@ fn garbage_after_the_last_line_is_cut_too() {
     drop(AuditLog::open(&path, options(Durability::Buffered), names()).unwrap());
     let text = lines(&path);
     assert_eq!(text.len(), 2);
-    assert!(text[1].contains("cut 151 bytes"), "{}", text[1]);
+    // The 50 zeros at the very end look like preallocated space: not counted.
+    assert!(text[1].contains("cut 101 bytes"), "{}", text[1]);
     assert_eq!(verify(&[&path]).unwrap().broken, None);
 }
 
@@ -242,7 +280,11 @@ fn rotation_keeps_the_chain_indexes_files_and_makes_them_private() {
     // A restart after a rotation continues the chain from the rotated file.
     std::fs::remove_file(&path).unwrap();
     let log = AuditLog::open(&path, opts, names()).unwrap();
-    block_on(log.append(&[entry(1, Operation::Get, Outcome::Found)]).unwrap()).unwrap();
+    block_on(
+        log.append(&[entry(1, Operation::Get, Outcome::Found)])
+            .unwrap(),
+    )
+    .unwrap();
     log.close().unwrap();
     let report = verify(&index::log_files(&path).unwrap()).unwrap();
     assert_eq!(report.broken, None);
@@ -302,7 +344,10 @@ fn an_fsync_error_fails_closed_until_recovered() {
     block_on(log.append(&[e]).unwrap()).unwrap();
     fail_sync.store(true, Ordering::Relaxed);
     let err = block_on(log.append(&[e]).unwrap()).unwrap_err();
-    assert!(matches!(&err, AuditError::Failing(cause) if cause.contains("fsync") || cause.contains("I/O")), "{err}");
+    assert!(
+        matches!(&err, AuditError::Failing(cause) if cause.contains("fsync") || cause.contains("I/O")),
+        "{err}"
+    );
     assert!(err.to_string().contains("audit log is failing"), "{err}");
     // Every later access is refused at once, the failure is visible.
     assert!(matches!(log.append(&[e]), Err(AuditError::Failing(_))));
@@ -350,7 +395,9 @@ fn a_crash_at_every_line_boundary_keeps_a_verifiable_prefix() {
     let path = dir.path().join("full.audit");
     let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
     for s in 1..=4 {
-        let _ = log.append(&[entry(s, Operation::Get, Outcome::Found)]).unwrap();
+        let _ = log
+            .append(&[entry(s, Operation::Get, Outcome::Found)])
+            .unwrap();
     }
     log.close().unwrap();
     let full = std::fs::read(&path).unwrap();

@@ -56,6 +56,10 @@ pub fn verify(files: &[impl AsRef<Path>]) -> Result<VerifyReport, Error> {
             if reader.read_until(b'\n', &mut line).map_err(io_err)? == 0 {
                 break;
             }
+            if line.first() == Some(&0) && line.iter().all(|&b| b == 0) {
+                // Preallocated space after the last line of a live file.
+                break;
+            }
             number += 1;
             let broken = |reason: String| Broken {
                 file: file.to_path_buf(),

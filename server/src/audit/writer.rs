@@ -125,7 +125,9 @@ pub fn run<S: Storage>(
                 .map_err(|e| format!("writing {path}: {e}"))
                 .and_then(|()| {
                     if durable {
-                        storage.sync().map_err(|e| format!("fsync of {path}: {e}"))?;
+                        storage
+                            .sync()
+                            .map_err(|e| format!("fsync of {path}: {e}"))?;
                         shared.syncs.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(())

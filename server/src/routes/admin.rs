@@ -32,9 +32,9 @@ pub async fn reload(state: &Arc<State>) -> Result<HttpResponse, ApiError> {
         state.recover_audit();
         state.snapshots.reload()
     })
-        .await
-        .map_err(|_| failed("the reload task failed".into()))?
-        .map_err(|e| failed(e.to_string()))?;
+    .await
+    .map_err(|_| failed("the reload task failed".into()))?
+    .map_err(|e| failed(e.to_string()))?;
     Ok(json(
         StatusCode::OK,
         serde_json::to_vec(&outcome).expect("a reload outcome serializes"),

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    // A running (or killed) server's live file ends in preallocated zeros.
     std::fs::read_to_string(path)
         .unwrap()
+        .trim_end_matches('\0')
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -33,7 +35,10 @@ fn a_durable_access_is_on_disk_before_it_is_answered() {
     let server = TestServer::shared();
     let mut c = server.client();
     let path = server.audit_path();
-    let r = c.get(&format!("/v1/citizens/{EXAMPLE_ID}?fields=full_name"), Some(key::READER));
+    let r = c.get(
+        &format!("/v1/citizens/{EXAMPLE_ID}?fields=full_name"),
+        Some(key::READER),
+    );
     assert_eq!(r.status, 200);
     let request_id = r.header("x-request-id").unwrap().to_string();
     assert_eq!(request_id.len(), 16);
@@ -59,13 +64,21 @@ fn a_durable_access_is_on_disk_before_it_is_answered() {
     assert_eq!(last["digest_sha256_prefix"].as_str().unwrap().len(), 16);
     // Verification records the claimed fields.
     let body = format!(r#"{{"id":"{EXAMPLE_ID}","sex":"female"}}"#);
-    assert_eq!(c.post("/v1/citizens:verify", Some(key::VERIFIER), &body).status, 200);
+    assert_eq!(
+        c.post("/v1/citizens:verify", Some(key::VERIFIER), &body)
+            .status,
+        200
+    );
     let last = audit_lines(&path).pop().unwrap();
     assert_eq!(last["fields"], serde_json::json!(["id", "sex"]));
     let metrics = c.get("/metrics", None).text();
     assert!(metrics.contains("dancu_audit_failing 0"), "{metrics}");
     let out = run_verify(&[&path]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -81,7 +94,9 @@ fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
         let head_end = req.len() - 2;
         req.splice(
             head_end..head_end,
-            b"X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n".iter().copied(),
+            b"X-Forwarded-For: 198.51.100.1, 203.0.113.9\r\n"
+                .iter()
+                .copied(),
         );
         c.send_raw(&req);
         assert_eq!(c.read_response().unwrap().status, 200);
@@ -113,7 +128,13 @@ impl Child9 {
             .arg(write_keys(dir))
             .arg("--audit")
             .arg(audit)
-            .args(["--listen", "127.0.0.1:0", "--runtime", "multi:2", "--no-verify"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--runtime",
+                "multi:2",
+                "--no-verify",
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap());
@@ -132,7 +153,10 @@ impl Child9 {
         let mut addr = None;
         let mut line = String::new();
         while addr.is_none() && out.read_line(&mut line).unwrap() > 0 {
-            if let Some(rest) = line.trim().strip_prefix("dancu-server listening on http://") {
+            if let Some(rest) = line
+                .trim()
+                .strip_prefix("dancu-server listening on http://")
+            {
                 addr = Some(rest.parse().unwrap());
             }
             line.clear();
@@ -195,20 +219,40 @@ fn a_full_disk_stops_data_access_loudly_until_reload() {
         assert!(answered < 10_000, "the file limit never hit");
     };
     assert_eq!(failed.error_code(), "audit_failing");
-    assert!(failed.text().contains("audit log is failing"), "{}", failed.text());
+    assert!(
+        failed.text().contains("audit log is failing"),
+        "{}",
+        failed.text()
+    );
     // Every later access is refused at once; the cause is everywhere.
     assert_eq!(c.get(&path, Some(key::READER)).status, 503);
     let ready = c.get("/readyz", None);
     assert_eq!(ready.status, 503);
     assert_eq!(ready.json()["status"], "audit_failing");
     let metrics = c.get("/metrics", None).text();
-    assert!(metrics.contains("dancu_audit_failing{cause=\""), "{metrics}");
-    assert!(metrics.contains("dancu_audit_failures_total 1"), "{metrics}");
-    assert!(server.stderr().contains("AUDIT LOG FAILING"), "{}", server.stderr());
+    assert!(
+        metrics.contains("dancu_audit_failing{cause=\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dancu_audit_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        server.stderr().contains("AUDIT LOG FAILING"),
+        "{}",
+        server.stderr()
+    );
     // Every answered access is in the file.
     let lines = std::fs::read_to_string(&audit).unwrap();
-    let complete = lines.lines().filter(|l| l.contains("\"operation\":\"get\"")).count();
-    assert!(complete >= answered, "{complete} lines for {answered} answers");
+    let complete = lines
+        .lines()
+        .filter(|l| l.contains("\"operation\":\"get\""))
+        .count();
+    assert!(
+        complete >= answered,
+        "{complete} lines for {answered} answers"
+    );
     // The operator frees space (raises the limit) and reloads.
     let pid = server.child.id() as libc::pid_t;
     let unlimited = libc::rlimit {
@@ -216,9 +260,7 @@ fn a_full_disk_stops_data_access_loudly_until_reload() {
         rlim_max: libc::RLIM_INFINITY,
     };
     // SAFETY: valid pid and limit; the old limit is not asked for.
-    let rc = unsafe {
-        libc::prlimit(pid, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut())
-    };
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut()) };
     assert_eq!(rc, 0);
     let r = c.post("/v1/admin/reload", Some(key::ADMIN), "");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -227,7 +269,11 @@ fn a_full_disk_stops_data_access_loudly_until_reload() {
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(text.contains("\"event\":\"recovered\""), "{text}");
     let out = run_verify(&[&audit]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Rounds of: start a durable server, send sequential requests, `kill -9`
@@ -235,7 +281,11 @@ fn a_full_disk_stops_data_access_loudly_until_reload() {
 /// the chain must verify once a restart has cut the torn tail.
 fn crash_rounds(rounds: u32) {
     let (answered, lost) = crash_rounds_with(rounds, &[]);
-    assert!(lost.is_empty(), "{} of {answered} answered accesses not in the log: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {answered} answered accesses not in the log: {lost:?}",
+        lost.len()
+    );
     eprintln!("{rounds} kill -9 rounds: {answered} answered accesses, all in the log");
 }
 
@@ -260,7 +310,12 @@ fn crash_rounds_with(rounds: u32, extra: &[&str]) -> (usize, Vec<String>) {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             for i in 0u64.. {
                 let id = citizen(1 + i % 50).id.to_string();
-                let req = Client::format("GET", &format!("/v1/citizens/{id}"), Some(key::READER), None);
+                let req = Client::format(
+                    "GET",
+                    &format!("/v1/citizens/{id}"),
+                    Some(key::READER),
+                    None,
+                );
                 if stream.write_all(&req).is_err() {
                     return ids;
                 }
@@ -282,7 +337,11 @@ fn crash_rounds_with(rounds: u32, extra: &[&str]) -> (usize, Vec<String>) {
     // A restart cuts any torn tail (and records the cut); then verify.
     drop(Child9::start(dir.path(), &audit, &[], None));
     let out = run_verify(&[&audit]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logged: std::collections::HashSet<String> = audit_lines(&audit)
         .iter()
         .filter_map(|l| l["request"].as_str().map(str::to_string))
