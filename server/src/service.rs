@@ -250,7 +250,7 @@ fn source_address(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .last();
+        .next_back();
     Some(forwarded.unwrap_or(peer))
 }
 

@@ -181,8 +181,15 @@ impl State {
         subject: u64,
         legacy_id: u32,
     ) -> Result<(), ApiError> {
-        let entry = access.entry(outcome, subject, legacy_id);
-        self.audit_request(access, 1, std::iter::once(entry))
+        match &self.audit {
+            Some(log) => {
+                let entry = access.entry(outcome, subject, legacy_id);
+                let durable = log.append_one(entry).map_err(ApiError::audit_unavailable)?;
+                access.ticket.put(durable);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Audits the `n` accesses of one request (see

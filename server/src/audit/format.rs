@@ -126,6 +126,10 @@ pub struct LineFormatter {
     /// The chain after the last formatted line.
     pub chain: ChainState,
     names: Vec<Vec<u8>>,
+    /// The last source and field list as JSON: consecutive lines mostly
+    /// share them, and formatting an address allocates.
+    source: Option<(Option<IpAddr>, Vec<u8>)>,
+    fields: Option<(FieldSet, Vec<u8>)>,
 }
 
 impl LineFormatter {
@@ -139,13 +143,15 @@ impl LineFormatter {
                 .iter()
                 .map(|n| serde_json::to_vec(n).expect("a string serializes"))
                 .collect(),
+            source: None,
+            fields: None,
         }
     }
 
     /// Opens a line: `{"seq":N,"prev":"…","time":"…",`.
     fn open_line(&mut self, out: &mut Vec<u8>, time_us: u64) {
         out.extend_from_slice(b"{\"seq\":");
-        out.extend_from_slice(self.chain.next_seq.to_string().as_bytes());
+        push_decimal(out, self.chain.next_seq);
         out.extend_from_slice(b",\"prev\":\"");
         extend_hex(out, &self.chain.prev);
         out.extend_from_slice(b"\",\"time\":\"");
@@ -173,14 +179,28 @@ impl LineFormatter {
         out.extend_from_slice(b",\"operation\":\"");
         out.extend_from_slice(e.operation.as_str().as_bytes());
         out.extend_from_slice(b"\",\"source\":");
-        push_source(out, e.source);
+        if self.source.as_ref().is_none_or(|(s, _)| *s != e.source) {
+            let mut text = Vec::new();
+            push_source(&mut text, e.source);
+            self.source = Some((e.source, text));
+        }
+        if let Some((_, text)) = &self.source {
+            out.extend_from_slice(text);
+        }
         out.extend_from_slice(b",\"request\":\"");
-        out.extend_from_slice(format!("{:016x}", e.request_id).as_bytes());
+        extend_hex(out, &e.request_id.to_be_bytes());
         out.extend_from_slice(b"\",\"fields\":");
-        push_fields(out, e.fields);
+        if self.fields.as_ref().is_none_or(|(f, _)| *f != e.fields) {
+            let mut text = Vec::new();
+            push_fields(&mut text, e.fields);
+            self.fields = Some((e.fields, text));
+        }
+        if let Some((_, text)) = &self.fields {
+            out.extend_from_slice(text);
+        }
         if e.digest_prefix != 0 {
             out.extend_from_slice(b",\"digest_sha256_prefix\":\"");
-            out.extend_from_slice(format!("{:016x}", e.digest_prefix).as_bytes());
+            extend_hex(out, &e.digest_prefix.to_be_bytes());
             out.push(b'"');
         }
         out.push(b',');
@@ -257,6 +277,20 @@ impl LineFormatter {
     }
 }
 
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 fn push_source(out: &mut Vec<u8>, source: Option<IpAddr>) {
     match source {
         Some(ip) => {
@@ -305,5 +339,14 @@ mod tests {
     #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
+    }
+
+    #[test]
+    fn decimals() {
+        for v in [0, 7, 10, 12_345, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
     }
 }

@@ -402,7 +402,12 @@ impl AuditLog {
         options: AuditOptions,
         client_names: Vec<String>,
     ) -> Result<AuditLog, Error> {
-        let storage = FileStorage::new(path, options.rotation);
+        let storage = match options.durability {
+            Durability::Durable => FileStorage::new(path, options.rotation),
+            Durability::Buffered => {
+                FileStorage::new(path, options.rotation).without_preallocation()
+            }
+        };
         AuditLog::with_storage(path, options, client_names, storage)
     }
 

@@ -75,6 +75,8 @@ pub struct FileStorage {
     size: u64,
     /// Length of the file: `size` plus preallocated zeros.
     allocated: u64,
+    /// Whether to preallocate (pointless when fsyncs are rare: buffered).
+    preallocate: bool,
     /// Sequence number of the live file's first line.
     first_seq: u64,
     /// UTC day (days since the epoch) of the live file's first line.
@@ -88,6 +90,7 @@ impl FileStorage {
     /// Storage at `path` (not opened yet).
     pub fn new(path: &Path, rotation: Rotation) -> FileStorage {
         FileStorage {
+            preallocate: true,
             path: path.to_path_buf(),
             rotation,
             file: None,
@@ -133,9 +136,16 @@ impl FileStorage {
     /// Makes sure `[size, size + need)` lies in allocated, written space;
     /// if preallocating fails (a full disk), writes go on without it and
     /// fail, or not, on their own.
+    /// Without preallocation (buffered mode: one fsync a second, so the
+    /// zero-filling would only double the bytes written).
+    pub fn without_preallocation(mut self) -> FileStorage {
+        self.preallocate = false;
+        self
+    }
+
     fn preallocate(&mut self, need: u64) {
         let want = self.size + need;
-        if want <= self.allocated {
+        if want <= self.allocated || !self.preallocate {
             return;
         }
         let target = want + PREALLOCATE.min(self.rotation.max_bytes);

@@ -92,8 +92,7 @@ fn durable_appends_resolve_after_their_fsync_and_chain() {
     assert_eq!(text.len(), 3);
     assert!(text[0].starts_with(&format!("{{\"seq\":1,\"prev\":\"{}\",", "0".repeat(64))));
     assert!(
-        text[0].ends_with(r#""time":"2024-03-14T09:26:53.000042Z","client":"bank \"A\"","operation":"get","source":"10.1.2.3","request":"0000000000000abc","fields":["personal_id","full_name","date_of_birth","sex","nationality"],"subject":"079089012345","legacy_id":null,"outcome":"found"}"#)
-            || text[0].contains(r#""operation":"get""#),
+        text[0].ends_with(r#""time":"2024-03-14T09:26:53.000042Z","client":"bank \"A\"","operation":"get","source":"10.1.2.3","request":"0000000000000abc","fields":["id","full_name","date_of_birth","sex","nationality"],"subject":"079089012345","legacy_id":null,"outcome":"found"}"#),
         "{}",
         text[0]
     );
@@ -143,9 +142,10 @@ fn tampering_breaks_the_chain_at_the_next_line() {
     let path = dir.path().join("t.audit");
     let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
     for s in 1..=5 {
-        let _ = log
+        assert!(log
             .append(&[entry(s, Operation::Get, Outcome::Found)])
-            .unwrap();
+            .unwrap()
+            .is_ready());
     }
     log.close().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -219,9 +219,10 @@ fn garbage_after_the_last_line_is_cut_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zeros.audit");
     let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
-    let _ = log
+    assert!(log
         .append(&[entry(1, Operation::Get, Outcome::Found)])
-        .unwrap();
+        .unwrap()
+        .is_ready());
     log.close().unwrap();
     drop(log);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -395,9 +396,10 @@ fn a_crash_at_every_line_boundary_keeps_a_verifiable_prefix() {
     let path = dir.path().join("full.audit");
     let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
     for s in 1..=4 {
-        let _ = log
+        assert!(log
             .append(&[entry(s, Operation::Get, Outcome::Found)])
-            .unwrap();
+            .unwrap()
+            .is_ready());
     }
     log.close().unwrap();
     let full = std::fs::read(&path).unwrap();
