@@ -210,6 +210,46 @@ impl ApiError {
     }
 }
 
+impl From<dancu_register::Error> for ApiError {
+    /// A refused change is the client's (4xx, naming the field where there
+    /// is one); a failing log is `503` and says so.
+    fn from(e: dancu_register::Error) -> Self {
+        use dancu_register::{Error, Rejection};
+        let message = e.to_string();
+        match e {
+            Error::Rejected(Rejection::Invalid { .. }) => {
+                ApiError::bad_request("invalid_record", message)
+            }
+            Error::Rejected(Rejection::UnknownCitizen(_)) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            Error::Rejected(Rejection::UnknownReference { .. }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_reference",
+                message,
+            ),
+            Error::Rejected(Rejection::IdempotencyMismatch(_)) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
+            Error::Rejected(Rejection::Conflict(_) | Rejection::SerialsExhausted(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            Error::LogFailed(_) | Error::Io { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "change_log_failed",
+                format!("the change log is failing, no change is taken: {message}"),
+            ),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
 impl From<NoRoute> for ApiError {
     fn from(no_route: NoRoute) -> Self {
         match no_route {
@@ -221,11 +261,7 @@ impl From<NoRoute> for ApiError {
             NoRoute::MethodNotAllowed(allow) => ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                if allow == "GET" {
-                    "this route answers GET only"
-                } else {
-                    "this route answers POST only"
-                },
+                format!("this route answers {allow} only"),
             )
             .with_header(ErrorHeader::Allow(allow)),
         }

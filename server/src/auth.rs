@@ -19,24 +19,29 @@ use crate::router::Route;
 
 /// The last `Authorization` value that authenticated on a connection, and
 /// its client.
+/// Trusted only for the [`KeyStore::generation`] it was checked against, so
+/// a reload that revokes a key takes effect on open connections too.
 #[derive(Clone, Default)]
-pub struct KeyCache(RefCell<(Vec<u8>, ClientId)>);
+pub struct KeyCache(RefCell<(Vec<u8>, ClientId, u64)>);
 
 impl KeyCache {
     /// The client of this `Authorization` value, if it is a valid key.
     pub fn authenticate(&self, keys: &KeyStore, authorization: &[u8]) -> Option<ClientId> {
         let mut cache = self.0.borrow_mut();
-        let (cached, client) = &mut *cache;
+        let (cached, client, generation) = &mut *cache;
         if *client != 0
+            && *generation == keys.generation()
             && cached.len() == authorization.len()
             && bool::from(cached.ct_eq(authorization))
         {
             return Some(*client);
         }
+        *client = 0;
         let found = keys.authenticate(authorization)?;
         cached.clear();
         cached.extend_from_slice(authorization);
         *client = found;
+        *generation = keys.generation();
         Some(found)
     }
 }
@@ -50,7 +55,11 @@ pub fn required_scopes(route: Route) -> Option<Scopes> {
         // Which fields the claims may name is checked by the handler.
         Route::Verify | Route::BatchVerify => Some(Scopes::VERIFY.union(Scopes::VERIFY_EXTENDED)),
         Route::Identify => Some(Scopes::BIOMETRIC),
-        Route::Reload => Some(Scopes::ADMIN),
+        Route::Reload | Route::Compact => Some(Scopes::ADMIN),
+        Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
+            Some(Scopes::REGISTRAR)
+        }
+        Route::Changes => Some(Scopes::CHANGES),
         // Which snapshot is served is no personal data: any valid key.
         Route::SnapshotInfo => Some(Scopes::ALL),
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched => None,
@@ -91,4 +100,23 @@ pub fn authorize(
         }
     }
     Ok((client_id, client.scopes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_data_route_names_its_scope_and_public_routes_need_none() {
+        for route in Route::ALL {
+            let public = matches!(
+                route,
+                Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched
+            );
+            assert_eq!(required_scopes(route).is_none(), public, "{route:?}");
+            if route.is_personal_data() {
+                assert_ne!(required_scopes(route), Some(Scopes::ALL), "{route:?}");
+            }
+        }
+    }
 }

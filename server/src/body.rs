@@ -53,6 +53,18 @@ pub fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     r
 }
 
+/// A response with a body written for it, of this content type.
+pub fn with_content_type(
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> HttpResponse {
+    let mut r = json(status, body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
 /// A 200 response of shared bytes of this content type.
 pub fn shared(bytes: Bytes, content_type: &'static str) -> HttpResponse {
     let mut r = Response::new(Full::new(ResponseBytes::Shared(bytes)));

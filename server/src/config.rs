@@ -75,6 +75,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most open connections; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Most open connections from one remote address; `None` is 10 % of
+    /// [`max_connections`](Limits::max_connections). See
+    /// [`per_address_cap`](Limits::per_address_cap).
+    pub max_connections_per_address: Option<usize>,
     /// Time a client has to send a complete request head; also how long an
     /// idle keep-alive connection is kept.
     pub header_timeout: Duration,
@@ -93,11 +97,21 @@ pub struct Limits {
     pub mismatch_window: Duration,
 }
 
+impl Limits {
+    /// Most open connections from one remote address (at least 1).
+    pub fn per_address_cap(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or(self.max_connections / 10)
+            .max(1)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_body_bytes: 1 << 20,
             max_connections: 10_000,
+            max_connections_per_address: None,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
@@ -139,6 +153,13 @@ pub struct Config {
     pub layout: Layout,
     /// Limits.
     pub limits: Limits,
+    /// The change-log directory: with one, the server is the live register
+    /// (write routes, the change feed, compaction); without, it serves the
+    /// snapshot as it is.
+    pub changes: Option<PathBuf>,
+    /// Compact automatically once this many citizens have changes in the
+    /// overlay (0: only when asked, `POST /v1/admin/compact`).
+    pub compact_after: u64,
     /// Install SIGTERM/SIGINT (shutdown) and SIGHUP (reload) handlers. Only
     /// the binary should: handlers are process-wide.
     pub handle_signals: bool,
@@ -160,6 +181,8 @@ impl Config {
             memory: Memory::Map,
             layout: Layout::default_for_machine(),
             limits: Limits::default(),
+            changes: None,
+            compact_after: 0,
             handle_signals: false,
         }
     }

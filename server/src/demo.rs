@@ -19,6 +19,8 @@ pub const DEMO_CITIZENS: u64 = 1_000_000;
 pub const DEMO_SEED: u64 = 2021;
 /// File name of the demo snapshot inside the data directory.
 pub const DEMO_FILE: &str = "demo-1m.snap";
+/// The demo's change-log directory, inside the data directory.
+pub const DEMO_CHANGES_DIR: &str = "changes";
 /// File name of the demo audit log inside the data directory.
 pub const DEMO_AUDIT_FILE: &str = "demo.audit";
 

@@ -13,6 +13,12 @@
 //! rate_limit_per_s = 2000   # optional; absent or 0 = unlimited
 //! burst = 4000              # optional; default = one second's worth
 //! ```
+//!
+//! The file is read again on SIGHUP and `POST /v1/admin/reload`
+//! ([`KeyStore::reloaded`]): keys can be changed or revoked (a client
+//! removed) without a restart. A client keeps its number across reloads
+//! (metrics and the audit log name clients by number), so a client whose
+//! name was not in the file at start needs a restart.
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,17 +53,23 @@ impl Scopes {
     /// `citizen:verify:extended`: verification, also of fields that are not
     /// on the card (see [`dancu_engine::CARD_CLAIMS`]).
     pub const VERIFY_EXTENDED: Scopes = Scopes(32);
+    /// `registrar`: births, deaths, moves, corrections, enrolments.
+    pub const REGISTRAR: Scopes = Scopes(64);
+    /// `changes:read`: the change feed (replicas, downstream systems).
+    pub const CHANGES: Scopes = Scopes(128);
     /// Every scope (the demo key).
-    pub const ALL: Scopes = Scopes(63);
+    pub const ALL: Scopes = Scopes(255);
 
     /// The scope names of the API, with their bits.
-    pub const NAMES: [(&'static str, Scopes); 6] = [
+    pub const NAMES: [(&'static str, Scopes); 8] = [
         ("citizen:read", Scopes::READ),
         ("citizen:read:basic", Scopes::READ_BASIC),
         ("citizen:verify", Scopes::VERIFY),
         ("citizen:verify:extended", Scopes::VERIFY_EXTENDED),
         ("biometric:identify", Scopes::BIOMETRIC),
         ("admin", Scopes::ADMIN),
+        ("registrar", Scopes::REGISTRAR),
+        ("changes:read", Scopes::CHANGES),
     ];
 
     /// The scope with this name.
@@ -89,6 +101,9 @@ pub struct Client {
     pub scopes: Scopes,
     /// Its request rate limit, if any.
     pub limiter: Option<RateLimiter>,
+    /// Removed from `keys.toml` by a reload: its key no longer
+    /// authenticates, but its number stays taken.
+    removed: bool,
 }
 
 /// A client number: 0 is "anonymous" (no valid key), `1..` index the clients
@@ -100,6 +115,10 @@ pub type ClientId = u16;
 pub struct KeyStore {
     clients: Vec<Client>,
     demo: bool,
+    /// 0 for the store read at start, one more for each reload: a
+    /// connection's cached key is trusted only for the generation it was
+    /// checked against.
+    generation: u64,
 }
 
 #[derive(Deserialize)]
@@ -153,8 +172,10 @@ impl KeyStore {
                 key_sha256,
                 scopes: Scopes::ALL,
                 limiter: None,
+                removed: false,
             }],
             demo: true,
+            generation: 0,
         }
     }
 
@@ -234,12 +255,63 @@ impl KeyStore {
                 key_sha256,
                 scopes,
                 limiter,
+                removed: false,
             });
         }
         Ok(KeyStore {
             clients,
             demo: false,
+            generation: 0,
         })
+    }
+
+    /// `keys.toml` read again for a running server: its clients keep their
+    /// numbers (a client missing from the file is kept as removed, whose
+    /// key no longer authenticates), and a client whose rate limit did not
+    /// change keeps what it has used of it. A client name that this store
+    /// has never had is an error: it needs a restart.
+    pub fn reloaded(&self, path: &Path) -> Result<KeyStore, Error> {
+        let mut fresh = KeyStore::load(path)?;
+        let keys_error = |message: String| Error::Keys {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut clients = Vec::with_capacity(self.clients.len());
+        for old in &self.clients {
+            match fresh.clients.iter().position(|c| c.name == old.name) {
+                Some(i) => {
+                    let client = fresh.clients.swap_remove(i);
+                    if let (Some(new), Some(old)) = (&client.limiter, &old.limiter) {
+                        new.carry_over(old);
+                    }
+                    clients.push(client);
+                }
+                None => clients.push(Client {
+                    name: old.name.clone(),
+                    key_sha256: old.key_sha256,
+                    scopes: Scopes::NONE,
+                    limiter: None,
+                    removed: true,
+                }),
+            }
+        }
+        if let Some(new) = fresh.clients.first() {
+            return Err(keys_error(format!(
+                "client {:?} was not in the file at start; adding a client needs a restart \
+                 (the file was not reloaded)",
+                new.name
+            )));
+        }
+        Ok(KeyStore {
+            clients,
+            demo: false,
+            generation: self.generation + 1,
+        })
+    }
+
+    /// 0 at start, one more for each reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether this is the demo key store.
@@ -256,7 +328,8 @@ impl KeyStore {
 
     /// The client of a [`ClientId`] (`None` for 0, anonymous).
     pub fn client(&self, id: ClientId) -> Option<&Client> {
-        self.clients.get(usize::from(id).checked_sub(1)?)
+        let client = self.clients.get(usize::from(id).checked_sub(1)?)?;
+        (!client.removed).then_some(client)
     }
 
     /// The client whose key is in this `Authorization` header value
@@ -267,7 +340,8 @@ impl KeyStore {
         let mut found = 0u16;
         for (i, client) in self.clients.iter().enumerate() {
             let id = (i + 1) as u16;
-            found.conditional_assign(&id, client.key_sha256.ct_eq(&digest));
+            let present = subtle::Choice::from(u8::from(!client.removed));
+            found.conditional_assign(&id, client.key_sha256.ct_eq(&digest) & present);
         }
         (found != 0).then_some(found)
     }
@@ -337,6 +411,30 @@ scopes = ["admin"]
         assert!(KeyStore::parse(&file("").replace("\"ops\"", "\"bank\"")).is_err());
         assert!(KeyStore::parse(&file("colour = 1")).is_err());
         assert!(KeyStore::parse(&file("").replace(&hash_key("ops-key"), "abc")).is_err());
+    }
+
+    #[test]
+    fn reloads_keep_client_numbers_and_revoke_removed_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        std::fs::write(&path, file("")).unwrap();
+        let keys = KeyStore::load(&path).unwrap();
+        // `bank` removed, `ops` rekeyed.
+        let ops_only = format!(
+            "[[client]]\nname = \"ops\"\nkey_sha256 = \"{}\"\nscopes = [\"admin\"]\n",
+            hash_key("new-ops-key")
+        );
+        std::fs::write(&path, &ops_only).unwrap();
+        let reloaded = keys.reloaded(&path).unwrap();
+        assert_eq!(reloaded.generation(), 1);
+        assert_eq!(reloaded.authenticate(b"Bearer bank-key"), None);
+        assert_eq!(reloaded.authenticate(b"Bearer ops-key"), None);
+        assert_eq!(reloaded.authenticate(b"Bearer new-ops-key"), Some(2));
+        assert!(reloaded.client(1).is_none());
+        assert_eq!(reloaded.client_names(), keys.client_names());
+        // A new name needs a restart.
+        std::fs::write(&path, ops_only.replace("\"ops\"", "\"newcomer\"")).unwrap();
+        assert!(reloaded.reloaded(&path).is_err());
     }
 
     #[test]

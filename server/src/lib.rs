@@ -5,8 +5,14 @@
 //!   `server/openapi.yaml`, served at `GET /v1/openapi.yaml`), swaps in
 //!   newer snapshots without failing a request ([`snapshot`]), and shuts
 //!   down gracefully.
-//! - [`keys`]: clients from `keys.toml`, with hashed keys compared in
-//!   constant time, scopes and per-client rate limits ([`ratelimit`]).
+//! - [`keys`]: clients from `keys.toml` (read again on SIGHUP and reload),
+//!   with hashed keys compared in constant time, scopes and per-client rate
+//!   limits ([`ratelimit`]); [`throttle`] refuses a client that keeps
+//!   guessing about one subject; [`address_share`] keeps one address from
+//!   taking every connection.
+//! - Requests: `service.rs` routes and authorizes (`auth.rs`), the
+//!   handlers in [`routes`] return `Result<_, `[`ApiError`]`>`, and every
+//!   record is read through [`lookup::Lookup`].
 //! - [`audit`]: every data access in a tamper-evident (SHA-256 chained),
 //!   rotated and indexed log; by default an access is answered only once
 //!   its entry is fsynced (group commit), and an I/O error on the log stops
@@ -39,10 +45,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod address_share;
 pub mod api_error;
 pub mod audit;
 mod auth;
 pub mod body;
+pub mod compaction;
 pub mod config;
 pub mod demo;
 mod fastpath;
@@ -113,6 +121,16 @@ pub enum Error {
         /// The address asked for.
         addr: SocketAddr,
     },
+    /// No audit log on a non-loopback address: personal-data access must be
+    /// audited; serving without a log is for benchmarks on one machine.
+    #[error(
+        "--no-audit serves personal data unaudited, so it only listens on loopback; {addr} is \
+         not loopback. Pass --audit FILE"
+    )]
+    NoAuditNotLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// Building the demo snapshot failed.
     #[error("building the demo snapshot {}: {message}", path.display())]
     Demo {
@@ -120,6 +138,15 @@ pub enum Error {
         path: PathBuf,
         /// Why it failed.
         message: String,
+    },
+    /// The change log does not open, or a compaction failed.
+    #[error("change log beside {}: {source}", path.display())]
+    Register {
+        /// The snapshot (or log directory) concerned.
+        path: PathBuf,
+        /// The register's reason.
+        #[source]
+        source: dancu_register::Error,
     },
     /// A bug: a thread panicked.
     #[error("internal error: {0}")]

@@ -4,14 +4,17 @@
 //! the meantime does not unmap it) and reads records only through
 //! [`Lookup::find`] (one key) and [`Lookup::find_many`] (a batch of personal
 //! IDs, prefetched). No handler calls the snapshot's `get`, `get_legacy`,
-//! `get_many` or `identify` itself, so a layer in front of the snapshot (for
-//! example an in-memory overlay of changed records) is added by editing
-//! these two methods.
+//! `get_many` or `identify` itself: when the server keeps a live register,
+//! these two methods read the register's overlay of changed records first
+//! ([`dancu_register::Overlay`]), so every read sees births, deaths, moves
+//! and corrections as soon as they are durable.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dancu_engine::{CitizenView, LegacyId, Modality, PersonalId, Snapshot, TemplateDigest};
+use dancu_engine::{LegacyId, Modality, PersonalId, Snapshot, TemplateDigest};
+pub use dancu_register::Found;
+use dancu_register::Overlay;
 
 use crate::api_error::ApiError;
 use crate::snapshot::ServedSnapshot;
@@ -61,11 +64,13 @@ impl SnapshotGuard {
             .expect("a SnapshotGuard is only made around a snapshot")
     }
 
-    /// The reader of its records.
+    /// The reader of its records (and of the register's changes, if the
+    /// server keeps one).
     #[inline]
-    pub fn lookup(&self) -> Lookup<'_> {
+    pub fn lookup<'a>(&'a self, state: &'a State) -> Lookup<'a> {
         Lookup {
             snapshot: &self.served().snapshot,
+            overlay: state.register.as_deref().map(|r| r.overlay()),
         }
     }
 }
@@ -74,23 +79,38 @@ impl SnapshotGuard {
 #[derive(Clone, Copy)]
 pub struct Lookup<'s> {
     snapshot: &'s Snapshot,
+    overlay: Option<&'s Overlay>,
 }
 
 impl<'s> Lookup<'s> {
     /// The record named by `key`, if any.
     #[inline]
-    pub fn find(&self, key: RecordKey<'_>) -> Option<CitizenView<'s>> {
-        match key {
-            RecordKey::Id(id) => self.snapshot.get(id),
-            RecordKey::Legacy(legacy) => self.snapshot.get_legacy(legacy),
-            RecordKey::Biometric(modality, digest) => self.snapshot.identify(modality, digest),
+    pub fn find(&self, key: RecordKey<'_>) -> Option<Found<'s>> {
+        let snapshot = self.snapshot;
+        match (self.overlay, key) {
+            (Some(o), RecordKey::Id(id)) => o.get(snapshot, id),
+            (Some(o), RecordKey::Legacy(legacy)) => o.get_legacy(snapshot, legacy),
+            (Some(o), RecordKey::Biometric(m, digest)) => o.identify(snapshot, m, digest),
+            (None, RecordKey::Id(id)) => snapshot.get(id).map(Found::Snapshot),
+            (None, RecordKey::Legacy(legacy)) => snapshot.get_legacy(legacy).map(Found::Snapshot),
+            (None, RecordKey::Biometric(m, digest)) => {
+                snapshot.identify(m, digest).map(Found::Snapshot)
+            }
         }
     }
 
     /// The record of each ID in `ids`, in order, into `out` (cleared first):
     /// what [`find`](Lookup::find) with [`RecordKey::Id`] gives for each,
     /// with the memory loads of many IDs overlapped.
-    pub fn find_many(&self, ids: &[PersonalId], out: &mut Vec<Option<CitizenView<'s>>>) {
-        self.snapshot.get_many(ids, out);
+    pub fn find_many(&self, ids: &[PersonalId], out: &mut Vec<Option<Found<'s>>>) {
+        match self.overlay {
+            Some(o) => o.get_many(self.snapshot, ids, out),
+            None => {
+                let mut views = Vec::with_capacity(ids.len());
+                self.snapshot.get_many(ids, &mut views);
+                out.clear();
+                out.extend(views.into_iter().map(|v| v.map(Found::Snapshot)));
+            }
+        }
     }
 }

@@ -94,6 +94,8 @@ pub struct Gauges {
     pub audit_failure: Option<String>,
     /// Verifications refused for repeated mismatches on one subject.
     pub verify_mismatch_refused: u64,
+    /// Connections closed at accept: their address held its share.
+    pub connections_refused_per_address: u64,
 }
 
 impl Metrics {
@@ -236,7 +238,7 @@ impl Metrics {
                 "dancu_http_request_duration_seconds_count{{{labels}}} {cumulative}"
             );
         }
-        let gauges: [(&str, &str, &str, u64); 13] = [
+        let gauges: [(&str, &str, &str, u64); 14] = [
             (
                 "dancu_snapshot_generation",
                 "gauge",
@@ -314,6 +316,12 @@ impl Metrics {
                 "counter",
                 "Verifications refused with 429 after repeated mismatches by one client on one subject.",
                 g.verify_mismatch_refused,
+            ),
+            (
+                "dancu_connections_refused_per_address_total",
+                "counter",
+                "Connections closed at accept because their remote address held its share of the cap.",
+                g.connections_refused_per_address,
             ),
         ];
         for (name, kind, help, value) in gauges {

@@ -34,6 +34,15 @@ impl RateLimiter {
         }
     }
 
+    /// Continues from what a client has used of `old` (same rate and
+    /// burst), so that reloading `keys.toml` does not refill buckets.
+    pub fn carry_over(&self, old: &RateLimiter) {
+        if (self.interval_ns, self.tolerance_ns) == (old.interval_ns, old.tolerance_ns) {
+            self.tat
+                .store(old.tat.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// Takes one request's worth at `now`; `Err(wait)` when over the rate.
     pub fn check(&self, now: Instant) -> Result<(), Duration> {
         self.check_n(now, 1)

@@ -29,6 +29,18 @@ pub enum Route {
     Readyz,
     /// `GET /metrics`.
     Metrics,
+    /// `POST /v1/citizens`: register a birth or first registration.
+    Register,
+    /// `PATCH /v1/citizens/{id}`: merge patch of changeable fields.
+    Update,
+    /// `POST /v1/citizens/{id}:recordDeath`.
+    RecordDeath,
+    /// `PUT /v1/citizens/{id}/biometrics/{modality}`.
+    EnrolBiometric,
+    /// `GET /v1/changes`: the change feed.
+    Changes,
+    /// `POST /v1/admin/compact`: fold the change log into a new generation.
+    Compact,
     /// Anything else (only used as a metrics label).
     Unmatched,
 }
@@ -45,7 +57,7 @@ pub struct RouteSpec {
 }
 
 /// The routes, in the order of DESIGN.md's table.
-pub const ROUTES: [RouteSpec; 12] = [
+pub const ROUTES: [RouteSpec; 18] = [
     RouteSpec {
         route: Route::GetCitizen,
         method: Method::GET,
@@ -106,15 +118,59 @@ pub const ROUTES: [RouteSpec; 12] = [
         method: Method::GET,
         path: "/metrics",
     },
+    RouteSpec {
+        route: Route::Register,
+        method: Method::POST,
+        path: "/v1/citizens",
+    },
+    RouteSpec {
+        route: Route::Update,
+        method: Method::PATCH,
+        path: "/v1/citizens/{id}",
+    },
+    RouteSpec {
+        route: Route::RecordDeath,
+        method: Method::POST,
+        path: "/v1/citizens/{id}:recordDeath",
+    },
+    RouteSpec {
+        route: Route::EnrolBiometric,
+        method: Method::PUT,
+        path: "/v1/citizens/{id}/biometrics/{modality}",
+    },
+    RouteSpec {
+        route: Route::Changes,
+        method: Method::GET,
+        path: "/v1/changes",
+    },
+    RouteSpec {
+        route: Route::Compact,
+        method: Method::POST,
+        path: "/v1/admin/compact",
+    },
 ];
 
 impl Route {
     /// Number of labels (including [`Route::Unmatched`]).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 19;
 
     /// Dense index for metrics arrays.
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Whether the route answers with personal data (records, IDs, yes/no
+    /// about a person): such responses carry `Cache-Control: no-store`.
+    pub fn is_personal_data(self) -> bool {
+        matches!(
+            self,
+            Route::GetCitizen
+                | Route::BatchGet
+                | Route::Verify
+                | Route::BatchVerify
+                | Route::Legacy
+                | Route::Identify
+        )
     }
 
     /// The metrics label.
@@ -132,6 +188,12 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
+            Route::Register => "register",
+            Route::Update => "update",
+            Route::RecordDeath => "record_death",
+            Route::EnrolBiometric => "enrol_biometric",
+            Route::Changes => "changes",
+            Route::Compact => "compact",
             Route::Unmatched => "unmatched",
         }
     }
@@ -150,6 +212,12 @@ impl Route {
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
+        Route::Register,
+        Route::Update,
+        Route::RecordDeath,
+        Route::EnrolBiometric,
+        Route::Changes,
+        Route::Compact,
         Route::Unmatched,
     ];
 }
@@ -164,43 +232,63 @@ pub enum NoRoute {
 }
 
 /// The route of `method path`, with the path parameter (`{id}`, `{cmnd}`;
+/// for `{id}/biometrics/{modality}` the whole `id/biometrics/modality`;
 /// empty for routes without one).
 pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), NoRoute> {
-    let (route, param) = if let Some(id) = path.strip_prefix("/v1/citizens/") {
-        if id.is_empty() || id.contains('/') {
-            return Err(NoRoute::NotFound);
+    // Each path shape with the routes it has, by method.
+    let (routes, param): (&[Route], &str) = if let Some(rest) = path.strip_prefix("/v1/citizens/") {
+        if let Some(id) = rest.strip_suffix(":recordDeath") {
+            (&[Route::RecordDeath], id)
+        } else if rest.contains("/biometrics/") {
+            (&[Route::EnrolBiometric], rest)
+        } else {
+            (&[Route::GetCitizen, Route::Update], rest)
         }
-        (Route::GetCitizen, id)
     } else if let Some(cmnd) = path.strip_prefix("/v1/legacy-ids/") {
-        if cmnd.is_empty() || cmnd.contains('/') {
-            return Err(NoRoute::NotFound);
-        }
-        (Route::Legacy, cmnd)
+        (&[Route::Legacy], cmnd)
     } else {
         let route = match path {
+            "/v1/citizens" => Route::Register,
             "/v1/citizens:batchGet" => Route::BatchGet,
             "/v1/citizens:verify" => Route::Verify,
             "/v1/citizens:batchVerify" => Route::BatchVerify,
             "/v1/biometrics:identify" => Route::Identify,
+            "/v1/changes" => Route::Changes,
             "/v1/snapshot" => Route::SnapshotInfo,
             "/v1/admin/reload" => Route::Reload,
+            "/v1/admin/compact" => Route::Compact,
             "/v1/openapi.yaml" => Route::OpenApi,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
             "/metrics" => Route::Metrics,
             _ => return Err(NoRoute::NotFound),
         };
-        (route, "")
+        (std::slice::from_ref(&Route::ALL[route.index()]), "")
     };
-    let allowed = ROUTES[route.index()].method.clone();
-    if *method == allowed {
-        Ok((route, param))
-    } else {
-        Err(NoRoute::MethodNotAllowed(if allowed == Method::GET {
-            "GET"
-        } else {
-            "POST"
-        }))
+    let malformed = match routes[0] {
+        Route::EnrolBiometric => {
+            param.split('/').count() != 3 || param.split('/').any(str::is_empty)
+        }
+        Route::GetCitizen | Route::RecordDeath | Route::Legacy => {
+            param.is_empty() || param.contains('/')
+        }
+        _ => false,
+    };
+    if malformed {
+        return Err(NoRoute::NotFound);
+    }
+    match routes.iter().find(|r| ROUTES[r.index()].method == *method) {
+        Some(&route) => Ok((route, param)),
+        None => Err(NoRoute::MethodNotAllowed(allow_header(routes))),
+    }
+}
+
+/// The `Allow` header of a path with these routes.
+fn allow_header(routes: &[Route]) -> &'static str {
+    match routes {
+        [Route::GetCitizen, Route::Update] => "GET, PATCH",
+        [route] => ROUTES[route.index()].method.as_str(),
+        _ => "GET",
     }
 }
 
@@ -241,7 +329,23 @@ mod tests {
         );
         assert_eq!(
             route(&Method::DELETE, "/v1/citizens/1"),
-            Err(NoRoute::MethodNotAllowed("GET"))
+            Err(NoRoute::MethodNotAllowed("GET, PATCH"))
+        );
+        assert_eq!(
+            route(&Method::PATCH, "/v1/citizens/1"),
+            Ok((Route::Update, "1"))
+        );
+        assert_eq!(
+            route(&Method::PUT, "/v1/citizens/1/biometrics/face"),
+            Ok((Route::EnrolBiometric, "1/biometrics/face"))
+        );
+        assert_eq!(
+            route(&Method::PUT, "/v1/citizens/1/biometrics/"),
+            Err(NoRoute::NotFound)
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/citizens/1:recordDeath"),
+            Ok((Route::RecordDeath, "1"))
         );
         assert_eq!(route(&Method::GET, "/v2/x"), Err(NoRoute::NotFound));
         assert_eq!(route(&Method::GET, "/"), Err(NoRoute::NotFound));
@@ -249,7 +353,8 @@ mod tests {
             let path = spec
                 .path
                 .replace("{id}", "079089012345")
-                .replace("{cmnd}", "123456789");
+                .replace("{cmnd}", "123456789")
+                .replace("{modality}", "face");
             assert_eq!(route(&spec.method, &path).map(|r| r.0), Ok(spec.route));
         }
     }

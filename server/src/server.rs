@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+use crate::address_share::AddressShare;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
@@ -87,7 +89,45 @@ impl Server {
                 KeyStore::demo()
             }
         };
-        let served = ServedSnapshot::open(&config.snapshot, config.memory, false)?;
+        if config.audit.is_none() && !is_loopback(&config.listen) {
+            return Err(Error::NoAuditNotLoopback {
+                addr: config.listen,
+            });
+        }
+        // With a change log, start from the newest generation beside the
+        // configured file: a compaction may have written one, and the log
+        // only holds the changes after the newest's fold.
+        let snapshot_path = match &config.changes {
+            Some(_) => crate::snapshot::newest_snapshot(&config.snapshot)?.0,
+            None => config.snapshot.clone(),
+        };
+        let served = ServedSnapshot::open(&snapshot_path, config.memory, false)?;
+        // Replayed before the server listens: a read served before the
+        // replay ends would answer records as they were before their
+        // changes (1 M changes replay in about 3 s).
+        let register = match &config.changes {
+            Some(dir) => {
+                let register =
+                    dancu_register::Register::open(&served.snapshot, dir).map_err(|source| {
+                        Error::Register {
+                            path: dir.clone(),
+                            source,
+                        }
+                    })?;
+                let recovery = register.recovery();
+                eprintln!(
+                    "dancu-server: change log {}: {} changes replayed, last sequence {}",
+                    dir.display(),
+                    recovery.replayed,
+                    register.progress().applied
+                );
+                if let Some(cut) = &recovery.cut {
+                    eprintln!("dancu-server: change log: torn tail {cut}");
+                }
+                Some(Arc::new(register))
+            }
+            None => None,
+        };
         // Sample IDs only for the demo's synthetic register: never read
         // records of a real register for a banner.
         let samples = match config.keys {
@@ -109,10 +149,13 @@ impl Server {
         let threads = config.layout.threads();
         let state = Arc::new(State {
             metrics: Metrics::new(keys.client_names(), threads + 2),
-            keys,
+            keys: ArcSwap::from_pointee(keys),
+            keys_path: config.keys.clone(),
+            keys_reload: parking_lot::Mutex::new(()),
             audit,
             snapshots: SnapshotSwap::new(config.snapshot.clone(), config.memory, config.verify),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            address_share: Arc::new(AddressShare::new(config.limits.per_address_cap())),
             limits: config.limits.clone(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -121,6 +164,8 @@ impl Server {
                 config.limits.mismatch_window,
             ),
             trusted_proxies: config.trusted_proxies.clone(),
+            register,
+            compact_after: config.compact_after,
         });
         let (stop, _) = watch::channel(false);
         let (workers, addr) = start_workers(&config, &state, &stop)?;
@@ -202,10 +247,11 @@ impl Server {
         &self.samples
     }
 
-    /// Reloads the newest snapshot now (what SIGHUP and `POST
-    /// /v1/admin/reload` do). Blocks while it opens and verifies.
+    /// Reads `keys.toml` again and reloads the newest snapshot now (what
+    /// SIGHUP and `POST /v1/admin/reload` do). Blocks while it opens and
+    /// verifies.
     pub fn reload(&self) -> Result<ReloadOutcome, Error> {
-        self.state.snapshots.reload()
+        self.state.reload().map(|report| report.snapshot)
     }
 
     /// Starts a graceful shutdown (what SIGTERM does). Returns at once.
@@ -356,7 +402,7 @@ async fn serve(
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => (stream, peer),
+                Ok(accepted) => accepted,
                 Err(_) => {
                     // Out of file descriptors or a connection reset before
                     // accept: back off instead of spinning.
@@ -365,6 +411,10 @@ async fn serve(
                 }
             },
             _ = stop.wait_for(|s| *s) => break,
+        };
+        // Over its address's share: closed (dropped) before it takes a slot.
+        let Some(address_slot) = state.address_share.try_acquire(peer.ip()) else {
+            continue;
         };
         let permit = tokio::select! {
             permit = Arc::clone(&state.connections).acquire_owned() => match permit {
@@ -377,7 +427,7 @@ async fn serve(
         let stream = WriteTimeout::new(stream, limits.write_timeout);
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            Service::new(Arc::clone(&state), Some(peer.ip())),
+            Service::new(Arc::clone(&state), address_slot, Some(peer.ip())),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -493,6 +543,14 @@ impl AsyncWrite for WriteTimeout {
     }
 }
 
+/// Whether the overlay has grown past `--compact-after`.
+fn compaction_due(state: &State) -> bool {
+    match &state.register {
+        Some(r) if state.compact_after > 0 => r.overlay().len() as u64 >= state.compact_after,
+        _ => false,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn control(
     rt: tokio::runtime::Runtime,
@@ -510,7 +568,14 @@ fn control(
             let state = Arc::clone(&state);
             tokio::task::spawn_blocking(move || {
                 let served = if verify { served.verify()? } else { served };
-                state.snapshots.install(served);
+                // A reload (SIGHUP or the admin route) during the
+                // verification may have installed a newer generation: keep it.
+                if !state.snapshots.install_if_newer(served) {
+                    eprintln!(
+                        "dancu-server: a reload during start-up verification installed a newer \
+                         snapshot; serving it"
+                    );
+                }
                 state.ready.store(true, Ordering::Release);
                 Ok::<(), Error>(())
             })
@@ -525,8 +590,26 @@ fn control(
             }
         };
         tokio::pin!(signal_loop);
+        let mut compaction_check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = compaction_check.tick() => {
+                    if compaction_due(&state) {
+                        let state = Arc::clone(&state);
+                        // In the background: the control loop keeps answering
+                        // signals; `compact_now` refuses a second one meanwhile.
+                        tokio::task::spawn_blocking(move || {
+                            match crate::compaction::compact_now(&state) {
+                                Ok(Some(o)) => eprintln!(
+                                    "dancu-server: compacted {} changed records into generation {} ({:.1} s)",
+                                    o.changed_records, o.generation, o.build_s
+                                ),
+                                Ok(None) => {}
+                                Err(e) => eprintln!("dancu-server: automatic compaction failed: {e}"),
+                            }
+                        });
+                    }
+                }
                 done = async { prepare.as_mut().expect("guarded").await }, if prepare.is_some() => {
                     prepare = None;
                     match done {
@@ -583,19 +666,18 @@ impl Signals {
                 _ = self.int.recv() => return,
                 _ = self.hup.recv() => {
                     let state = Arc::clone(state);
-                    match tokio::task::spawn_blocking(move || {
-                        state.recover_audit();
-                        state.snapshots.reload()
-                    })
-                    .await
-                    {
-                        Ok(Ok(o)) => eprintln!(
-                            "dancu-server: SIGHUP reload: {} (generation {} -> {}, {})",
-                            if o.reloaded { "swapped" } else { "nothing newer" },
-                            o.previous_generation, o.generation, o.path.display()
-                        ),
+                    match tokio::task::spawn_blocking(move || state.reload()).await {
+                        Ok(Ok(report)) => {
+                            let o = report.snapshot;
+                            eprintln!(
+                                "dancu-server: SIGHUP reload: keys {}, snapshot {} (generation {} -> {}, {})",
+                                if report.keys_reloaded { "re-read" } else { "not configured (demo)" },
+                                if o.reloaded { "swapped" } else { "nothing newer" },
+                                o.previous_generation, o.generation, o.path.display()
+                            )
+                        }
                         Ok(Err(e)) => eprintln!(
-                            "dancu-server: SIGHUP reload failed, still serving the old snapshot: {e}"
+                            "dancu-server: SIGHUP reload failed, still serving the old keys or snapshot: {e}"
                         ),
                         Err(_) => eprintln!("dancu-server: SIGHUP reload task failed"),
                     }

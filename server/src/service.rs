@@ -8,6 +8,7 @@
 //! Every authorized response carries `X-Request-Id`, the ID its audit entry
 //! has.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -22,10 +23,11 @@ use bytes::Bytes;
 use dancu_engine::FieldSet;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH};
 use hyper::{Request, StatusCode};
 use sha2::{Digest, Sha256};
 
+use crate::address_share::AddressSlot;
 use crate::api_error::ApiError;
 use crate::audit::{self, Durable, Operation};
 use crate::auth::{authorize, required_scopes, KeyCache};
@@ -33,11 +35,10 @@ use crate::body::HttpResponse;
 use crate::keys::Scopes;
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, public, verify};
+use crate::routes::{admin, biometrics, citizens, feed, public, verify, writes};
 use crate::state::{Access, AuditTicket, State};
 
 /// The hyper service of one connection.
-#[derive(Clone)]
 pub struct Service {
     pub(crate) state: Arc<State>,
     /// The connection's peer, for the audit log.
@@ -46,16 +47,20 @@ pub struct Service {
     keys: KeyCache,
     /// The last `?fields=` projection on this connection.
     projections: ProjectionCache,
+    /// The connection's place in its address's share, given up once a
+    /// request authenticates (see [`crate::address_share`]).
+    address_slot: RefCell<Option<AddressSlot>>,
 }
 
 impl Service {
     /// The service of a new connection.
-    pub fn new(state: Arc<State>, peer: Option<IpAddr>) -> Service {
+    pub fn new(state: Arc<State>, address_slot: AddressSlot, peer: Option<IpAddr>) -> Service {
         Service {
             state,
             peer,
             keys: KeyCache::default(),
             projections: ProjectionCache::default(),
+            address_slot: RefCell::new(Some(address_slot)),
         }
     }
 }
@@ -82,9 +87,17 @@ impl Future for ResponseFuture {
     }
 }
 
-fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    result.unwrap_or_else(ApiError::into_response)
+/// The response of a handler's result; personal data is marked
+/// `Cache-Control: no-store` (errors too: a 404 says who is not registered).
+fn respond(route: Route, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    let mut resp = result.unwrap_or_else(ApiError::into_response);
+    if route.is_personal_data() {
+        resp.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    }
+    resp
 }
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 impl hyper::service::Service<Request<Incoming>> for Service {
     type Response = HttpResponse;
@@ -117,11 +130,22 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             return ready(route, 0, resp);
         };
         let authorization = req.headers().get(AUTHORIZATION);
-        let (client, scopes) =
-            match authorize(&state.keys, &self.keys, authorization, required, start) {
-                Ok(c) => c,
-                Err((client, error)) => return ready(route, client, error.into_response()),
-            };
+        let (client, scopes) = match authorize(
+            &state.keys.load(),
+            &self.keys,
+            authorization,
+            required,
+            start,
+        ) {
+            Ok(c) => c,
+            Err((client, error)) => return ready(route, client, error.into_response()),
+        };
+        // Authenticated: the connection leaves its address's share. A
+        // `RefCell` borrow cannot be held here (calls on one connection do
+        // not overlap), so `try_borrow_mut` only guards against a bug.
+        if let Ok(mut slot) = self.address_slot.try_borrow_mut() {
+            slot.take();
+        }
         let source = source_address(self.peer, &req, &state.trusted_proxies);
         let request_id = next_request_id();
         let ticket = AuditTicket::default();
@@ -164,12 +188,13 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                         ticket: &ticket,
                     };
                     let resp = post(&state, route, access, scopes, req).await;
-                    let resp = answer_when_durable(respond(resp), ticket.take(), request_id).await;
+                    let resp =
+                        answer_when_durable(respond(route, resp), ticket.take(), request_id).await;
                     state.finish(route, client, start, resp)
                 }));
             }
         };
-        let resp = with_request_id(respond(resp), request_id);
+        let resp = with_request_id(respond(route, resp), request_id);
         match ticket.take() {
             // Buffered, off, or nothing audited: answer now, no allocation.
             None => ready(route, client, resp),
@@ -264,15 +289,24 @@ async fn post(
     scopes: Scopes,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
-    if route == Route::Reload {
-        return admin::reload(state).await;
+    match route {
+        Route::Reload => return admin::reload(state).await,
+        Route::Compact => return admin::compact(state).await,
+        Route::Changes => return feed::changes(state, access, req.uri().query()).await,
+        _ => {}
     }
+    let path = req.uri().path().to_owned();
+    let headers = req.headers().clone();
     let body = read_body(state, req).await?;
     let with = |operation| Access {
         operation,
         ..access
     };
     match route {
+        Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
+            let (_, param) = router::route(&method_of(route), &path).map_err(ApiError::from)?;
+            writes::write(state, route, access, param, &headers, &body).await
+        }
         Route::BatchGet => citizens::batch_get(state, with(Operation::BatchGet), scopes, &body),
         Route::Verify => verify::verify(state, with(Operation::Verify), scopes, &body),
         Route::BatchVerify => {
@@ -285,6 +319,11 @@ async fn post(
             "no such route",
         )),
     }
+}
+
+/// The method a route answers.
+fn method_of(route: Route) -> hyper::Method {
+    router::ROUTES[route.index()].method.clone()
 }
 
 /// The request body, within the size and time limits.

@@ -54,12 +54,18 @@ impl std::fmt::Debug for ServedSnapshot {
     }
 }
 
+/// The `GET /v1/snapshot` body: the file's name, never its directory (which
+/// says how the server's disks are laid out to every client).
 #[derive(Serialize)]
 struct InfoBody<'a> {
     #[serde(flatten)]
     info: &'a dancu_engine::SnapshotInfo,
-    path: &'a Path,
+    file: &'a str,
     verified: bool,
+}
+
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name().unwrap_or_default().to_string_lossy()
 }
 
 impl ServedSnapshot {
@@ -78,7 +84,7 @@ impl ServedSnapshot {
         let info = snapshot.info();
         let info_json = serde_json::to_vec(&InfoBody {
             info: &info,
-            path,
+            file: &file_name(path),
             verified,
         })
         .expect("snapshot info serializes");
@@ -102,7 +108,7 @@ impl ServedSnapshot {
         self.info_json = Bytes::from(
             serde_json::to_vec(&InfoBody {
                 info: &info,
-                path: &self.path,
+                file: &file_name(&self.path),
                 verified: true,
             })
             .expect("snapshot info serializes"),
@@ -174,9 +180,22 @@ impl SnapshotSwap {
         self.current.load_full()
     }
 
-    /// Serves `served` from now on.
-    pub fn install(&self, served: ServedSnapshot) {
+    /// Serves `served` from now on, unless a snapshot of the same or a
+    /// newer generation is served already (a reload got there first, e.g.
+    /// while the start-up snapshot was being verified): a generation never
+    /// goes backwards. Waits for a reload in progress. Whether it was
+    /// installed.
+    pub fn install_if_newer(&self, served: ServedSnapshot) -> bool {
+        let _one_at_a_time = self.reload_lock.lock();
+        let current = self.current.load();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.generation >= served.generation)
+        {
+            return false;
+        }
         self.current.store(Some(Arc::new(served)));
+        true
     }
 
     /// (successful reloads, failed reloads).
@@ -229,7 +248,9 @@ impl SnapshotSwap {
             records: served.records,
             elapsed_ms: started.elapsed().as_millis() as u64,
         };
-        self.install(served);
+        // Under the reload lock, and only a newer generation or another
+        // file of the same one (checked above): never backwards.
+        self.current.store(Some(Arc::new(served)));
         self.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(outcome)
     }

@@ -1,15 +1,19 @@
 //! [`State`]: what every connection shares, and the one way a handler
-//! records an audited access ([`State::audit_access`]).
+//! records an audited access (`State::audit_access`).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use dancu_engine::{FieldSet, Verification};
 use hyper::StatusCode;
 use parking_lot::Mutex;
+use serde::Serialize;
 
+use crate::address_share::AddressShare;
 use crate::api_error::{ApiError, ErrorHeader};
 use crate::audit::{AuditLog, Durable, Entry, Operation, Outcome};
 use crate::body::HttpResponse;
@@ -17,12 +21,17 @@ use crate::config::Limits;
 use crate::keys::{retry_after_secs, ClientId, KeyStore};
 use crate::metrics::{Gauges, Metrics};
 use crate::router::Route;
-use crate::snapshot::SnapshotSwap;
+use crate::snapshot::{ReloadOutcome, SnapshotSwap};
 use crate::throttle::MismatchThrottle;
 
 /// What every connection shares.
 pub struct State {
-    pub(crate) keys: KeyStore,
+    /// The clients; replaced whole by a reload of `keys.toml`.
+    pub(crate) keys: ArcSwap<KeyStore>,
+    /// `keys.toml`; `None` in demo mode.
+    pub(crate) keys_path: Option<PathBuf>,
+    /// One key reload at a time (each makes the next generation).
+    pub(crate) keys_reload: Mutex<()>,
     pub(crate) metrics: Metrics,
     pub(crate) audit: Option<AuditLog>,
     pub(crate) snapshots: SnapshotSwap,
@@ -30,9 +39,15 @@ pub struct State {
     pub(crate) ready: AtomicBool,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
+    pub(crate) address_share: Arc<AddressShare>,
     pub(crate) mismatches: MismatchThrottle,
     /// Peers whose `X-Forwarded-For` names the caller.
     pub(crate) trusted_proxies: Vec<IpAddr>,
+    /// The live register (change log and overlay), when the server takes
+    /// writes; `None` serves the snapshot as it is.
+    pub(crate) register: Option<Arc<dancu_register::Register>>,
+    /// Compact once this many citizens have changes (0: never by itself).
+    pub(crate) compact_after: u64,
 }
 
 /// One audited access: who did what to whom, when, from where, and what
@@ -90,6 +105,17 @@ impl AuditTicket {
     }
 }
 
+/// What a reload did: the snapshot's [`ReloadOutcome`] and whether
+/// `keys.toml` was read again.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The snapshot reload.
+    #[serde(flatten)]
+    pub snapshot: ReloadOutcome,
+    /// Whether `keys.toml` was read again (false in demo mode).
+    pub keys_reloaded: bool,
+}
+
 /// `Found` or `NotFound`.
 pub fn lookup_outcome(found: bool) -> Outcome {
     if found {
@@ -129,6 +155,7 @@ impl State {
             audit_failures: audit.failures,
             audit_failure: self.audit.as_ref().and_then(AuditLog::failure),
             verify_mismatch_refused: self.mismatches.refused(),
+            connections_refused_per_address: self.address_share.refused(),
         }
     }
 
@@ -141,7 +168,8 @@ impl State {
         items: usize,
         now: Instant,
     ) -> Result<(), ApiError> {
-        let Some(limiter) = self.keys.client(client).and_then(|c| c.limiter.as_ref()) else {
+        let keys = self.keys.load();
+        let Some(limiter) = keys.client(client).and_then(|c| c.limiter.as_ref()) else {
             return Ok(());
         };
         let rate_limited =
@@ -164,6 +192,32 @@ impl State {
                 )
                 .with_header(ErrorHeader::RetryAfter(retry_after_secs(wait)))
             })
+    }
+
+    /// Reads `keys.toml` again (see [`KeyStore::reloaded`]); false in demo
+    /// mode, which has no file. On error the old keys stay.
+    pub(crate) fn reload_keys(&self) -> Result<bool, crate::Error> {
+        let Some(path) = &self.keys_path else {
+            return Ok(false);
+        };
+        let _one_at_a_time = self.keys_reload.lock();
+        let reloaded = self.keys.load().reloaded(path)?;
+        self.keys.store(Arc::new(reloaded));
+        Ok(true)
+    }
+
+    /// What SIGHUP and `POST /v1/admin/reload` do: the audit log reopened
+    /// if it was failing (how an operator lifts the stop once the disk is
+    /// fixed), `keys.toml` (an error there stops the reload, so that a
+    /// broken file is noticed), then the newest snapshot. Blocking.
+    pub(crate) fn reload(&self) -> Result<ReloadReport, crate::Error> {
+        self.recover_audit();
+        let keys_reloaded = self.reload_keys()?;
+        let snapshot = self.snapshots.reload()?;
+        Ok(ReloadReport {
+            snapshot,
+            keys_reloaded,
+        })
     }
 
     /// Whether `/readyz` says ready.

@@ -76,13 +76,26 @@ pub enum Operation {
     Legacy,
     /// `POST /v1/biometrics:identify`.
     Identify,
+    /// `POST /v1/citizens`: a birth or first registration.
+    Register,
+    /// `PATCH /v1/citizens/{id}`.
+    Update,
+    /// `POST /v1/citizens/{id}:recordDeath`.
+    Death,
+    /// `PUT /v1/citizens/{id}/biometrics/{modality}`.
+    Enrol,
+    /// One change read from `GET /v1/changes`.
+    Changes,
 }
 
 impl Operation {
     /// Whether the operation is one item of a batch request (written as one
     /// grouped line per request).
     pub fn is_batch(self) -> bool {
-        matches!(self, Operation::BatchGet | Operation::BatchVerify)
+        matches!(
+            self,
+            Operation::BatchGet | Operation::BatchVerify | Operation::Changes
+        )
     }
 
     /// The word written to the log.
@@ -94,6 +107,11 @@ impl Operation {
             Operation::BatchVerify => "batch_verify",
             Operation::Legacy => "legacy",
             Operation::Identify => "identify",
+            Operation::Register => "register",
+            Operation::Update => "update",
+            Operation::Death => "death",
+            Operation::Enrol => "enrol",
+            Operation::Changes => "changes",
         }
     }
 }
@@ -109,10 +127,15 @@ pub enum Outcome {
     Match,
     /// Verification: at least one claimed field did not match.
     Mismatch,
+    /// A change was made (the register's write routes).
+    Changed,
+    /// A change was refused (invalid, conflicting, unknown subject).
+    Refused,
 }
 
 impl Outcome {
-    /// Every outcome, in the order a batch line lists them.
+    /// Every outcome a batch item can have, in the order a batch line lists
+    /// them.
     pub const ALL: [Outcome; 4] = [
         Outcome::Found,
         Outcome::NotFound,
@@ -127,6 +150,8 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Match => "match",
             Outcome::Mismatch => "mismatch",
+            Outcome::Changed => "changed",
+            Outcome::Refused => "refused",
         }
     }
 }

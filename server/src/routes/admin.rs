@@ -1,5 +1,5 @@
 //! `GET /v1/snapshot` (which snapshot is served) and `POST /v1/admin/reload`
-//! (swap in the newest snapshot now).
+//! (read `keys.toml` again and swap in the newest snapshot now).
 
 use std::sync::Arc;
 
@@ -19,22 +19,47 @@ pub fn snapshot_info(state: &State) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// `POST /v1/admin/reload` (the body, if any, is ignored): opens and
-/// verifies off the request threads.
+/// `POST /v1/admin/compact`: folds the change log into the next generation
+/// and swaps it in (see [`crate::compaction`]); answers when it is served.
+pub async fn compact(state: &Arc<State>) -> Result<HttpResponse, ApiError> {
+    crate::routes::writes::register_of(state)?;
+    let failed = |message: String| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "compaction_failed",
+            message,
+        )
+    };
+    let state = Arc::clone(state);
+    let outcome = tokio::task::spawn_blocking(move || crate::compaction::compact_now(&state))
+        .await
+        .map_err(|_| failed("the compaction task failed".into()))?
+        .map_err(|e| failed(e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "compaction_running",
+                "a compaction is running; its generation will be served when it ends",
+            )
+        })?;
+    Ok(json(
+        StatusCode::OK,
+        serde_json::to_vec(&outcome).expect("a compaction outcome serializes"),
+    ))
+}
+
+/// `POST /v1/admin/reload` (the body, if any, is ignored): reads
+/// `keys.toml`, then opens and verifies the newest snapshot, off the request
+/// threads.
 pub async fn reload(state: &Arc<State>) -> Result<HttpResponse, ApiError> {
     let failed = |message: String| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", message)
     };
     let state = Arc::clone(state);
-    // A reload is also how an operator lifts an audit failure once the disk
-    // is fixed.
-    let outcome = tokio::task::spawn_blocking(move || {
-        state.recover_audit();
-        state.snapshots.reload()
-    })
-    .await
-    .map_err(|_| failed("the reload task failed".into()))?
-    .map_err(|e| failed(e.to_string()))?;
+    let outcome = tokio::task::spawn_blocking(move || state.reload())
+        .await
+        .map_err(|_| failed("the reload task failed".into()))?
+        .map_err(|e| failed(e.to_string()))?;
     Ok(json(
         StatusCode::OK,
         serde_json::to_vec(&outcome).expect("a reload outcome serializes"),

@@ -34,10 +34,10 @@ pub fn identify(state: &State, access: Access<'_>, body: &[u8]) -> Result<HttpRe
         ..access
     };
     let key = RecordKey::Biometric(request.modality, &request.template_hash);
-    let view = find_audited(state, snapshot.lookup(), key, access)?;
+    let found = find_audited(state, snapshot.lookup(state), key, access)?;
     let mut out = Vec::with_capacity(24);
     out.extend_from_slice(b"{\"id\":\"");
-    out.extend_from_slice(&view.id().to_digits());
+    out.extend_from_slice(&found.view().id().to_digits());
     out.extend_from_slice(b"\"}");
     Ok(json(StatusCode::OK, out))
 }

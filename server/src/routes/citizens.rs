@@ -51,8 +51,8 @@ fn read_record(
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = SnapshotGuard::acquire(state)?;
     let access = Access { fields, ..access };
-    let view = find_audited(state, snapshot.lookup(), key, access)?;
-    Ok(record_response(&view, fields))
+    let found = find_audited(state, snapshot.lookup(state), key, access)?;
+    Ok(record_response(&found.view(), fields))
 }
 
 fn record_response(view: &CitizenView<'_>, fields: FieldSet) -> HttpResponse {
@@ -101,7 +101,7 @@ pub fn batch_get(
     }
     let snapshot = SnapshotGuard::acquire(state)?;
     let mut views = Vec::with_capacity(ids.len());
-    snapshot.lookup().find_many(&ids, &mut views);
+    snapshot.lookup(state).find_many(&ids, &mut views);
     let access = Access {
         fields,
         time_us: audit::now_us(),
@@ -120,8 +120,8 @@ pub fn batch_get(
     // The heap strings of the record `PREFETCH_AHEAD` places ahead are
     // loading while this one is written.
     let prefetch = |k: usize| {
-        if let Some(Some(view)) = views.get(k) {
-            prefetch_citizen_json(view, fields);
+        if let Some(Some(found)) = views.get(k) {
+            prefetch_citizen_json(&found.view(), fields);
         }
     };
     (0..PREFETCH_AHEAD).for_each(prefetch);
@@ -139,11 +139,11 @@ pub fn batch_get(
             }
             None => match found.next().and_then(|(k, view)| {
                 prefetch(k + PREFETCH_AHEAD);
-                *view
+                view.as_ref()
             }) {
-                Some(view) => {
+                Some(found) => {
                     out.extend_from_slice(b",\"status\":200,\"citizen\":");
-                    write_citizen_json(&view, fields, &mut out);
+                    write_citizen_json(&found.view(), fields, &mut out);
                 }
                 None => {
                     out.push(b',');

@@ -1,28 +1,30 @@
 //! The handlers, one module per route family. A handler takes parsed input
 //! (the caller, its scopes, the path parameter or the body) and returns
-//! `Result<HttpResponse, ApiError>`; [`crate::service`] routes to it after
+//! `Result<HttpResponse, ApiError>`; `service.rs` routes to it after
 //! authorization. A new route family gets a module here, a [`Route`]
-//! variant in [`crate::router`], its scope in [`crate::auth::required_scopes`]
-//! and a line in the service's dispatch.
+//! variant in [`crate::router`], its scope in `auth::required_scopes`
+//! and a line in the dispatch of `service.rs`.
 //!
 //! Records are read only through [`crate::lookup::Lookup`]; accesses are
-//! audited through [`State::audit_access`] / [`State::audit_request`].
+//! audited through `State::audit_access` / `State::audit_request`
+//! ([`crate::state`]).
 //!
 //! [`Route`]: crate::router::Route
 
 pub mod admin;
 pub mod biometrics;
 pub mod citizens;
+pub mod feed;
 pub mod public;
 pub mod verify;
+pub mod writes;
 
 use std::borrow::Cow;
 
-use dancu_engine::CitizenView;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::lookup::{Lookup, RecordKey};
+use crate::lookup::{Found, Lookup, RecordKey};
 use crate::state::{lookup_outcome, Access, State};
 
 /// Looks `key` up and audits the access (found or not); the record, or
@@ -32,15 +34,16 @@ pub(crate) fn find_audited<'s>(
     lookup: Lookup<'s>,
     key: RecordKey<'_>,
     access: Access<'_>,
-) -> Result<CitizenView<'s>, ApiError> {
-    let view = lookup.find(key);
+) -> Result<Found<'s>, ApiError> {
+    let found = lookup.find(key);
+    let found_id = || found.as_ref().map_or(0, |f| f.view().raw_id());
     let (subject, legacy_id) = match key {
         RecordKey::Id(id) => (id.get(), 0),
-        RecordKey::Legacy(legacy) => (view.map_or(0, |v| v.id().get()), legacy.get()),
-        RecordKey::Biometric(..) => (view.map_or(0, |v| v.id().get()), 0),
+        RecordKey::Legacy(legacy) => (found_id(), legacy.get()),
+        RecordKey::Biometric(..) => (found_id(), 0),
     };
-    state.audit_access(&access, lookup_outcome(view.is_some()), subject, legacy_id)?;
-    view.ok_or_else(|| ApiError::not_found(key.not_found_message()))
+    state.audit_access(&access, lookup_outcome(found.is_some()), subject, legacy_id)?;
+    found.ok_or_else(|| ApiError::not_found(key.not_found_message()))
 }
 
 /// A JSON string, borrowed from the body unless it has escapes (which no

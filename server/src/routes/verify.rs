@@ -106,9 +106,9 @@ pub fn verify(
         .map_err(too_many_mismatches)?;
     let snapshot = SnapshotGuard::acquire(state)?;
     let verification = snapshot
-        .lookup()
+        .lookup(state)
         .find(RecordKey::Id(claims.id))
-        .map(|view| claims.check(Some(&view)));
+        .map(|found| claims.check(Some(&found.view())));
     let access = Access {
         time_us: audit::now_us(),
         fields: claimed_fields(&claims),
@@ -259,16 +259,15 @@ pub fn batch_verify(
         })
         .collect();
     let mut views = Vec::with_capacity(ids.len());
-    snapshot.lookup().find_many(&ids, &mut views);
+    snapshot.lookup(state).find_many(&ids, &mut views);
     let mut found = views.iter();
     let results: Vec<Option<Verification>> = items
         .iter()
         .map(|item| match item {
             VerifyItem::Claims(c) => found
                 .next()
-                .copied()
-                .flatten()
-                .map(|view| c.check(Some(&view))),
+                .and_then(Option::as_ref)
+                .map(|f| c.check(Some(&f.view()))),
             _ => None,
         })
         .collect();

@@ -197,14 +197,25 @@ fn a_full_audit_queue_refuses_with_503() {
 }
 
 #[test]
-fn hash_key_prints_what_keys_toml_holds() {
-    let out = Command::new(env!("CARGO_BIN_EXE_dancu-server"))
-        .args(["hash-key", "test"])
-        .output()
+fn hash_key_reads_the_key_from_stdin_and_prints_what_keys_toml_holds() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dancu-server"))
+        .arg("hash-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    child.stdin.take().unwrap().write_all(b"test\n").unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     );
+    // The key is never an argument (`ps` shows arguments to everyone).
+    let out = Command::new(env!("CARGO_BIN_EXE_dancu-server"))
+        .args(["hash-key", "test"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

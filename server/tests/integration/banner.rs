@@ -1,63 +1,7 @@
 //! The start banner: sample IDs only in demo mode, and nothing personal
 //! (no names, no dates of birth) even there.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use crate::support::*;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary with `args` and returns it with everything it printed
-/// up to and including the `audit log:` line.
-fn start(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
-    let mut child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_dancu-server"))
-            .arg("--snapshot")
-            .arg(snap)
-            .args(["--listen", "127.0.0.1:0", "--runtime", "multi:1"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut banner = String::new();
-    for _ in 0..20 {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        banner.push_str(&line);
-        if line.starts_with("audit log:") {
-            break;
-        }
-    }
-    assert!(banner.contains("audit log:"), "{banner}");
-    (child, banner)
-}
-
-fn addr_of(banner: &str) -> SocketAddr {
-    banner
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 #[test]
 fn with_keys_the_banner_names_nobody() {
@@ -66,7 +10,7 @@ fn with_keys_the_banner_names_nobody() {
     build(&snap, 1, 100);
     let keys = write_keys(dir.path());
     let audit = dir.path().join("bin.audit");
-    let (_child, banner) = start(
+    let (_child, banner) = start_binary(
         &snap,
         &[
             "--keys".as_ref(),
@@ -87,7 +31,7 @@ fn the_demo_banner_shows_ids_but_no_names_or_dates_of_birth() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("register.snap");
     build(&snap, 1, 100);
-    let (_child, banner) = start(&snap, &["--data-dir".as_ref(), dir.path().as_os_str()]);
+    let (_child, banner) = start_binary(&snap, &["--data-dir".as_ref(), dir.path().as_os_str()]);
     let ids: Vec<&str> = banner
         .lines()
         .find_map(|l| l.strip_prefix("sample IDs: "))
@@ -95,7 +39,7 @@ fn the_demo_banner_shows_ids_but_no_names_or_dates_of_birth() {
         .split(' ')
         .collect();
     assert_eq!(ids.len(), 3, "{banner}");
-    let mut c = Client::connect(addr_of(&banner));
+    let mut c = Client::connect(listening_addr(&banner));
     for id in ids {
         let r = c.get(&format!("/v1/citizens/{id}"), Some(dancu_server::DEMO_KEY));
         assert_eq!(r.status, 200, "{}", r.text());

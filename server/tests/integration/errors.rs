@@ -71,7 +71,7 @@ fn unknown_routes_and_wrong_methods() {
         None,
     );
     assert_error(&r, 405, "method_not_allowed");
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, PATCH"));
     let r = c.get("/v1/citizens:batchGet", Some(key::READER));
     assert_error(&r, 405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("POST"));
@@ -214,7 +214,11 @@ fn slow_and_idle_clients_time_out() {
 
 #[test]
 fn connections_are_capped() {
-    let server = TestServer::start(shared_snapshot(), |c| c.limits.max_connections = 2);
+    let server = TestServer::start(shared_snapshot(), |c| {
+        c.limits.max_connections = 2;
+        // Every test client has one address; its share is tested elsewhere.
+        c.limits.max_connections_per_address = Some(10);
+    });
     let mut a = server.client();
     let mut b = server.client();
     assert_eq!(a.get("/healthz", None).status, 200);
@@ -306,6 +310,7 @@ fn a_freed_slot_serves_a_client_queued_on_either_listener() {
     let server = TestServer::start(shared_snapshot(), |c| {
         c.layout = dancu_server::Layout::PerCore { threads: 2 };
         c.limits.max_connections = 1;
+        c.limits.max_connections_per_address = Some(10);
     });
     let mut first = server.client();
     assert_eq!(first.get("/healthz", None).status, 200);

@@ -65,7 +65,10 @@ fn documents_exactly_the_routes_of_the_router() {
             let responses = op["responses"]
                 .as_object()
                 .unwrap_or_else(|| panic!("{method} {path}: no responses"));
-            assert!(responses.contains_key("200"), "{method} {path}");
+            assert!(
+                responses.keys().any(|k| k.starts_with('2')),
+                "{method} {path}: no success response"
+            );
             let public = op
                 .get("security")
                 .is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));

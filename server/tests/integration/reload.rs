@@ -185,3 +185,37 @@ fn not_ready_until_verified() {
     let r = once(server.addr, "GET", "/v1/snapshot", Some(key::READER), None);
     assert_eq!(r.json()["verified"], false);
 }
+
+#[test]
+fn a_reload_during_startup_verification_is_not_rolled_back() {
+    // A large generation-1 file takes a while to verify; a small
+    // generation-2 file in the same directory is reloaded meanwhile. When
+    // the start-up verification ends, generation 2 must still be served.
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("register.snap");
+    build(&first, 1, 60_000);
+    let keys = write_keys(dir.path());
+    let mut config = dancu_server::Config::new(&first);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.keys = Some(keys);
+    config.audit = Some(dir.path().join("test.audit"));
+    config.layout = dancu_server::Layout::MultiThread { threads: 2 };
+    build(&dir.path().join("next.snap"), 2, 10);
+    let server = dancu_server::Server::start(config).unwrap();
+    let addr = server.local_addr();
+    let r = once(addr, "POST", "/v1/admin/reload", Some(key::ADMIN), Some(""));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["generation"], 2);
+    let started_ready = server.is_ready();
+    assert!(server.wait_until_ready());
+    let r = once(addr, "GET", "/readyz", None, None);
+    assert_eq!(
+        r.json()["generation"],
+        2,
+        "rolled back to the start-up snapshot (ready before the reload: {started_ready})"
+    );
+    let info = once(addr, "GET", "/v1/snapshot", Some(key::ADMIN), None);
+    assert_eq!(info.json()["generation"], 2);
+    server.shutdown();
+    server.wait().unwrap();
+}

@@ -2,20 +2,10 @@
 //! on SIGHUP, audit flushed, exit 0.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) with the PID of a child this test spawned and still owns.
@@ -65,13 +55,7 @@ fn sigterm_finishes_in_flight_requests_flushes_the_audit_log_and_exits_0() {
     let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    let addr: SocketAddr = first
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{first}"));
+    let addr = listening_addr(&first);
     let deadline = Instant::now() + Duration::from_secs(20);
     while once(addr, "GET", "/readyz", None, None).status != 200 {
         assert!(Instant::now() < deadline);
@@ -85,14 +69,18 @@ fn sigterm_finishes_in_flight_requests_flushes_the_audit_log_and_exits_0() {
             200
         );
     }
-    // SIGHUP: a newer snapshot is swapped in.
+    // SIGHUP: a newer snapshot is swapped in, and keys.toml is read again
+    // (the `reader` key is revoked, also on this open connection).
     build(&dir.path().join("next.snap"), 2, 600);
+    rewrite_keys_without(dir.path(), &["reader"]);
     signal(&child.0, libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.get("/readyz", None).json()["generation"] != 2 {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let r = c.get(&format!("/v1/citizens/{EXAMPLE_ID}"), Some(key::READER));
+    assert_eq!(r.status, 401, "a revoked key still works: {}", r.text());
     // A request in flight: head and half a body sent.
     let body = format!(r#"{{"id":"{EXAMPLE_ID}","full_name":"NGUYEN VAN AN"}}"#);
     let mut inflight = Client::connect(addr);
@@ -138,35 +126,11 @@ fn sigint_on_an_idle_server_exits_0_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("register.snap");
     build(&snap, 1, 100);
-    let mut child = Proc(
-        Command::new(env!("CARGO_BIN_EXE_dancu-server"))
-            .arg("--snapshot")
-            .arg(&snap)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut banner = String::new();
-    for _ in 0..3 {
-        stdout.read_line(&mut banner).unwrap();
-    }
+    let (mut child, banner) = start_binary(&snap, &["--data-dir".as_ref(), dir.path().as_os_str()]);
     assert!(banner.contains("dancu-demo-key"), "{banner}");
     assert!(banner.contains("sample IDs: "), "{banner}");
     // An idle keep-alive connection does not hold shutdown up.
-    let addr: SocketAddr = banner
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = listening_addr(&banner);
     let _idle = Client::connect(addr);
     signal(&child.0, libc::SIGINT);
     let started = Instant::now();

@@ -149,6 +149,8 @@ pub mod key {
     pub const BIOMETRIC: &str = "biometric-key";
     pub const ADMIN: &str = "admin-key";
     pub const LIMITED: &str = "limited-key";
+    pub const REGISTRAR: &str = "registrar-key";
+    pub const FEED: &str = "feed-key";
     pub const ALL: &str = "all-key";
 }
 
@@ -172,10 +174,12 @@ pub fn write_keys(dir: &Path) -> PathBuf {
             "\"citizen:read\"",
             "rate_limit_per_s = 0.2\nburst = 3\n",
         ),
+        ("registrar", key::REGISTRAR, "\"registrar\"", ""),
+        ("feed", key::FEED, "\"changes:read\"", ""),
         (
             "all",
             key::ALL,
-            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\"",
+            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\", \"registrar\", \"changes:read\"",
             "",
         ),
     ];
@@ -189,6 +193,23 @@ pub fn write_keys(dir: &Path) -> PathBuf {
     let path = dir.join("keys.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Rewrites `keys.toml` in `dir` without the clients named in `removed`
+/// (what an operator does to revoke a key).
+pub fn rewrite_keys_without(dir: &Path, removed: &[&str]) {
+    let path = dir.join("keys.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .split("[[client]]")
+        .filter(|entry| {
+            !entry.trim().is_empty()
+                && !removed
+                    .iter()
+                    .any(|name| entry.contains(&format!("name = \"{name}\"\n")))
+        })
+        .collect();
+    std::fs::write(&path, format!("[[client]]{}", kept.join("[[client]]"))).unwrap();
 }
 
 /// A server for one test, with its temp dir.
@@ -395,6 +416,60 @@ impl Client {
             Ok(_) => false,
         }
     }
+}
+
+/// A child process of a test (the `dancu-server` binary), killed and reaped
+/// when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The address in the banner's first line (`... listening on http://ADDR`).
+pub fn listening_addr(banner: &str) -> SocketAddr {
+    let first = banner.lines().next().unwrap_or_default();
+    first
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no address in {first:?}"))
+}
+
+/// Starts the `dancu-server` binary on `snap` with `args` and returns it,
+/// once ready, with
+/// everything it printed up to and including the `ready:` line.
+pub fn start_binary(snap: &Path, args: &[&std::ffi::OsStr]) -> (Proc, String) {
+    let mut child = Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_dancu-server"))
+            .arg("--snapshot")
+            .arg(snap)
+            .args(["--listen", "127.0.0.1:0", "--runtime", "multi:1"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut banner = String::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if line.starts_with("ready:") {
+            break;
+        }
+    }
+    assert!(banner.contains("ready:"), "{banner}");
+    (child, banner)
 }
 
 /// One request on a new connection.

@@ -1,0 +1,188 @@
+//! `GET /v1/changes?after=SEQ&limit=N&wait=S`: the change feed, as NDJSON.
+//!
+//! One line per durable change after sequence `after`, oldest first, at most
+//! `limit` (default 1000, at most 10,000): its sequence number, kind,
+//! subject, time, registrar client and reason, and the record as the change
+//! left it (the API's JSON form). With `wait=S` (up to 60 s) a caller that
+//! is up to date is answered as soon as a change arrives, or with no lines
+//! after S seconds: replicas and downstream systems long-poll it. A caller
+//! behind a compaction (the changes it asks for were folded into a snapshot
+//! and trimmed from the log) gets `410 Gone` naming the first sequence the
+//! log still holds. Each change read is audited as an access to its subject.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dancu_engine::{write_citizen_json, write_json_str, FieldSet, OwnedRecord};
+use dancu_register::FeedItem;
+use hyper::StatusCode;
+
+use crate::api_error::ApiError;
+use crate::audit::{self, Operation, Outcome};
+use crate::body::{with_content_type, HttpResponse};
+use crate::routes::writes::register_of;
+use crate::state::{Access, State};
+
+/// Most changes in one answer.
+pub const MAX_LIMIT: usize = 10_000;
+/// Longest long-poll, seconds.
+pub const MAX_WAIT_S: u64 = 60;
+
+/// The parsed query.
+#[derive(Debug, PartialEq, Eq)]
+struct FeedQuery {
+    after: u64,
+    limit: usize,
+    wait: Duration,
+}
+
+fn parse_query(query: Option<&str>) -> Result<FeedQuery, ApiError> {
+    let mut q = FeedQuery {
+        after: 0,
+        limit: 1000,
+        wait: Duration::ZERO,
+    };
+    let bad = |name: &str, what: &str| {
+        ApiError::bad_request("invalid_query", format!("`{name}` must be {what}"))
+    };
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "after" => {
+                q.after = value
+                    .parse()
+                    .map_err(|_| bad("after", "a sequence number"))?
+            }
+            "limit" => {
+                q.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| bad("limit", "1 to 10000"))?
+            }
+            "wait" => {
+                let s: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s| *s <= MAX_WAIT_S)
+                    .ok_or_else(|| bad("wait", "0 to 60 seconds"))?;
+                q.wait = Duration::from_secs(s);
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown parameter `{other}` (after, limit, wait)"),
+                ))
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
+    let c = &item.change;
+    out.extend_from_slice(b"{\"sequence\":");
+    out.extend_from_slice(item.sequence.to_string().as_bytes());
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(c.kind.label().as_bytes());
+    out.extend_from_slice(b"\",\"id\":\"");
+    out.extend_from_slice(format!("{:012}", c.subject).as_bytes());
+    out.extend_from_slice(b"\",\"time_unix\":");
+    out.extend_from_slice(c.time_unix.to_string().as_bytes());
+    out.extend_from_slice(b",\"client\":");
+    write_json_str(out, &c.client);
+    out.extend_from_slice(b",\"reason\":");
+    write_json_str(out, &c.reason);
+    out.extend_from_slice(b",\"citizen\":");
+    match OwnedRecord::from_bytes(&c.image) {
+        Some(record) => write_citizen_json(&record.view(), FieldSet::ALL, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// `GET /v1/changes`.
+pub async fn changes(
+    state: &Arc<State>,
+    access: Access<'_>,
+    query: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let q = parse_query(query)?;
+    let register = Arc::clone(register_of(state)?);
+    if !q.wait.is_zero() && register.progress().applied <= q.after {
+        let mut progress = register.subscribe();
+        // Woken by the first durable change after `after`, or by the timeout:
+        // either way the read below answers.
+        let _ = tokio::time::timeout(q.wait, progress.wait_for(|p| p.applied > q.after)).await;
+    }
+    let read = tokio::task::spawn_blocking(move || register.changes_after(q.after, q.limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the feed reader failed",
+            )
+        })?
+        .map_err(ApiError::from)?;
+    let Some(items) = read else {
+        let first = register_of(state)?.first_logged_sequence();
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "changes_trimmed",
+            format!(
+                "changes after {} were folded into a snapshot and trimmed from the log, which \
+                 starts at {first}; load the newest snapshot (GET /v1/snapshot) and follow from \
+                 its folded_sequence",
+                q.after
+            ),
+        ));
+    };
+    let access = Access {
+        operation: Operation::Changes,
+        time_us: audit::now_us(),
+        ..access
+    };
+    state.audit_request(
+        &access,
+        items.len(),
+        items
+            .iter()
+            .map(|i| access.entry(Outcome::Found, i.change.subject, 0)),
+    )?;
+    let mut out = Vec::with_capacity(items.len() * 1200);
+    for item in &items {
+        write_line(item, &mut out);
+    }
+    let mut response = with_content_type(StatusCode::OK, out, "application/x-ndjson");
+    response.headers_mut().insert(
+        "cache-control",
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_feed_query() {
+        assert_eq!(
+            parse_query(Some("after=5&limit=10&wait=3")).unwrap(),
+            FeedQuery {
+                after: 5,
+                limit: 10,
+                wait: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(parse_query(None).unwrap().limit, 1000);
+        for bad in ["after=x", "limit=0", "limit=10001", "wait=61", "colour=red"] {
+            assert!(parse_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
