@@ -351,6 +351,11 @@ impl FieldSet {
         Ok(set)
     }
 
+    /// Fields in either set.
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
+
     /// Fields in both sets.
     pub fn intersect(self, other: FieldSet) -> FieldSet {
         FieldSet(self.0 & other.0)

@@ -12,6 +12,7 @@ use dancu_engine::{write_json_str, IdError};
 use hyper::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::StatusCode;
 
+use crate::audit::AuditError;
 use crate::body::{json, HttpResponse};
 use crate::config::MAX_BATCH;
 use crate::router::NoRoute;
@@ -122,6 +123,25 @@ impl ApiError {
             "the audit log is behind; the request was not served (retry shortly)",
         )
         .with_header(ErrorHeader::RetryAfter(1))
+    }
+
+    /// `503` for an access that cannot be audited, and so is not served:
+    /// `audit_backlog` (retry shortly) or `audit_failing` (an I/O error on
+    /// the log; nothing is served until an operator fixes it and reloads).
+    pub fn audit_unavailable(e: AuditError) -> Self {
+        match e {
+            AuditError::Backlogged => ApiError::audit_backlog(),
+            AuditError::Failing(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_failing",
+                e.to_string(),
+            ),
+            AuditError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ),
+        }
     }
 
     /// `400 invalid_id` with the parser's reason.

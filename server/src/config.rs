@@ -1,11 +1,13 @@
 //! Server configuration: what `dancu-server`'s flags fill in.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use dancu_engine::Memory;
+
+use crate::audit::{Durability, Rotation};
 
 /// Most IDs or claims in one batch request.
 pub const MAX_BATCH: usize = 1000;
@@ -135,6 +137,14 @@ pub struct Config {
     /// Audit queue capacity in entries; at least [`MAX_BATCH`], or full
     /// batches are always refused.
     pub audit_queue: usize,
+    /// When an access may be answered: after its audit entry is fsynced
+    /// (durable, the default) or once it is queued (buffered).
+    pub audit_durability: Durability,
+    /// When the audit log rotates.
+    pub audit_rotation: Rotation,
+    /// Proxies whose `X-Forwarded-For` names the caller in the audit log;
+    /// from any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
     /// Check every section checksum before reporting ready.
     pub verify: bool,
     /// How to hold the snapshot.
@@ -164,6 +174,9 @@ impl Config {
             keys: None,
             audit: None,
             audit_queue: 1 << 20,
+            audit_durability: Durability::Durable,
+            audit_rotation: Rotation::default(),
+            trusted_proxies: Vec::new(),
             verify: true,
             memory: Memory::Map,
             layout: Layout::default_for_machine(),

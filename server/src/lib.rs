@@ -13,9 +13,11 @@
 //! - Requests: `service.rs` routes and authorizes (`auth.rs`), the
 //!   handlers in [`routes`] return `Result<_, `[`ApiError`]`>`, and every
 //!   record is read through [`lookup::Lookup`].
-//! - [`audit`]: every data access appended to an audit log by a writer
-//!   thread, fsynced every second and on shutdown; [`audit::query`] reads it
-//!   back ("who looked me up?").
+//! - [`audit`]: every data access in a tamper-evident (SHA-256 chained),
+//!   rotated and indexed log; by default an access is answered only once
+//!   its entry is fsynced (group commit), and an I/O error on the log stops
+//!   data access until a reload recovers it; [`audit::query`] reads it back
+//!   ("who looked me up?"), [`audit::verify`] checks the chain.
 //! - [`metrics`]: Prometheus counters and latency histograms per route and
 //!   client.
 //! - [`demo`]: the 1 M-citizen demo snapshot that `dancu-server` with no

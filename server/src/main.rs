@@ -1,7 +1,7 @@
 //! `dancu-server`: serve a snapshot over HTTP. With no arguments, build (once)
 //! and serve the 1 M-citizen demo on 127.0.0.1:8080. See `--help`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dancu_engine::{LegacyId, Memory, PersonalId};
+use dancu_server::audit::{self, AuditOptions, Durability, Rotation};
 use dancu_server::{demo, Config, Layout, Server};
 
 /// mimalloc rather than glibc's allocator: a durable write allocates a few
@@ -88,6 +89,20 @@ struct ServeArgs {
     /// Audit queue capacity in entries (a full queue answers 503).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     audit_queue: usize,
+    /// durable: answer an access only after its audit entry is fsynced
+    /// (group commit). buffered: answer once it is queued; the file is
+    /// fsynced every second, and a crash loses what was queued (kill -9) or
+    /// up to a second more (power cut).
+    #[arg(long, value_name = "MODE", default_value = "durable")]
+    audit_durability: Durability,
+    /// Rotate the audit log once the live file holds this many bytes (and
+    /// at every UTC midnight).
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20)]
+    audit_rotate_bytes: u64,
+    /// A proxy whose X-Forwarded-For names the caller in the audit log
+    /// (repeatable); from other peers the header is ignored.
+    #[arg(long, value_name = "ADDR")]
+    trusted_proxy: Vec<IpAddr>,
     /// The change-log directory: the server becomes the live register
     /// (registrar writes, the change feed, compaction), replaying the log
     /// at start. Demo mode uses <data-dir>/changes unless --read-only.
@@ -107,14 +122,37 @@ enum Command {
     /// Print the SHA-256 of a key read from stdin (one line; not an
     /// argument, which `ps` would show), for `key_sha256` in keys.toml.
     HashKey,
-    /// Print the audit-log lines about one person ("who looked me up?").
+    /// Print the accesses about one person ("who looked me up?"), from
+    /// the live audit log and its rotated files (through their indexes).
     AuditQuery {
-        /// The audit log.
+        /// The live audit log (rotated files beside it are read too).
         #[arg(long, value_name = "FILE")]
         audit: PathBuf,
         /// Personal ID (12 digits) or legacy ID (9 digits).
         #[arg(long, value_name = "ID")]
         subject: String,
+    },
+    /// Check the hash chain of audit-log files, in the order given (rotated
+    /// files oldest first, then the live one: `audit.log.* audit.log`), and
+    /// report the first broken line. A single live file stands for every
+    /// file of its log.
+    AuditVerify {
+        /// The files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Write a synthetic audit log through the real writer (for timing
+    /// audit-query): rounds of one 100-item batch_get and ten gets.
+    AuditGen {
+        /// The live audit log to append to.
+        #[arg(long, value_name = "FILE")]
+        audit: PathBuf,
+        /// Accesses to write.
+        #[arg(long, value_name = "N")]
+        entries: u64,
+        /// Rotation size in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 128 << 20)]
+        rotate_bytes: u64,
     },
 }
 
@@ -152,6 +190,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::AuditQuery { audit, subject }) => audit_query(&audit, &subject),
+        Some(Command::AuditVerify { files }) => audit_verify(files),
+        Some(Command::AuditGen {
+            audit,
+            entries,
+            rotate_bytes,
+        }) => {
+            let started = std::time::Instant::now();
+            let options = AuditOptions {
+                rotation: Rotation {
+                    max_bytes: rotate_bytes,
+                    daily: true,
+                },
+                ..AuditOptions::default()
+            };
+            let n = audit::generate::generate(&audit, entries, options)?;
+            eprintln!(
+                "{n} entries written to {} (and rotated files, indexed) in {:.1} s",
+                audit.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         None => serve(cli.serve),
     }
 }
@@ -162,16 +222,46 @@ fn audit_query(audit: &std::path::Path, subject: &str) -> anyhow::Result<()> {
     } else {
         PersonalId::parse(subject).with_context(|| format!("personal ID {subject:?}"))?;
     }
+    let started = std::time::Instant::now();
     let (matched, skipped) =
-        dancu_server::audit::query(audit, subject, |line| match serde_json::to_string(line) {
+        audit::query(audit, subject, |line| match serde_json::to_string(line) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("unprintable entry: {e}"),
         })?;
-    eprintln!("{matched} entries about {subject}");
+    eprintln!(
+        "{matched} entries about {subject} in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     if skipped > 0 {
         eprintln!("{skipped} unreadable lines skipped");
     }
     Ok(())
+}
+
+fn audit_verify(mut files: Vec<PathBuf>) -> anyhow::Result<()> {
+    if let [live] = files.as_slice() {
+        files = audit::index::log_files(live).with_context(|| format!("{}", live.display()))?;
+    }
+    let report = audit::verify(&files)?;
+    match report.broken {
+        None => {
+            println!(
+                "ok: {} lines in {} files, seq {}..{}",
+                report.lines,
+                files.len(),
+                report.first_seq.unwrap_or(0),
+                report.last_seq.unwrap_or(0)
+            );
+            Ok(())
+        }
+        Some(b) => bail!(
+            "chain broken at {} line {}: {} ({} lines verified before it)",
+            b.file.display(),
+            b.line,
+            b.reason,
+            report.lines
+        ),
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -204,6 +294,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.keys = args.keys;
     config.audit = audit;
     config.audit_queue = args.audit_queue.max(dancu_server::MAX_BATCH);
+    config.audit_durability = args.audit_durability;
+    config.audit_rotation = Rotation {
+        max_bytes: args.audit_rotate_bytes.max(1),
+        daily: true,
+    };
+    config.trusted_proxies = args.trusted_proxy;
     config.verify = !args.no_verify;
     config.memory = args.memory;
     if let Some(layout) = args.runtime {
@@ -232,7 +328,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         demo::banner(server.local_addr(), demo, server.samples())
     );
     match audit_note {
-        Some(path) => println!("audit log: {}", path.display()),
+        Some(path) => println!(
+            "audit log: {} ({})",
+            path.display(),
+            match args.audit_durability {
+                Durability::Durable => "durable",
+                Durability::Buffered => "buffered: a crash may lose the last second",
+            }
+        ),
         None => println!("audit log: OFF"),
     }
     match changes_note {

@@ -64,7 +64,7 @@ thread_local! {
 }
 
 /// Gauges sampled at scrape time.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Gauges {
     /// Generation of the served snapshot (0 before the first is ready).
     pub snapshot_generation: u64,
@@ -86,6 +86,12 @@ pub struct Gauges {
     pub audit_refused: u64,
     /// Whether the audit log is on.
     pub audit_enabled: bool,
+    /// Audit log fsyncs.
+    pub audit_syncs: u64,
+    /// Audit write or fsync failures since start.
+    pub audit_failures: u64,
+    /// The audit log's current failure (data access is stopped).
+    pub audit_failure: Option<String>,
     /// Verifications refused for repeated mismatches on one subject.
     pub verify_mismatch_refused: u64,
     /// Connections closed at accept: their address held its share.
@@ -232,7 +238,7 @@ impl Metrics {
                 "dancu_http_request_duration_seconds_count{{{labels}}} {cumulative}"
             );
         }
-        let gauges: [(&str, &str, &str, u64); 12] = [
+        let gauges: [(&str, &str, &str, u64); 14] = [
             (
                 "dancu_snapshot_generation",
                 "gauge",
@@ -290,8 +296,20 @@ impl Metrics {
             (
                 "dancu_audit_refused_total",
                 "counter",
-                "Requests refused with 503 because the audit queue was full.",
+                "Requests refused with 503 because the audit log could not take them (queue full, or failing).",
                 g.audit_refused,
+            ),
+            (
+                "dancu_audit_fsyncs_total",
+                "counter",
+                "Audit log fsyncs (durable mode: one per group commit).",
+                g.audit_syncs,
+            ),
+            (
+                "dancu_audit_failures_total",
+                "counter",
+                "Audit log write or fsync failures (each stopped data access until a reload recovered it).",
+                g.audit_failures,
             ),
             (
                 "dancu_verify_mismatch_throttled_total",
@@ -311,6 +329,23 @@ impl Metrics {
                 w,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP dancu_audit_failing 1 while an audit log I/O error stops data access; \
+             the cause is the label.\n# TYPE dancu_audit_failing gauge"
+        );
+        match &g.audit_failure {
+            Some(cause) => {
+                let cause = cause
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                let _ = writeln!(w, "dancu_audit_failing{{cause=\"{cause}\"}} 1");
+            }
+            None => {
+                let _ = writeln!(w, "dancu_audit_failing 0");
+            }
         }
         out
     }

@@ -32,7 +32,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use crate::address_share::AddressShare;
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -137,7 +137,11 @@ impl Server {
         let audit = match &config.audit {
             Some(path) => Some(AuditLog::open(
                 path,
-                config.audit_queue,
+                AuditOptions {
+                    durability: config.audit_durability,
+                    capacity: config.audit_queue,
+                    rotation: config.audit_rotation,
+                },
                 keys.client_names(),
             )?),
             None => None,
@@ -159,6 +163,7 @@ impl Server {
                 config.limits.mismatch_limit,
                 config.limits.mismatch_window,
             ),
+            trusted_proxies: config.trusted_proxies.clone(),
             register,
             compact_after: config.compact_after,
         });
@@ -422,7 +427,7 @@ async fn serve(
         let stream = WriteTimeout::new(stream, limits.write_timeout);
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            Service::new(Arc::clone(&state), address_slot),
+            Service::new(Arc::clone(&state), address_slot, Some(peer.ip())),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -2,37 +2,47 @@
 //! handlers of [`crate::routes`], count.
 //!
 //! `GET` routes are answered synchronously inside [`Service::call`] (a ready
-//! future: no boxing, no reference-count traffic); only routes with a body
-//! allocate a future.
+//! future: no boxing, no reference-count traffic) unless the audit log is
+//! durable: then the response waits, in a boxed future, for the fsync that
+//! covers its audit entry. Routes with a body always allocate a future.
+//! Every authorized response carries `X-Request-Id`, the ID its audit entry
+//! has.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use dancu_engine::FieldSet;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH};
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH};
 use hyper::{Request, StatusCode};
+use sha2::{Digest, Sha256};
 
 use crate::address_share::AddressSlot;
 use crate::api_error::ApiError;
-use crate::audit::{self, Operation};
+use crate::audit::{self, Durable, Operation};
 use crate::auth::{authorize, required_scopes, KeyCache};
 use crate::body::HttpResponse;
-use crate::keys::{ClientId, Scopes};
+use crate::keys::Scopes;
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
 use crate::routes::{admin, biometrics, citizens, feed, public, verify, writes};
-use crate::state::{Access, State};
+use crate::state::{Access, AuditTicket, State};
 
 /// The hyper service of one connection.
 pub struct Service {
     pub(crate) state: Arc<State>,
+    /// The connection's peer, for the audit log.
+    peer: Option<IpAddr>,
     /// The last key that authenticated on this connection.
     keys: KeyCache,
     /// The last `?fields=` projection on this connection.
@@ -44,9 +54,10 @@ pub struct Service {
 
 impl Service {
     /// The service of a new connection.
-    pub fn new(state: Arc<State>, address_slot: AddressSlot) -> Service {
+    pub fn new(state: Arc<State>, address_slot: AddressSlot, peer: Option<IpAddr>) -> Service {
         Service {
             state,
+            peer,
             keys: KeyCache::default(),
             projections: ProjectionCache::default(),
             address_slot: RefCell::new(Some(address_slot)),
@@ -135,21 +146,29 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         if let Ok(mut slot) = self.address_slot.try_borrow_mut() {
             slot.take();
         }
-        let get_access = |operation| Access {
+        let source = source_address(self.peer, &req, &state.trusted_proxies);
+        let request_id = next_request_id();
+        let ticket = AuditTicket::default();
+        let access = |operation, ticket| Access {
             client,
             operation,
             time_us: audit::time_of(start),
+            source,
+            request_id,
+            fields: FieldSet::NONE,
+            digest_prefix: 0,
+            ticket,
         };
         let query = req.uri().query();
         let resp = match route {
             Route::GetCitizen => {
-                citizens::get_citizen(state, get_access(Operation::Get), param, || {
+                citizens::get_citizen(state, access(Operation::Get, &ticket), param, || {
                     self.projections.projection(scopes, query)
                 })
             }
             // A legacy ID is looked up with `citizen:read` only: every field.
             Route::Legacy => {
-                citizens::get_legacy(state, get_access(Operation::Legacy), param, || {
+                citizens::get_legacy(state, access(Operation::Legacy, &ticket), param, || {
                     self.projections.projection(Scopes::READ, query)
                 })
             }
@@ -157,41 +176,143 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             _ => {
                 let state = Arc::clone(&self.state);
                 return ResponseFuture::Boxed(Box::pin(async move {
-                    let resp = respond(route, post(&state, route, client, scopes, req).await);
+                    let ticket = AuditTicket::default();
+                    let access = Access {
+                        client,
+                        operation: Operation::Get,
+                        time_us: audit::time_of(start),
+                        source,
+                        request_id,
+                        fields: FieldSet::NONE,
+                        digest_prefix: 0,
+                        ticket: &ticket,
+                    };
+                    let resp = post(&state, route, access, scopes, req).await;
+                    let resp =
+                        answer_when_durable(respond(route, resp), ticket.take(), request_id).await;
                     state.finish(route, client, start, resp)
                 }));
             }
         };
-        ready(route, client, respond(route, resp))
+        let resp = with_request_id(respond(route, resp), request_id);
+        match ticket.take() {
+            // Buffered, off, or nothing audited: answer now, no allocation.
+            None => ready(route, client, resp),
+            Some(durable) => {
+                let state = Arc::clone(&self.state);
+                ResponseFuture::Boxed(Box::pin(async move {
+                    let resp = answer_when_durable(resp, Some(durable), request_id).await;
+                    state.finish(route, client, start, resp)
+                }))
+            }
+        }
     }
 }
+
+/// `resp` once its audit entry is durable; `503 audit_failing` instead if
+/// the entry could not be made durable (the access was not answered).
+async fn answer_when_durable(
+    resp: HttpResponse,
+    durable: Option<Durable>,
+    request_id: u64,
+) -> HttpResponse {
+    let resp = match durable {
+        None => resp,
+        Some(durable) => match durable.await {
+            Ok(()) => resp,
+            Err(e) => ApiError::audit_unavailable(e).into_response(),
+        },
+    };
+    with_request_id(resp, request_id)
+}
+
+/// Echoes the request ID (also in the audit entry) in `X-Request-Id`.
+fn with_request_id(mut resp: HttpResponse, request_id: u64) -> HttpResponse {
+    let mut text = [0u8; 16];
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, t) in text.iter_mut().enumerate() {
+        *t = DIGITS[(request_id >> (60 - 4 * i) & 15) as usize];
+    }
+    resp.headers_mut().insert(
+        X_REQUEST_ID,
+        HeaderValue::from_bytes(&text).expect("hex digits are a header value"),
+    );
+    resp
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request ID unique within this process and unlikely to repeat across
+/// restarts: a random-ish start (the clock and the process ID, hashed),
+/// then a counter.
+fn next_request_id() -> u64 {
+    static BASE: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| {
+        let seed = format!("{}:{}", audit::now_us(), std::process::id());
+        let hash = Sha256::digest(seed.as_bytes());
+        u64::from_be_bytes(hash[..8].try_into().expect("eight bytes"))
+    });
+    base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The caller's address for the audit log: the socket's peer, or, when the
+/// peer is a trusted proxy, the last address of its `X-Forwarded-For` (the
+/// one that proxy appended; earlier ones are the client's own claims).
+fn source_address(
+    peer: Option<IpAddr>,
+    req: &Request<Incoming>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back();
+    Some(forwarded.unwrap_or(peer))
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The routes that read a body.
 async fn post(
     state: &Arc<State>,
     route: Route,
-    client: ClientId,
+    access: Access<'_>,
     scopes: Scopes,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     match route {
         Route::Reload => return admin::reload(state).await,
         Route::Compact => return admin::compact(state).await,
-        Route::Changes => return feed::changes(state, client, req.uri().query()).await,
+        Route::Changes => return feed::changes(state, access, req.uri().query()).await,
         _ => {}
     }
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
     let body = read_body(state, req).await?;
+    let with = |operation| Access {
+        operation,
+        ..access
+    };
     match route {
         Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
             let (_, param) = router::route(&method_of(route), &path).map_err(ApiError::from)?;
-            writes::write(state, route, client, param, &headers, &body).await
+            writes::write(state, route, access, param, &headers, &body).await
         }
-        Route::BatchGet => citizens::batch_get(state, client, scopes, &body),
-        Route::Verify => verify::verify(state, client, scopes, &body),
-        Route::BatchVerify => verify::batch_verify(state, client, scopes, &body),
-        Route::Identify => biometrics::identify(state, client, &body),
+        Route::BatchGet => citizens::batch_get(state, with(Operation::BatchGet), scopes, &body),
+        Route::Verify => verify::verify(state, with(Operation::Verify), scopes, &body),
+        Route::BatchVerify => {
+            verify::batch_verify(state, with(Operation::BatchVerify), scopes, &body)
+        }
+        Route::Identify => biometrics::identify(state, with(Operation::Identify), &body),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",

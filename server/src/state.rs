@@ -1,20 +1,21 @@
 //! [`State`]: what every connection shares, and the one way a handler
 //! records an audited access (`State::audit_access`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use dancu_engine::Verification;
+use dancu_engine::{FieldSet, Verification};
 use hyper::StatusCode;
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::address_share::AddressShare;
 use crate::api_error::{ApiError, ErrorHeader};
-use crate::audit::{AuditLog, Entry, Operation, Outcome};
+use crate::audit::{AuditLog, Durable, Entry, Operation, Outcome};
 use crate::body::HttpResponse;
 use crate::config::Limits;
 use crate::keys::{retry_after_secs, ClientId, KeyStore};
@@ -40,6 +41,8 @@ pub struct State {
     pub(crate) connections: Arc<tokio::sync::Semaphore>,
     pub(crate) address_share: Arc<AddressShare>,
     pub(crate) mismatches: MismatchThrottle,
+    /// Peers whose `X-Forwarded-For` names the caller.
+    pub(crate) trusted_proxies: Vec<IpAddr>,
     /// The live register (change log and overlay), when the server takes
     /// writes; `None` serves the snapshot as it is.
     pub(crate) register: Option<Arc<dancu_register::Register>>,
@@ -47,28 +50,58 @@ pub struct State {
     pub(crate) compact_after: u64,
 }
 
-/// One audited access: who did what to whom, and when.
+/// One audited access: who did what to whom, when, from where, and what
+/// they learnt; and where its audit ticket goes.
 #[derive(Clone, Copy, Debug)]
-pub struct Access {
+pub struct Access<'r> {
     /// The caller.
     pub client: ClientId,
     /// The route's audit operation.
     pub operation: Operation,
     /// When, in microseconds since the Unix epoch.
     pub time_us: u64,
+    /// The caller's address.
+    pub source: Option<IpAddr>,
+    /// The request ID echoed in `X-Request-Id`.
+    pub request_id: u64,
+    /// The fields returned or claimed.
+    pub fields: FieldSet,
+    /// Identify: the digest's SHA-256 prefix.
+    pub digest_prefix: u64,
+    /// Where the request's durability ticket is left for the service.
+    pub ticket: &'r AuditTicket,
 }
 
-impl Access {
+impl Access<'_> {
     /// The audit entry of this access to `subject` (0 when unknown).
-    pub fn entry(self, outcome: Outcome, subject: u64, legacy_id: u32) -> Entry {
+    pub fn entry(&self, outcome: Outcome, subject: u64, legacy_id: u32) -> Entry {
         Entry {
-            time_us: self.time_us,
-            subject,
             legacy_id,
-            client: self.client,
-            operation: self.operation,
-            outcome,
+            source: self.source,
+            request_id: self.request_id,
+            fields: self.fields,
+            digest_prefix: self.digest_prefix,
+            ..Entry::new(self.time_us, self.client, self.operation, subject, outcome)
         }
+    }
+}
+
+/// The durability ticket of one request: a handler's audit append leaves it
+/// here, and the service answers only once it resolves (at once when the
+/// log is buffered or off, so those requests keep their ready future).
+#[derive(Debug, Default)]
+pub struct AuditTicket(Mutex<Option<Durable>>);
+
+impl AuditTicket {
+    fn put(&self, durable: Durable) {
+        if !durable.is_ready() {
+            *self.0.lock() = Some(durable);
+        }
+    }
+
+    /// The ticket to wait for, if any.
+    pub fn take(&self) -> Option<Durable> {
+        self.0.lock().take()
     }
 }
 
@@ -118,6 +151,9 @@ impl State {
             audit_written: audit.written,
             audit_refused: audit.refused,
             audit_enabled: self.audit.is_some(),
+            audit_syncs: audit.syncs,
+            audit_failures: audit.failures,
+            audit_failure: self.audit.as_ref().and_then(AuditLog::failure),
             verify_mismatch_refused: self.mismatches.refused(),
             connections_refused_per_address: self.address_share.refused(),
         }
@@ -170,10 +206,12 @@ impl State {
         Ok(true)
     }
 
-    /// What SIGHUP and `POST /v1/admin/reload` do: `keys.toml` first (an
-    /// error there stops the reload, so that a broken file is noticed), then
-    /// the newest snapshot. Blocking.
+    /// What SIGHUP and `POST /v1/admin/reload` do: the audit log reopened
+    /// if it was failing (how an operator lifts the stop once the disk is
+    /// fixed), `keys.toml` (an error there stops the reload, so that a
+    /// broken file is noticed), then the newest snapshot. Blocking.
     pub(crate) fn reload(&self) -> Result<ReloadReport, crate::Error> {
+        self.recover_audit();
         let keys_reloaded = self.reload_keys()?;
         let snapshot = self.snapshots.reload()?;
         Ok(ReloadReport {
@@ -187,25 +225,55 @@ impl State {
         self.ready.load(Ordering::Acquire) && !self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Audits one access; `503 audit_backlog` when the log cannot take it
-    /// (the access must then not be answered).
-    pub(crate) fn audit_access(&self, entry: Entry) -> Result<(), ApiError> {
-        self.audit_request(1, std::iter::once(entry))
+    /// Audits one access; `503` when the log cannot take it (the access
+    /// must then not be answered). The durability ticket goes to
+    /// `access.ticket`.
+    pub(crate) fn audit_access(
+        &self,
+        access: &Access<'_>,
+        outcome: Outcome,
+        subject: u64,
+        legacy_id: u32,
+    ) -> Result<(), ApiError> {
+        match &self.audit {
+            Some(log) => {
+                let entry = access.entry(outcome, subject, legacy_id);
+                let durable = log.append_one(entry).map_err(ApiError::audit_unavailable)?;
+                access.ticket.put(durable);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
-    /// Audits the `n` accesses of one batch request (see
+    /// Audits the `n` accesses of one request (see
     /// [`AuditLog::append_request`]). `entries` is only iterated when the
     /// log is on.
     pub(crate) fn audit_request(
         &self,
+        access: &Access<'_>,
         n: usize,
         entries: impl IntoIterator<Item = Entry>,
     ) -> Result<(), ApiError> {
         match &self.audit {
-            Some(log) => log
-                .append_request(n, entries)
-                .map_err(|crate::audit::Backlogged| ApiError::audit_backlog()),
+            Some(log) => {
+                let durable = log
+                    .append_request(n, entries)
+                    .map_err(ApiError::audit_unavailable)?;
+                access.ticket.put(durable);
+                Ok(())
+            }
             None => Ok(()),
+        }
+    }
+
+    /// After an audit failure: tries to reopen the log (the operator fixed
+    /// the disk and reloads). Says what happened on stderr.
+    pub(crate) fn recover_audit(&self) {
+        if let Some(log) = &self.audit {
+            if let Err(e) = log.recover() {
+                eprintln!("dancu-server: reload: the audit log still fails: {e}");
+            }
         }
     }
 

@@ -10,10 +10,10 @@ use hyper::StatusCode;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::audit::{self, Operation};
+use crate::audit;
 use crate::body::{json, HttpResponse};
 use crate::config::MAX_BATCH;
-use crate::keys::{ClientId, Scopes};
+use crate::keys::Scopes;
 use crate::lookup::{RecordKey, SnapshotGuard};
 use crate::projection::narrow;
 use crate::routes::{find_audited, JsonStr, NOT_FOUND_ITEM};
@@ -23,7 +23,7 @@ use crate::state::{lookup_outcome, Access, State};
 /// after the ID is known to be well-formed.
 pub fn get_citizen(
     state: &State,
-    access: Access,
+    access: Access<'_>,
     param: &str,
     fields: impl FnOnce() -> Result<FieldSet, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
@@ -34,7 +34,7 @@ pub fn get_citizen(
 /// `GET /v1/legacy-ids/{cmnd}`.
 pub fn get_legacy(
     state: &State,
-    access: Access,
+    access: Access<'_>,
     param: &str,
     fields: impl FnOnce() -> Result<FieldSet, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
@@ -45,11 +45,12 @@ pub fn get_legacy(
 /// The shared path of the single-record reads: look up, audit, write.
 fn read_record(
     state: &State,
-    access: Access,
+    access: Access<'_>,
     key: RecordKey<'_>,
     fields: FieldSet,
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = SnapshotGuard::acquire(state)?;
+    let access = Access { fields, ..access };
     let found = find_audited(state, snapshot.lookup(state), key, access)?;
     Ok(record_response(&found.view(), fields))
 }
@@ -76,10 +77,11 @@ struct BatchGetBody<'a> {
 /// `POST /v1/citizens:batchGet`: one result per asked ID, in order.
 pub fn batch_get(
     state: &State,
-    client: ClientId,
+    access: Access<'_>,
     scopes: Scopes,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
+    let client = access.client;
     let parsed: BatchGetBody = serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))?;
     if parsed.ids.len() > MAX_BATCH {
         return Err(ApiError::batch_too_large(parsed.ids.len()));
@@ -101,11 +103,12 @@ pub fn batch_get(
     let mut views = Vec::with_capacity(ids.len());
     snapshot.lookup(state).find_many(&ids, &mut views);
     let access = Access {
-        client,
-        operation: Operation::BatchGet,
+        fields,
         time_us: audit::now_us(),
+        ..access
     };
     state.audit_request(
+        &access,
         ids.len(),
         ids.iter()
             .zip(&views)

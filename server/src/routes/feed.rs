@@ -20,7 +20,6 @@ use hyper::StatusCode;
 use crate::api_error::ApiError;
 use crate::audit::{self, Operation, Outcome};
 use crate::body::{with_content_type, HttpResponse};
-use crate::keys::ClientId;
 use crate::routes::writes::register_of;
 use crate::state::{Access, State};
 
@@ -109,7 +108,7 @@ fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
 /// `GET /v1/changes`.
 pub async fn changes(
     state: &Arc<State>,
-    client: ClientId,
+    access: Access<'_>,
     query: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let q = parse_query(query)?;
@@ -144,11 +143,12 @@ pub async fn changes(
         ));
     };
     let access = Access {
-        client,
         operation: Operation::Changes,
         time_us: audit::now_us(),
+        ..access
     };
     state.audit_request(
+        &access,
         items.len(),
         items
             .iter()

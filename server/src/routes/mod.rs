@@ -33,7 +33,7 @@ pub(crate) fn find_audited<'s>(
     state: &State,
     lookup: Lookup<'s>,
     key: RecordKey<'_>,
-    access: Access,
+    access: Access<'_>,
 ) -> Result<Found<'s>, ApiError> {
     let found = lookup.find(key);
     let found_id = || found.as_ref().map_or(0, |f| f.view().raw_id());
@@ -42,7 +42,7 @@ pub(crate) fn find_audited<'s>(
         RecordKey::Legacy(legacy) => (found_id(), legacy.get()),
         RecordKey::Biometric(..) => (found_id(), 0),
     };
-    state.audit_access(access.entry(lookup_outcome(found.is_some()), subject, legacy_id))?;
+    state.audit_access(&access, lookup_outcome(found.is_some()), subject, legacy_id)?;
     found.ok_or_else(|| ApiError::not_found(key.not_found_message()))
 }
 

@@ -19,8 +19,19 @@ pub fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: 200 with the served generation once a verified snapshot
-/// is served, else 503.
+/// is served, else 503 (also while the audit log is failing, with its cause).
 pub fn readyz(state: &State) -> HttpResponse {
+    if let Some(cause) = state
+        .audit
+        .as_ref()
+        .and_then(crate::audit::AuditLog::failure)
+    {
+        // Not ready: no data is served until the log works again.
+        let mut body = b"{\"status\":\"audit_failing\",\"cause\":".to_vec();
+        body.extend_from_slice(&serde_json::to_vec(&cause).expect("a string serializes"));
+        body.push(b'}');
+        return json(StatusCode::SERVICE_UNAVAILABLE, body);
+    }
     if state.is_ready() {
         let generation = state.snapshots.load().as_ref().map_or(0, |s| s.generation);
         json(

@@ -3,14 +3,17 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use dancu_engine::{write_verification_json, Claims, PersonalId, Verification};
+use dancu_engine::{
+    write_verification_json, Claim, Claims, FieldSet, PersonalId, Verification, CLAIM_FIELDS,
+};
 use hyper::StatusCode;
 use serde::Deserialize;
 
 use crate::api_error::{ApiError, ErrorHeader};
-use crate::audit::{self, Operation};
+use crate::audit;
 use crate::body::{json, HttpResponse};
 use crate::config::MAX_BATCH;
 use crate::keys::{retry_after_secs, ClientId, Scopes};
@@ -85,10 +88,11 @@ fn explain_claims_error(raw: &[u8], e: &serde_json::Error) -> ApiError {
 /// `POST /v1/citizens:verify`.
 pub fn verify(
     state: &State,
-    client: ClientId,
+    access: Access<'_>,
     scopes: Scopes,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
+    let client = access.client;
     let claims: Claims =
         serde_json::from_slice(body).map_err(|e| explain_claims_error(body, &e))?;
     if claims.is_empty() {
@@ -106,15 +110,16 @@ pub fn verify(
         .find(RecordKey::Id(claims.id))
         .map(|found| claims.check(Some(&found.view())));
     let access = Access {
-        client,
-        operation: Operation::Verify,
         time_us: audit::now_us(),
+        fields: claimed_fields(&claims),
+        ..access
     };
-    state.audit_access(access.entry(
+    state.audit_access(
+        &access,
         verification_outcome(verification.as_ref()),
         claims.id.get(),
         0,
-    ))?;
+    )?;
     let v = verification.ok_or_else(|| ApiError::not_found("no citizen has this ID"))?;
     record_mismatches(
         &state.mismatches,
@@ -223,10 +228,11 @@ fn check_distinct_subjects(items: &[VerifyItem]) -> Result<(), ApiError> {
 /// `POST /v1/citizens:batchVerify`: one result per request, in order.
 pub fn batch_verify(
     state: &State,
-    client: ClientId,
+    access: Access<'_>,
     scopes: Scopes,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
+    let client = access.client;
     let mut items = parse_batch(body)?;
     for item in &items {
         if let VerifyItem::Claims(c) = item {
@@ -266,11 +272,15 @@ pub fn batch_verify(
         })
         .collect();
     let access = Access {
-        client,
-        operation: Operation::BatchVerify,
         time_us: audit::now_us(),
+        fields: items.iter().fold(FieldSet::NONE, |acc, item| match item {
+            VerifyItem::Claims(c) => acc.union(claimed_fields(c)),
+            _ => acc,
+        }),
+        ..access
     };
     state.audit_request(
+        &access,
         ids.len(),
         items
             .iter()
@@ -341,4 +351,30 @@ pub fn batch_verify(
     }
     out.extend_from_slice(b"]}");
     Ok(json(StatusCode::OK, out))
+}
+
+/// The record fields a verification claims, for the audit log.
+fn claimed_fields(claims: &Claims) -> FieldSet {
+    static BY_CLAIM: OnceLock<Vec<FieldSet>> = OnceLock::new();
+    let by_claim = BY_CLAIM.get_or_init(|| {
+        CLAIM_FIELDS
+            .iter()
+            .map(|&claim| {
+                let field = match claim {
+                    "father_name" => "father",
+                    "mother_name" => "mother",
+                    "spouse_name" => "spouse",
+                    "alive" => "date_of_death",
+                    other => other,
+                };
+                FieldSet::parse_list(field).unwrap_or(FieldSet::NONE)
+            })
+            .collect()
+    });
+    let id = FieldSet::parse_list("id").unwrap_or(FieldSet::NONE);
+    Claim::ALL
+        .iter()
+        .zip(by_claim)
+        .filter(|(&claim, _)| claims.makes(claim))
+        .fold(id, |acc, (_, &f)| acc.union(f))
 }

@@ -21,7 +21,6 @@ use serde::Deserialize;
 use crate::api_error::ApiError;
 use crate::audit::{self, Operation, Outcome};
 use crate::body::{json, HttpResponse};
-use crate::keys::ClientId;
 use crate::lookup::{RecordKey, SnapshotGuard};
 use crate::router::Route;
 use crate::state::{Access, State};
@@ -134,11 +133,12 @@ fn now_unix() -> i64 {
 pub async fn write(
     state: &Arc<State>,
     route: Route,
-    client: ClientId,
+    access: Access<'_>,
     param: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
+    let client = access.client;
     let register = register_of(state)?;
     let reason = header_text(headers, REASON_HEADER)?.ok_or_else(|| {
         ApiError::bad_request(
@@ -149,9 +149,9 @@ pub async fn write(
     let idempotency_key = header_text(headers, IDEMPOTENCY_HEADER)?;
     let (subject, request, operation) = parse_request(route, param, body)?;
     let access = Access {
-        client,
         operation,
         time_us: audit::now_us(),
+        ..access
     };
     let provenance = Provenance {
         client: state
@@ -179,12 +179,12 @@ pub async fn write(
         Ok(a) => a,
         Err(e) => {
             let subject = subject.map_or(0, PersonalId::get);
-            state.audit_access(access.entry(Outcome::Refused, subject, 0))?;
+            state.audit_access(&access, Outcome::Refused, subject, 0)?;
             return Err(e.into());
         }
     };
     register.durable(accepted.sequence).await?;
-    state.audit_access(access.entry(Outcome::Changed, accepted.id.get(), 0))?;
+    state.audit_access(&access, Outcome::Changed, accepted.id.get(), 0)?;
     answer(state, route, accepted)
 }
 

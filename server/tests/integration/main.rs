@@ -1,6 +1,7 @@
 //! Integration tests of dancu-server over real HTTP on loopback.
 
 mod audit;
+mod audit_durable;
 mod auth;
 mod banner;
 mod crash;

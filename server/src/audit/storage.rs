@@ -1,0 +1,448 @@
+//! Where the lines go: the live file, its repair on open, and rotation.
+//!
+//! The writer thread talks to a [`Storage`], so that unit tests can inject
+//! a failing write or fsync; [`FileStorage`] is the real one. Opening the
+//! live file finds its last complete, well-formed line: whatever follows it
+//! (a line torn by a crash, zeros a power cut left) is cut, and the writer
+//! records the cut as the next line. A new live file (the first, or the one
+//! after a rotation) chains to the last line of the newest rotated file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use serde::Deserialize;
+
+use super::format::{line_hash, ChainState};
+use super::index;
+
+/// Mode of every file of the log: the owner reads and writes, nobody else.
+pub const FILE_MODE: u32 = 0o600;
+
+/// What opening the live file found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// Where the chain continues.
+    pub chain: ChainState,
+    /// Bytes cut from the end (a torn or unreadable tail), if any, and why.
+    pub cut: Option<String>,
+}
+
+/// The file sink of the writer thread.
+pub trait Storage: Send + 'static {
+    /// (Re)opens the live file, cutting a torn tail, and says where the
+    /// chain continues.
+    fn open(&mut self) -> io::Result<Opened>;
+    /// Appends bytes to the live file.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes what was written durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Whether the live file should be rotated before more is written.
+    fn wants_rotation(&self, now_us: u64) -> bool;
+    /// Closes the live file under its rotated name and starts a new one
+    /// whose first line will be `next_seq`.
+    fn rotate(&mut self, next_seq: u64, now_us: u64) -> io::Result<()>;
+    /// Waits for background work (index builds).
+    fn finish(&mut self) {}
+}
+
+/// When to rotate.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    /// Rotate once the live file holds this many bytes.
+    pub max_bytes: u64,
+    /// Rotate when the UTC day changes.
+    pub daily: bool,
+}
+
+impl Default for Rotation {
+    fn default() -> Rotation {
+        Rotation {
+            max_bytes: 128 << 20,
+            daily: true,
+        }
+    }
+}
+
+/// The live file on disk and its rotated predecessors beside it.
+pub struct FileStorage {
+    path: PathBuf,
+    rotation: Rotation,
+    file: Option<File>,
+    /// End of the last line written.
+    size: u64,
+    /// Length of the file: `size` plus preallocated zeros.
+    allocated: u64,
+    /// Whether to preallocate (pointless when fsyncs are rare: buffered).
+    preallocate: bool,
+    /// Sequence number of the live file's first line.
+    first_seq: u64,
+    /// UTC day (days since the epoch) of the live file's first line.
+    day: u64,
+    /// The index builder: one thread, one rotated file at a time (each
+    /// build holds its file and its pairs in memory).
+    indexer: Option<(crossbeam_channel::Sender<PathBuf>, JoinHandle<()>)>,
+}
+
+impl FileStorage {
+    /// Storage at `path` (not opened yet).
+    pub fn new(path: &Path, rotation: Rotation) -> FileStorage {
+        FileStorage {
+            preallocate: true,
+            path: path.to_path_buf(),
+            rotation,
+            file: None,
+            size: 0,
+            allocated: 0,
+            first_seq: 1,
+            day: 0,
+            indexer: None,
+        }
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the audit file is not open"))
+    }
+}
+
+/// Opens (creating with mode 0600) the live file for positioned writes
+/// (not `O_APPEND`: lines are written into preallocated space).
+pub fn open_live(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// The live file grows by this much zero-filled, fsynced space at a time.
+///
+/// Why: appending changes the file size, so every `fdatasync` must commit
+/// the size to the filesystem journal (about 4 ms on the reference VM's
+/// ext4); overwriting blocks that are already allocated and written needs
+/// only the data flushed (about 0.2 ms there). PostgreSQL preallocates and
+/// recycles its WAL segments for the same reason. The zeros after the last
+/// line are not part of the log: opening the file cuts them (silently: they
+/// are ours), a clean close and a rotation truncate them, and readers stop
+/// at them.
+pub const PREALLOCATE: u64 = 8 << 20;
+
+impl FileStorage {
+    /// Makes sure `[size, size + need)` lies in allocated, written space;
+    /// if preallocating fails (a full disk), writes go on without it and
+    /// fail, or not, on their own.
+    /// Without preallocation (buffered mode: one fsync a second, so the
+    /// zero-filling would only double the bytes written).
+    pub fn without_preallocation(mut self) -> FileStorage {
+        self.preallocate = false;
+        self
+    }
+
+    fn preallocate(&mut self, need: u64) {
+        let want = self.size + need;
+        if want <= self.allocated || !self.preallocate {
+            return;
+        }
+        let target = want + PREALLOCATE.min(self.rotation.max_bytes);
+        let Some(file) = self.file.as_ref() else {
+            return;
+        };
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = self.allocated.max(self.size);
+        let mut result = Ok(());
+        while at < target && result.is_ok() {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            result = file.write_all_at(&zeros[..n], at);
+            at += n as u64;
+        }
+        result = result.and_then(|()| file.sync_all());
+        self.allocated = match result {
+            Ok(()) => target,
+            // Whatever was zeroed stays usable; no retry until the next
+            // write beyond it.
+            Err(_) => file.metadata().map_or(self.size, |m| m.len()),
+        };
+    }
+
+    /// Cuts the preallocated zeros (before a rotation or at close).
+    fn trim(&mut self) -> io::Result<()> {
+        let size = self.size;
+        let file = self.file()?;
+        file.set_len(size)?;
+        file.sync_all()?;
+        self.allocated = size;
+        Ok(())
+    }
+}
+
+fn day_of(time_us: u64) -> u64 {
+    time_us / 86_400_000_000
+}
+
+impl Storage for FileStorage {
+    fn open(&mut self) -> io::Result<Opened> {
+        self.file = None;
+        let file = open_live(&self.path)?;
+        let len = content_end(&file)?;
+        let tail = find_tail(&file, len)?;
+        let mut cut = None;
+        if file.metadata()?.len() > tail.end {
+            file.set_len(tail.end)?;
+            file.sync_all()?;
+        }
+        if tail.end < len {
+            let dropped = len - tail.end;
+            cut = Some(format!(
+                "cut {dropped} bytes after the last complete line at byte {} ({})",
+                tail.end,
+                tail.why.unwrap_or("torn last line")
+            ));
+        }
+        let chain = match tail.last {
+            Some(chain) => chain,
+            None => newest_rotated_chain(&self.path)?.unwrap_or(ChainState::GENESIS),
+        };
+        let first = first_line_head(&file)?;
+        self.first_seq = first.as_ref().map_or(chain.next_seq, |h| h.seq);
+        self.day = first
+            .and_then(|h| parse_time_us(&h.time))
+            .map_or_else(|| day_of(super::now_us()), day_of);
+        self.size = tail.end;
+        self.allocated = tail.end;
+        self.file = Some(file);
+        Ok(Opened { chain, cut })
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.preallocate(buf.len() as u64);
+        let at = self.size;
+        self.file()?.write_all_at(buf, at)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file()?.sync_data()
+    }
+
+    fn wants_rotation(&self, now_us: u64) -> bool {
+        self.size > 0
+            && (self.size >= self.rotation.max_bytes
+                || (self.rotation.daily && day_of(now_us) != self.day))
+    }
+
+    fn rotate(&mut self, next_seq: u64, now_us: u64) -> io::Result<()> {
+        self.trim()?;
+        self.file = None;
+        let rotated = index::rotated_name(&self.path, self.first_seq);
+        std::fs::rename(&self.path, &rotated)?;
+        let file = open_live(&self.path)?;
+        sync_dir(&self.path)?;
+        self.file = Some(file);
+        self.size = 0;
+        self.allocated = 0;
+        self.first_seq = next_seq;
+        self.day = day_of(now_us);
+        if self.indexer.is_none() {
+            let (tx, rx) = crossbeam_channel::unbounded::<PathBuf>();
+            let thread = std::thread::Builder::new()
+                .name("dancu-audit-index".into())
+                .spawn(move || {
+                    for rotated in rx {
+                        if let Err(e) = index::build(&rotated) {
+                            eprintln!(
+                                "dancu-server: audit index of {} not written: {e} \
+                                 (audit-query scans that file)",
+                                rotated.display()
+                            );
+                        }
+                    }
+                })?;
+            self.indexer = Some((tx, thread));
+        }
+        if let Some((tx, _)) = &self.indexer {
+            let _ = tx.send(rotated);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        if self.file.is_some() {
+            if let Err(e) = self.trim() {
+                eprintln!(
+                    "dancu-server: audit log {}: preallocated space not cut at close: {e} \
+                     (cut when it is next opened)",
+                    self.path.display()
+                );
+            }
+        }
+        if let Some((tx, thread)) = self.indexer.take() {
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Makes a rename or a new file in `path`'s directory durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// The head of a line: enough to follow the chain.
+#[derive(Debug, Deserialize)]
+pub struct LineHead {
+    /// Sequence number.
+    pub seq: u64,
+    /// Hex SHA-256 of the line before.
+    pub prev: String,
+    /// Time of the line.
+    #[serde(default)]
+    pub time: String,
+}
+
+/// Parses a line's head; `None` when it is not a line of this format.
+pub fn parse_head(line: &[u8]) -> Option<LineHead> {
+    let head: LineHead = serde_json::from_slice(line).ok()?;
+    (head.prev.len() == 64).then_some(head)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` back to microseconds since the epoch.
+fn parse_time_us(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { text.get(r)?.parse().ok() };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs).ok().map(|s| s * 1_000_000)
+}
+
+struct Tail {
+    /// End of the last good line (after its newline).
+    end: u64,
+    /// The chain after that line; `None` when the file has no good line.
+    last: Option<ChainState>,
+    /// Why a tail is cut, when it is not simply torn.
+    why: Option<&'static str>,
+}
+
+/// Finds the last complete line that parses, reading backwards in growing
+/// windows (a batch line is tens of kilobytes at most).
+/// End of the file's content: its length without trailing zero bytes
+/// (preallocated space, see [`PREALLOCATE`]).
+fn content_end(file: &File) -> io::Result<u64> {
+    let mut end = file.metadata()?.len();
+    let mut buf = vec![0u8; 1 << 20];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
+            return Ok(start + last as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+fn find_tail(file: &File, len: u64) -> io::Result<Tail> {
+    let mut window: u64 = 1 << 20;
+    loop {
+        let start = len.saturating_sub(window);
+        let mut buf = vec![0; (len - start) as usize];
+        file.read_exact_at(&mut buf, start)?;
+        let mut end = buf.len();
+        let mut why = None;
+        // `end` is just past a newline (or the end of the buffer).
+        while let Some(nl) = buf[..end].iter().rposition(|&b| b == b'\n') {
+            let line_start = buf[..nl]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+            if line_start == 0 && start > 0 {
+                break; // The line may begin before the window.
+            }
+            let line = &buf[line_start..nl];
+            if let Some(head) = parse_head(line) {
+                return Ok(Tail {
+                    end: start + nl as u64 + 1,
+                    last: Some(ChainState {
+                        next_seq: head.seq + 1,
+                        prev: line_hash(line),
+                    }),
+                    why,
+                });
+            }
+            why = Some("unreadable lines at the end");
+            end = line_start;
+        }
+        if start == 0 {
+            return Ok(Tail {
+                end: 0,
+                last: None,
+                why: why.or(if len > 0 {
+                    Some("no complete line")
+                } else {
+                    None
+                }),
+            });
+        }
+        window = window.saturating_mul(4);
+    }
+}
+
+fn first_line_head(file: &File) -> io::Result<Option<LineHead>> {
+    let mut reader = BufReader::new(file.try_clone()?);
+    let mut line = Vec::new();
+    (&mut reader).take(1 << 22).read_until(b'\n', &mut line)?;
+    if line.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    line.pop();
+    Ok(parse_head(&line))
+}
+
+/// The chain after the last line of the newest rotated file beside `path`.
+fn newest_rotated_chain(path: &Path) -> io::Result<Option<ChainState>> {
+    let files = index::rotated_files(path)?;
+    let Some(newest) = files.last() else {
+        return Ok(None);
+    };
+    let file = File::open(newest)?;
+    let len = content_end(&file)?;
+    Ok(find_tail(&file, len)?.last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_line_times() {
+        let t = parse_time_us("2024-03-14T09:26:53.000042Z").unwrap();
+        assert_eq!(t, 1_710_408_413_000_000);
+        assert_eq!(
+            parse_time_us("2000-02-29T00:00:00"),
+            Some(951_782_400_000_000)
+        );
+    }
+}

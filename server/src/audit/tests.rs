@@ -1,0 +1,416 @@
+//! Unit tests of the audit log: chain, torn tail, rotation, index, failures.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::*;
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
+fn entry(subject: u64, operation: Operation, outcome: Outcome) -> Entry {
+    Entry {
+        source: Some("10.1.2.3".parse().unwrap()),
+        request_id: 0xabc,
+        fields: FieldSet::BASIC,
+        ..Entry::new(1_710_408_413_000_042, 1, operation, subject, outcome)
+    }
+}
+
+fn names() -> Vec<String> {
+    vec!["anonymous".into(), "bank \"A\"".into()]
+}
+
+fn options(durability: Durability) -> AuditOptions {
+    // The entries carry a 2024 time: daily rotation would rotate at once.
+    AuditOptions {
+        durability,
+        rotation: Rotation {
+            daily: false,
+            ..Rotation::default()
+        },
+        ..AuditOptions::default()
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    // An open log's file ends in preallocated zeros.
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim_end_matches('\0')
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn time_of_an_instant_is_wall_clock_time() {
+    anchor_wall_clock();
+    let before = now_us();
+    let t = time_of(Instant::now());
+    let after = now_us();
+    assert!(
+        before <= t + 1000 && t <= after + 1000,
+        "{before} {t} {after}"
+    );
+}
+
+#[test]
+fn durable_appends_resolve_after_their_fsync_and_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.audit");
+    let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
+    let e = entry(79_089_012_345, Operation::Get, Outcome::Found);
+    let ticket = log.append(&[e]).unwrap();
+    assert!(!ticket.is_ready());
+    block_on(ticket).unwrap();
+    assert!(log.stats().syncs >= 1, "answered before any fsync");
+    // Durable means on disk before the ticket resolves: the line is there
+    // without closing the log.
+    assert_eq!(lines(&path).len(), 1);
+    let batch = [
+        entry(79_089_012_345, Operation::BatchGet, Outcome::Found),
+        entry(1_089_000_007, Operation::BatchGet, Outcome::NotFound),
+    ];
+    block_on(log.append(&batch).unwrap()).unwrap();
+    log.append_one(Entry {
+        legacy_id: 12_345,
+        subject: 0,
+        ..entry(0, Operation::Legacy, Outcome::NotFound)
+    })
+    .map(block_on)
+    .unwrap()
+    .unwrap();
+    log.close().unwrap();
+    assert_eq!(log.append(&[e]).unwrap_err(), AuditError::Closed);
+    let text = lines(&path);
+    assert_eq!(text.len(), 3);
+    assert!(text[0].starts_with(&format!("{{\"seq\":1,\"prev\":\"{}\",", "0".repeat(64))));
+    assert!(
+        text[0].ends_with(r#""time":"2024-03-14T09:26:53.000042Z","client":"bank \"A\"","operation":"get","source":"10.1.2.3","request":"0000000000000abc","fields":["id","full_name","date_of_birth","sex","nationality"],"subject":"079089012345","legacy_id":null,"outcome":"found"}"#),
+        "{}",
+        text[0]
+    );
+    assert!(text[1].contains(r#""found":["079089012345"],"not_found":["001089000007"]}"#));
+    let report = verify(&[&path]).unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!((report.lines, report.last_seq), (3, Some(3)));
+    let mut seen = Vec::new();
+    let (n, bad) = query(&path, "079089012345", |l| seen.push(l.clone())).unwrap();
+    assert_eq!((n, bad), (2, 0));
+    assert_eq!(seen[1].operation, "batch_get");
+    assert_eq!(seen[0].source.as_deref(), Some("10.1.2.3"));
+    assert_eq!(query(&path, "000012345", |_| {}).unwrap().0, 1);
+    assert_eq!(query(&path, "001089000007", |_| {}).unwrap().0, 1);
+}
+
+#[test]
+fn buffered_tickets_are_ready_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.audit");
+    let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
+    let t = log
+        .append(&[entry(1, Operation::Get, Outcome::Found)])
+        .unwrap();
+    assert!(t.is_ready());
+    log.close().unwrap();
+    assert_eq!(lines(&path).len(), 1);
+}
+
+#[test]
+fn a_full_queue_refuses_the_whole_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.audit");
+    let opts = AuditOptions {
+        capacity: 10,
+        ..options(Durability::Buffered)
+    };
+    let log = AuditLog::open(&path, opts, names()).unwrap();
+    let items = vec![entry(1, Operation::BatchGet, Outcome::Found); 11];
+    assert_eq!(log.append(&items).unwrap_err(), AuditError::Backlogged);
+    assert_eq!(log.stats().refused, 1);
+}
+
+#[test]
+fn tampering_breaks_the_chain_at_the_next_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.audit");
+    let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
+    for s in 1..=5 {
+        assert!(log
+            .append(&[entry(s, Operation::Get, Outcome::Found)])
+            .unwrap()
+            .is_ready());
+    }
+    log.close().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let forged = text.replacen(
+        "\"subject\":\"000000000003\"",
+        "\"subject\":\"000000000009\"",
+        1,
+    );
+    std::fs::write(&path, &forged).unwrap();
+    let broken = verify(&[&path]).unwrap().broken.unwrap();
+    assert_eq!(broken.line, 4, "{broken:?}");
+    // Dropping a line breaks the numbering.
+    let dropped: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("000000000002"))
+        .collect();
+    std::fs::write(&path, dropped.join("\n") + "\n").unwrap();
+    let broken = verify(&[&path]).unwrap().broken.unwrap();
+    assert_eq!(broken.line, 2);
+    assert!(
+        broken.reason.contains("sequence number 3"),
+        "{}",
+        broken.reason
+    );
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_open_and_the_cut_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("torn.audit");
+    let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
+    for s in 1..=3 {
+        block_on(
+            log.append(&[entry(s, Operation::Get, Outcome::Found)])
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"seq\":4,\"prev\":\"ab");
+    std::fs::write(&path, &text).unwrap();
+    assert!(verify(&[&path])
+        .unwrap()
+        .broken
+        .unwrap()
+        .reason
+        .contains("torn"));
+    let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
+    block_on(
+        log.append(&[entry(4, Operation::Get, Outcome::Found)])
+            .unwrap(),
+    )
+    .unwrap();
+    log.close().unwrap();
+    let text = lines(&path);
+    assert_eq!(text.len(), 5);
+    assert!(
+        text[3].contains(r#""event":"torn_tail_cut""#),
+        "{}",
+        text[3]
+    );
+    assert!(text[3].contains("cut 19 bytes"), "{}", text[3]);
+    let report = verify(&[&path]).unwrap();
+    assert_eq!((report.broken, report.last_seq), (None, Some(5)));
+}
+
+#[test]
+fn garbage_after_the_last_line_is_cut_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros.audit");
+    let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
+    assert!(log
+        .append(&[entry(1, Operation::Get, Outcome::Found)])
+        .unwrap()
+        .is_ready());
+    log.close().unwrap();
+    drop(log);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0; 100]);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&[0; 50]);
+    std::fs::write(&path, &bytes).unwrap();
+    drop(AuditLog::open(&path, options(Durability::Buffered), names()).unwrap());
+    let text = lines(&path);
+    assert_eq!(text.len(), 2);
+    // The 50 zeros at the very end look like preallocated space: not counted.
+    assert!(text[1].contains("cut 101 bytes"), "{}", text[1]);
+    assert_eq!(verify(&[&path]).unwrap().broken, None);
+}
+
+#[test]
+fn rotation_keeps_the_chain_indexes_files_and_makes_them_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.audit");
+    let opts = AuditOptions {
+        rotation: Rotation {
+            max_bytes: 2000,
+            daily: false,
+        },
+        ..options(Durability::Durable)
+    };
+    let log = AuditLog::open(&path, opts.clone(), names()).unwrap();
+    for s in 0..60u64 {
+        let e = entry(100 + s % 7, Operation::Get, Outcome::Found);
+        block_on(log.append(&[e]).unwrap()).unwrap();
+    }
+    log.close().unwrap();
+    let rotated = index::rotated_files(&path).unwrap();
+    assert!(rotated.len() >= 5, "{rotated:?}");
+    for file in rotated.iter().chain([&path]) {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
+    for file in &rotated {
+        let idx = index::index_name(file);
+        assert!(idx.exists(), "{}", idx.display());
+        assert_eq!(
+            std::fs::metadata(&idx).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let files = index::log_files(&path).unwrap();
+    let report = verify(&files).unwrap();
+    assert_eq!((report.broken, report.lines), (None, 60));
+    // Every access is found, in order, through the indexes and the scan.
+    let mut seqs = Vec::new();
+    let (n, bad) = query(&path, "000000000103", |l| seqs.push(l.seq)).unwrap();
+    assert_eq!((n, bad), (9, 0)); // s = 3, 10, ..., 59
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // A restart after a rotation continues the chain from the rotated file.
+    std::fs::remove_file(&path).unwrap();
+    let log = AuditLog::open(&path, opts, names()).unwrap();
+    block_on(
+        log.append(&[entry(1, Operation::Get, Outcome::Found)])
+            .unwrap(),
+    )
+    .unwrap();
+    log.close().unwrap();
+    let report = verify(&index::log_files(&path).unwrap()).unwrap();
+    assert_eq!(report.broken, None);
+}
+
+/// Storage whose writes or fsyncs fail on demand (a full disk, an EIO).
+struct Faulty {
+    inner: FileStorage,
+    fail_write: Arc<AtomicBool>,
+    fail_sync: Arc<AtomicBool>,
+}
+
+impl Storage for Faulty {
+    fn open(&mut self) -> io::Result<storage::Opened> {
+        self.inner.open()
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.fail_write.load(Ordering::Relaxed) {
+            // Half the bytes reach the file, as when a disk fills up.
+            let _ = self.inner.write_all(&buf[..buf.len() / 2]);
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        self.inner.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        if self.fail_sync.load(Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.inner.sync()
+    }
+    fn wants_rotation(&self, now_us: u64) -> bool {
+        self.inner.wants_rotation(now_us)
+    }
+    fn rotate(&mut self, next_seq: u64, now_us: u64) -> io::Result<()> {
+        self.inner.rotate(next_seq, now_us)
+    }
+}
+
+fn faulty_log(path: &Path, durability: Durability) -> (AuditLog, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let fail_write = Arc::new(AtomicBool::new(false));
+    let fail_sync = Arc::new(AtomicBool::new(false));
+    let storage = Faulty {
+        inner: FileStorage::new(path, options(durability).rotation),
+        fail_write: Arc::clone(&fail_write),
+        fail_sync: Arc::clone(&fail_sync),
+    };
+    let log = AuditLog::with_storage(path, options(durability), names(), storage).unwrap();
+    (log, fail_write, fail_sync)
+}
+
+#[test]
+fn an_fsync_error_fails_closed_until_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eio.audit");
+    let (log, _, fail_sync) = faulty_log(&path, Durability::Durable);
+    let e = entry(7, Operation::Get, Outcome::Found);
+    block_on(log.append(&[e]).unwrap()).unwrap();
+    fail_sync.store(true, Ordering::Relaxed);
+    let err = block_on(log.append(&[e]).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, AuditError::Failing(cause) if cause.contains("fsync") || cause.contains("I/O")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("audit log is failing"), "{err}");
+    // Every later access is refused at once, the failure is visible.
+    assert!(matches!(log.append(&[e]), Err(AuditError::Failing(_))));
+    let stats = log.stats();
+    assert_eq!(stats.failures, 1);
+    assert!(stats.failure.unwrap().contains("Input/output error"));
+    // Recovery fails while the disk is still broken…
+    assert!(log.recover().is_err());
+    assert!(log.failure().is_some());
+    // …and works once it is fixed.
+    fail_sync.store(false, Ordering::Relaxed);
+    log.recover().unwrap();
+    assert_eq!(log.failure(), None);
+    block_on(log.append(&[e]).unwrap()).unwrap();
+    log.close().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(r#""event":"recovered""#), "{text}");
+    assert_eq!(verify(&[&path]).unwrap().broken, None);
+}
+
+#[test]
+fn a_write_error_cuts_the_half_line_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enospc.audit");
+    let (log, fail_write, _) = faulty_log(&path, Durability::Durable);
+    let e = entry(7, Operation::Get, Outcome::Found);
+    block_on(log.append(&[e]).unwrap()).unwrap();
+    fail_write.store(true, Ordering::Relaxed);
+    let err = block_on(log.append(&[e]).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    fail_write.store(false, Ordering::Relaxed);
+    log.recover().unwrap();
+    block_on(log.append(&[e]).unwrap()).unwrap();
+    log.close().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(r#""event":"torn_tail_cut""#), "{text}");
+    assert_eq!(verify(&[&path]).unwrap().broken, None);
+}
+
+#[test]
+fn a_crash_at_every_line_boundary_keeps_a_verifiable_prefix() {
+    // "Crash" after every byte count: whatever prefix survives, reopening
+    // cuts it to whole lines and the chain verifies.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.audit");
+    let log = AuditLog::open(&path, options(Durability::Buffered), names()).unwrap();
+    for s in 1..=4 {
+        assert!(log
+            .append(&[entry(s, Operation::Get, Outcome::Found)])
+            .unwrap()
+            .is_ready());
+    }
+    log.close().unwrap();
+    let full = std::fs::read(&path).unwrap();
+    let crash = dir.path().join("crash.audit");
+    for len in (0..=full.len()).step_by(37) {
+        std::fs::write(&crash, &full[..len]).unwrap();
+        drop(AuditLog::open(&crash, options(Durability::Buffered), names()).unwrap());
+        let report = verify(&[&crash]).unwrap();
+        assert_eq!(report.broken, None, "prefix of {len} bytes");
+        let whole = full[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+        let torn = u64::from(!(len == 0 || full[len - 1] == b'\n'));
+        assert_eq!(report.lines, whole + torn, "prefix of {len} bytes");
+    }
+}
