@@ -16,7 +16,7 @@ use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
-use crate::runner::{default_threads, run, Model, RunConfig};
+use crate::runner::{run, Model, RunConfig};
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
 
@@ -159,7 +159,7 @@ pub struct RunArgs {
     /// Stop after this many requests.
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Worker threads [one per core].
+    /// Worker threads [closed: one per core; open: one per 40,000/s of peak rate, at most one per core].
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
     /// Per-request timeout.
@@ -171,6 +171,10 @@ pub struct RunArgs {
     /// Report interval (time-series resolution).
     #[arg(long, default_value = "1s")]
     pub interval: String,
+    /// Open model: wake on a grid of this step and send all that is due
+    /// (0 = one wake per request; costs more CPU, less lateness).
+    #[arg(long, default_value = "250us")]
+    pub tick: String,
     /// Random seed (keys, mix, Poisson gaps).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -318,7 +322,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         model,
         duration,
         max_requests: args.requests,
-        threads: args.threads.unwrap_or_else(default_threads).max(1),
+        threads: args.threads.unwrap_or(0),
         timeout: parse_duration(&args.timeout)?,
         client: match args.client {
             ClientArg::Raw => ClientKind::Raw,
@@ -329,6 +333,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         progress: !args.quiet,
         api_key: args.key.clone(),
         label,
+        tick: parse_duration(&args.tick)?,
     };
     Ok(Plan {
         config,

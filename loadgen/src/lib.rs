@@ -72,6 +72,7 @@
 
 pub mod capacity;
 pub mod cli;
+pub mod cpu;
 mod error;
 pub mod html;
 pub mod http;

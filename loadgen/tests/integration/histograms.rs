@@ -31,11 +31,11 @@ fn merged_recorders_equal_one_recorder_of_everything() {
             (Op::Get, Some(200))
         };
         let m = meta(op, Expect::Success);
-        one.record(m, status, latency, at);
+        one.record(m, status, false, latency, at);
         if i % 3 == 0 {
-            a.record(m, status, latency, at);
+            a.record(m, status, false, latency, at);
         } else {
-            b.record(m, status, latency, at);
+            b.record(m, status, false, latency, at);
         }
     }
     let one = one.finish(&callers);
