@@ -3,6 +3,7 @@
 //! Lives in the library so that tests reach it; `main.rs` only parses and
 //! maps errors to an exit code.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
-use crate::runner::{run, Model, RunConfig};
+use crate::floor::{json_body, Floor, FloorConfig};
+use crate::runner::{default_threads, run, Model, RunConfig};
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
 
@@ -42,6 +44,26 @@ pub struct Cli {
 pub enum Command {
     /// Merge report.json files of processes that ran at the same time.
     Merge(MergeArgs),
+    /// Run the floor: a bare hyper server answering every request with a
+    /// fixed body, to measure what the box and network allow.
+    Floor(FloorArgs),
+}
+
+/// Options of `floor`.
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Threads, each with its own runtime and SO_REUSEPORT listener [one per core].
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Bytes of the fixed JSON body (about one citizen record by default).
+    #[arg(long, default_value_t = crate::floor::DEFAULT_BODY_BYTES)]
+    pub body_bytes: usize,
+    /// Stop after this long [run until interrupted].
+    #[arg(long, short = 'd')]
+    pub duration: Option<String>,
 }
 
 /// Options of `merge`.
@@ -213,14 +235,44 @@ pub struct RunArgs {
     /// Capacity kept free on each replica when sizing for --peak.
     #[arg(long, default_value = "30%")]
     pub headroom: String,
+    /// With --find-capacity: search the floor server at this URL too
+    /// (`dancu-loadgen floor`), same workload and objective, and report
+    /// dancu's capacity as a share of the floor's.
+    #[arg(long, value_name = "URL", requires = "find_capacity")]
+    pub floor: Option<String>,
 }
 
 /// Runs what the command line asks for.
 pub fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Merge(m)) => merge(m),
+        Some(Command::Floor(f)) => floor(f),
         None => run_load(cli.run),
     }
+}
+
+fn floor(args: FloorArgs) -> Result<()> {
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let floor = Floor::start(&FloorConfig {
+        listen: args.listen,
+        threads: args.threads.unwrap_or_else(default_threads).max(1),
+        body: json_body(args.body_bytes),
+    })?;
+    println!("floor listening on http://{}", floor.addr());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Runtime { source })?;
+    rt.block_on(async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    });
+    drop(floor);
+    Ok(())
 }
 
 fn merge(args: MergeArgs) -> Result<()> {
@@ -461,26 +513,60 @@ fn run_load(args: RunArgs) -> Result<()> {
         let mut config = plan.config.clone();
         config.progress = false;
         let quiet = args.quiet;
-        let result = find_capacity(&config, &plan.workload, plan.keys, &cfg, |step| {
-            if !quiet {
-                eprintln!(
-                    "step {:.0}/s: achieved {:.1}/s, p{} {}us, errors {:.3} % -> {}",
-                    step.rate,
-                    step.achieved,
-                    slo.percentile,
-                    step.percentile_us,
-                    100.0 * step.error_rate,
-                    if step.held {
-                        "held".to_string()
-                    } else {
-                        step.reason.clone()
-                    }
-                );
+        let show = |who: &'static str| {
+            move |step: &crate::capacity::Step| {
+                if !quiet {
+                    eprintln!(
+                        "{who} step {:.0}/s: achieved {:.1}/s, p{} {}us, errors {:.3} %, generator {:.1} us/req -> {}",
+                        step.rate,
+                        step.achieved,
+                        slo.percentile,
+                        step.percentile_us,
+                        100.0 * step.error_rate,
+                        step.cpu_us_per_request,
+                        if step.held {
+                            "held".to_string()
+                        } else {
+                            step.reason.clone()
+                        }
+                    );
+                }
             }
-        })?;
+        };
+        let result = find_capacity(&config, &plan.workload, Arc::clone(&plan.keys), &cfg, show("dancu"))?;
         print!("{}", result.text());
+        let Some(floor_url) = &args.floor else {
+            if args.json {
+                println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            }
+            return Ok(());
+        };
+        // The floor answers 200 to everything, so the answers a workload
+        // expects to be 400 or 404 would count as errors: only latency and
+        // unsent requests judge the floor's steps.
+        config.targets = vec![Target::parse(floor_url)?];
+        let mut floor_cfg = cfg.clone();
+        floor_cfg.max_errors = 1.0;
+        floor_cfg.peak = None;
+        let floor = find_capacity(&config, &plan.workload, plan.keys, &floor_cfg, show("floor"))?;
+        println!("floor ({floor_url}):");
+        print!("{}", floor.text());
+        let ratio = match (result.capacity, floor.capacity) {
+            (Some(d), Some(f)) if f > 0.0 => Some(d / f),
+            _ => None,
+        };
+        match ratio {
+            Some(r) => println!(
+                "dancu's capacity is {:.0} % of the floor's: the rest of the floor's is the box, the HTTP stack and the generator",
+                100.0 * r
+            ),
+            None => println!("no ratio: a search found no rate that held"),
+        }
         if args.json {
-            println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::json!({ "dancu": result, "floor": floor, "ratio": ratio })
+            );
         }
         return Ok(());
     }
