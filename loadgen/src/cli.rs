@@ -12,12 +12,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::capacity::{find_capacity, CapacityConfig};
 use crate::error::{Error, Result};
+use crate::floor::{json_body, Floor, FloorConfig};
 use crate::http::{ClientKind, Target};
 use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
-use crate::floor::{json_body, Floor, FloorConfig};
 use crate::runner::{default_threads, run, Model, RunConfig};
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
@@ -533,7 +533,13 @@ fn run_load(args: RunArgs) -> Result<()> {
                 }
             }
         };
-        let result = find_capacity(&config, &plan.workload, Arc::clone(&plan.keys), &cfg, show("dancu"))?;
+        let result = find_capacity(
+            &config,
+            &plan.workload,
+            Arc::clone(&plan.keys),
+            &cfg,
+            show("dancu"),
+        )?;
         print!("{}", result.text());
         let Some(floor_url) = &args.floor else {
             if args.json {
@@ -548,7 +554,13 @@ fn run_load(args: RunArgs) -> Result<()> {
         let mut floor_cfg = cfg.clone();
         floor_cfg.max_errors = 1.0;
         floor_cfg.peak = None;
-        let floor = find_capacity(&config, &plan.workload, plan.keys, &floor_cfg, show("floor"))?;
+        let floor = find_capacity(
+            &config,
+            &plan.workload,
+            plan.keys,
+            &floor_cfg,
+            show("floor"),
+        )?;
         println!("floor ({floor_url}):");
         print!("{}", floor.text());
         let ratio = match (result.capacity, floor.capacity) {

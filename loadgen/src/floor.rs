@@ -105,7 +105,6 @@ impl Drop for Floor {
     }
 }
 
-
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?

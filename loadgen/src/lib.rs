@@ -74,6 +74,7 @@ pub mod capacity;
 pub mod cli;
 pub mod cpu;
 mod error;
+mod feed;
 pub mod floor;
 pub mod html;
 pub mod http;

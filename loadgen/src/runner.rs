@@ -29,13 +29,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::feed::Feed;
 use crate::http::{write_request, ClientKind, Conn, Target};
 use crate::keys::KeyPool;
 use crate::rate::{RateCurve, Schedule};
 use crate::stats::{Recorder, Stats};
 use crate::timer::{reduce_timer_slack, PreciseTimer};
 use crate::units::{Count, Micros};
-use crate::workload::{Generator, Meta, Request, Workload};
+use crate::workload::{Generator, Request, Workload};
 
 /// How requests are paced.
 #[derive(Debug, Clone, PartialEq)]
@@ -326,6 +327,7 @@ pub fn run(
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
             generator: generator.fork(config.seed.wrapping_add(1 + index as u64)),
+            build_ahead: workload.has_batches(),
             live: Arc::clone(&live),
             thread_live: Arc::clone(counters),
             start,
@@ -431,6 +433,7 @@ struct ThreadCtx {
     config: Arc<RunConfig>,
     auth: Arc<AuthTable>,
     generator: Generator,
+    build_ahead: bool,
     live: Arc<Live>,
     thread_live: Arc<ThreadLive>,
     start: Instant,
@@ -478,7 +481,9 @@ struct Shared {
     auth: Arc<AuthTable>,
     live: Arc<Live>,
     counters: Arc<ThreadLive>,
-    generator: RefCell<Generator>,
+    feed: Feed,
+    /// The builder thread died (the run ends with an error).
+    feed_failed: Cell<bool>,
     recorder: RefCell<Recorder>,
     deadline: Instant,
     budget: Cell<u64>,
@@ -543,12 +548,18 @@ fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
             n / t + u64::from((ctx.index as u64) < n % t)
         }
     };
+    let (feed, builder) = Feed::new(
+        ctx.generator,
+        ctx.build_ahead,
+        format!("loadgen-{}-build", ctx.index),
+    )?;
     let shared = Rc::new(Shared {
         config: Arc::clone(&config),
         auth: ctx.auth,
         live: ctx.live,
         counters: ctx.thread_live,
-        generator: RefCell::new(ctx.generator),
+        feed,
+        feed_failed: Cell::new(false),
         recorder: RefCell::new(Recorder::new(ctx.start, config.interval, ctx.callers.len())),
         deadline: ctx.start + config.duration,
         budget: Cell::new(budget),
@@ -597,9 +608,19 @@ fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
     let shared = Rc::try_unwrap(shared).map_err(|_| Error::Runtime {
         source: std::io::Error::other("worker tasks outlived their thread"),
     })?;
+    let cpu = crate::cpu::thread();
+    if shared.feed_failed.get() {
+        return Err(Error::Runtime {
+            source: std::io::Error::other("the request builder thread died"),
+        });
+    }
+    let Shared { feed, recorder, .. } = shared;
+    // Dropping the feed ends the builder thread.
+    drop(feed);
+    let builder_cpu = builder.map_or(Duration::ZERO, |b| b.join().unwrap_or_default());
     Ok(ThreadOut {
-        cpu: crate::cpu::thread(),
-        stats: shared.recorder.into_inner().finish(&ctx.callers),
+        cpu: cpu.max(builder_cpu),
+        stats: recorder.into_inner().finish(&ctx.callers),
         last_completion: shared.last_completion.get(),
         unsent: shared.unsent.get(),
         waited: shared.waited.get(),
@@ -616,7 +637,13 @@ async fn execute(
     bufs: &mut Buffers,
 ) -> bool {
     let t = &sh.config.targets[target];
-    let meta: Meta = sh.generator.borrow_mut().next(&mut bufs.req);
+    let Some(meta) = sh.feed.next(&mut bufs.req) else {
+        // The builder thread died: end the run rather than spin.
+        sh.feed_failed.set(true);
+        sh.finished.set(true);
+        sh.budget.set(0);
+        return false;
+    };
     let (main, basic) = &sh.auth[meta.caller as usize];
     let auth = if meta.basic_key {
         basic.as_deref()
@@ -691,10 +718,13 @@ async fn execute(
         sh.live.disconnected();
     }
     let now = Instant::now();
-    let error =
-        sh.recorder
-            .borrow_mut()
-            .record(meta, status, shed, now.saturating_duration_since(intended), now);
+    let error = sh.recorder.borrow_mut().record(
+        meta,
+        status,
+        shed,
+        now.saturating_duration_since(intended),
+        now,
+    );
     bump(&sh.counters.completed);
     if error {
         bump(&sh.counters.errors);

@@ -195,6 +195,17 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Whether any caller sends batches (whose bodies are worth building
+    /// ahead, off the sending thread: see `feed`).
+    pub fn has_batches(&self) -> bool {
+        self.callers.iter().any(|c| {
+            c.share > 0.0
+                && c.ops
+                    .iter()
+                    .any(|&(op, w)| w > 0.0 && matches!(op, Op::BatchGet | Op::BatchVerify))
+        })
+    }
+
     /// Checks shares, weights, batch sizes and exponents.
     pub fn validate(&self) -> Result<()> {
         if self.callers.is_empty() {
