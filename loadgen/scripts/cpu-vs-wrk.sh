@@ -4,10 +4,12 @@
 #
 #   KEY=dancu-demo-key loadgen/scripts/cpu-vs-wrk.sh URL ID [SECONDS] [CONNECTIONS] [THREADS]
 #
-# 1. wrk -cCONNECTIONS at full speed: the highest rate wrk reaches (W req/s).
-# 2. wrk -c4: wrk at a lighter load (its rate is printed; wrk cannot pace).
-# 3. dancu-loadgen open model at 20,000 req/s and at W req/s, same
-#    connection cap and threads.
+# wrk cannot pace, so it is measured closed at three loads and loadgen open
+# at the rates wrk reached:
+# 1. wrk -tTHREADS -cCONNECTIONS: the highest rate wrk reaches (W req/s);
+# 2. wrk -t1 -c2 and -t1 -c1: wrk near 20,000 req/s (rates W2, W1);
+# 3. dancu-loadgen open at 20,000, W2 and W req/s with the same connection
+#    cap; its threads are its default for the rate (LG_THREADS to force).
 # Each tool's CPU is read from /proc/PID/stat (utime + stime, all threads)
 # one second after it starts and one second before it ends, so start-up and
 # tear-down are left out; CPU per request = CPU seconds / requests in that
@@ -55,29 +57,33 @@ print(f"{name:<34} {rate:>9.0f} req/s  {cpu / window:5.2f} cores  {per_req:6.2f}
 PY
 }
 
-wrk_run() { # connections
+wrk_run() { # threads connections
     local cpu rate
-    cpu=$(measure "$work/wrk.out" -- wrk -t"$threads" -c"$1" -d"${secs}s" "${wrk_auth[@]}" "$url/v1/citizens/$id")
+    cpu=$(measure "$work/wrk.out" -- wrk -t"$1" -c"$2" -d"${secs}s" "${wrk_auth[@]}" "$url/v1/citizens/$id")
     rate=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
-    report "wrk closed -t$threads -c$1" "$rate" "$cpu"
+    report "wrk closed -t$1 -c$2" "$rate" "$cpu"
     echo "$rate" > "$work/wrk.rate"
 }
 
 lg_run() { # rate
     local cpu rate
     cpu=$(measure "$work/lg.out" -- "$lg" --target "$url" "${lg_auth[@]}" --keys-id "$work/keys" \
-        --op get --rate "$1" -c "$conns" -t "$threads" -d "${secs}s" -q --json)
+        --op get --rate "$1" -c "$conns" ${LG_THREADS:+-t "$LG_THREADS"} -d "${secs}s" -q --json)
     rate=$(tail -1 "$work/lg.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["requests_per_s"])')
     report "dancu-loadgen open --rate $1" "$rate" "$cpu"
     tail -1 "$work/lg.out" | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
-print("    p50 %s us  p99 %s us  behind-schedule p99 %s us  errors %s  unsent %s"
-      % (d["p50_us"], d["p99_us"], d.get("behind_schedule_p99_us", "?"), d["errors"], d["unsent"]))'
+print("    %s thread(s)  p50 %s us  p99 %s us  behind-schedule p99 %s us  errors %s  unsent %s  self-check %s us/request %s"
+      % (d.get("threads", "?"), d["p50_us"], d["p99_us"], d.get("behind_schedule_p99_us", "?"), d["errors"],
+         d["unsent"], d.get("cpu_us_per_request", "?"), "; ".join(d.get("warnings", []))))'
 }
 
-wrk_run "$conns"
+wrk_run "$threads" "$conns"
 top=$(cut -d. -f1 "$work/wrk.rate")
-wrk_run 4
+wrk_run 1 2
+two=$(cut -d. -f1 "$work/wrk.rate")
+wrk_run 1 1
 lg_run 20000
+lg_run "$two"
 lg_run "$top"
