@@ -72,8 +72,14 @@ pub struct Step {
     pub p99_us: u64,
     /// Errors (unexpected answers and unsent requests) over scheduled.
     pub error_rate: f64,
+    /// Shed answers (503 with `Retry-After`) over scheduled.
+    pub shed_rate: f64,
     /// The generator's lateness, p99, µs.
     pub behind_p99_us: u64,
+    /// The generator's CPU per request, µs.
+    pub cpu_us_per_request: f64,
+    /// The run's self-check warnings (the generator may be the limit).
+    pub warnings: Vec<String>,
     /// Whether the step met the objective.
     pub held: bool,
     /// Why it did not.
@@ -109,6 +115,7 @@ pub fn judge(report: &Report, rate: f64, cfg: &CapacityConfig) -> Step {
         .map_or(0, |h| h.value_at_quantile(cfg.slo.percentile / 100.0));
     let scheduled = s.scheduled.max(1.0);
     let error_rate = (s.errors + s.unsent) as f64 / scheduled;
+    let shed_rate = s.shed as f64 / scheduled;
     let mut reasons = Vec::new();
     if percentile_us > cfg.slo.limit_us {
         reasons.push(format!(
@@ -122,6 +129,15 @@ pub fn judge(report: &Report, rate: f64, cfg: &CapacityConfig) -> Step {
         reasons.push(format!(
             "errors {:.3} % > {:.3} %",
             100.0 * error_rate,
+            100.0 * cfg.max_errors
+        ));
+    }
+    if shed_rate > cfg.max_errors {
+        // Shedding is the server's overload protection working: not an
+        // error, but a rate it sheds at is beyond its capacity.
+        reasons.push(format!(
+            "shed {:.3} % > {:.3} %",
+            100.0 * shed_rate,
             100.0 * cfg.max_errors
         ));
     }
@@ -145,7 +161,10 @@ pub fn judge(report: &Report, rate: f64, cfg: &CapacityConfig) -> Step {
         percentile_us,
         p99_us: s.p99_us,
         error_rate,
+        shed_rate,
         behind_p99_us: s.behind_schedule_p99_us,
+        cpu_us_per_request: s.cpu_us_per_request,
+        warnings: s.warnings.clone(),
         held: reasons.is_empty(),
         reason: reasons.join("; "),
     }
@@ -257,12 +276,14 @@ impl Capacity {
         for s in &self.steps {
             let _ = writeln!(
                 out,
-                "  {:>10.0}/s -> {:>10.1}/s  p(slo) {:>9}  p99 {:>9}  errors {:.3} %  {}",
+                "  {:>10.0}/s -> {:>10.1}/s  p(slo) {:>9}  p99 {:>9}  errors {:.3} %  generator {:.1} us/req{}  {}",
                 s.rate,
                 s.achieved,
                 Micros(s.percentile_us).to_string(),
                 Micros(s.p99_us).to_string(),
                 100.0 * s.error_rate,
+                s.cpu_us_per_request,
+                if s.warnings.is_empty() { "" } else { " (GENERATOR-LIMITED?)" },
                 if s.held {
                     "held".to_string()
                 } else {

@@ -3,6 +3,7 @@
 //! Lives in the library so that tests reach it; `main.rs` only parses and
 //! maps errors to an exit code.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::capacity::{find_capacity, CapacityConfig};
 use crate::error::{Error, Result};
+use crate::floor::{json_body, Floor, FloorConfig};
 use crate::http::{ClientKind, Target};
 use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
@@ -42,6 +44,26 @@ pub struct Cli {
 pub enum Command {
     /// Merge report.json files of processes that ran at the same time.
     Merge(MergeArgs),
+    /// Run the floor: a bare hyper server answering every request with a
+    /// fixed body, to measure what the box and network allow.
+    Floor(FloorArgs),
+}
+
+/// Options of `floor`.
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// Threads, each with its own runtime and SO_REUSEPORT listener [one per core].
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Bytes of the fixed JSON body (about one citizen record by default).
+    #[arg(long, default_value_t = crate::floor::DEFAULT_BODY_BYTES)]
+    pub body_bytes: usize,
+    /// Stop after this long [run until interrupted].
+    #[arg(long, short = 'd')]
+    pub duration: Option<String>,
 }
 
 /// Options of `merge`.
@@ -159,7 +181,7 @@ pub struct RunArgs {
     /// Stop after this many requests.
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Worker threads [one per core].
+    /// Worker threads [closed: one per core; open: one per 40,000/s of peak rate, at most one per core].
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
     /// Per-request timeout.
@@ -171,6 +193,10 @@ pub struct RunArgs {
     /// Report interval (time-series resolution).
     #[arg(long, default_value = "1s")]
     pub interval: String,
+    /// Open model: wake on a grid of this step and send all that is due
+    /// (0 = one wake per request; costs more CPU, less lateness).
+    #[arg(long, default_value = "250us")]
+    pub tick: String,
     /// Random seed (keys, mix, Poisson gaps).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -209,14 +235,44 @@ pub struct RunArgs {
     /// Capacity kept free on each replica when sizing for --peak.
     #[arg(long, default_value = "30%")]
     pub headroom: String,
+    /// With --find-capacity: search the floor server at this URL too
+    /// (`dancu-loadgen floor`), same workload and objective, and report
+    /// dancu's capacity as a share of the floor's.
+    #[arg(long, value_name = "URL", requires = "find_capacity")]
+    pub floor: Option<String>,
 }
 
 /// Runs what the command line asks for.
 pub fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Merge(m)) => merge(m),
+        Some(Command::Floor(f)) => floor(f),
         None => run_load(cli.run),
     }
+}
+
+fn floor(args: FloorArgs) -> Result<()> {
+    let duration = args.duration.as_deref().map(parse_duration).transpose()?;
+    let floor = Floor::start(&FloorConfig {
+        listen: args.listen,
+        threads: args.threads.unwrap_or_else(default_threads).max(1),
+        body: json_body(args.body_bytes),
+    })?;
+    println!("floor listening on http://{}", floor.addr());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Runtime { source })?;
+    rt.block_on(async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    });
+    drop(floor);
+    Ok(())
 }
 
 fn merge(args: MergeArgs) -> Result<()> {
@@ -318,7 +374,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         model,
         duration,
         max_requests: args.requests,
-        threads: args.threads.unwrap_or_else(default_threads).max(1),
+        threads: args.threads.unwrap_or(0),
         timeout: parse_duration(&args.timeout)?,
         client: match args.client {
             ClientArg::Raw => ClientKind::Raw,
@@ -329,6 +385,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         progress: !args.quiet,
         api_key: args.key.clone(),
         label,
+        tick: parse_duration(&args.tick)?,
     };
     Ok(Plan {
         config,
@@ -456,26 +513,72 @@ fn run_load(args: RunArgs) -> Result<()> {
         let mut config = plan.config.clone();
         config.progress = false;
         let quiet = args.quiet;
-        let result = find_capacity(&config, &plan.workload, plan.keys, &cfg, |step| {
-            if !quiet {
-                eprintln!(
-                    "step {:.0}/s: achieved {:.1}/s, p{} {}us, errors {:.3} % -> {}",
-                    step.rate,
-                    step.achieved,
-                    slo.percentile,
-                    step.percentile_us,
-                    100.0 * step.error_rate,
-                    if step.held {
-                        "held".to_string()
-                    } else {
-                        step.reason.clone()
-                    }
-                );
+        let show = |who: &'static str| {
+            move |step: &crate::capacity::Step| {
+                if !quiet {
+                    eprintln!(
+                        "{who} step {:.0}/s: achieved {:.1}/s, p{} {}us, errors {:.3} %, generator {:.1} us/req -> {}",
+                        step.rate,
+                        step.achieved,
+                        slo.percentile,
+                        step.percentile_us,
+                        100.0 * step.error_rate,
+                        step.cpu_us_per_request,
+                        if step.held {
+                            "held".to_string()
+                        } else {
+                            step.reason.clone()
+                        }
+                    );
+                }
             }
-        })?;
+        };
+        let result = find_capacity(
+            &config,
+            &plan.workload,
+            Arc::clone(&plan.keys),
+            &cfg,
+            show("dancu"),
+        )?;
         print!("{}", result.text());
+        let Some(floor_url) = &args.floor else {
+            if args.json {
+                println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            }
+            return Ok(());
+        };
+        // The floor answers 200 to everything, so the answers a workload
+        // expects to be 400 or 404 would count as errors: only latency and
+        // unsent requests judge the floor's steps.
+        config.targets = vec![Target::parse(floor_url)?];
+        let mut floor_cfg = cfg.clone();
+        floor_cfg.max_errors = 1.0;
+        floor_cfg.peak = None;
+        let floor = find_capacity(
+            &config,
+            &plan.workload,
+            plan.keys,
+            &floor_cfg,
+            show("floor"),
+        )?;
+        println!("floor ({floor_url}):");
+        print!("{}", floor.text());
+        let ratio = match (result.capacity, floor.capacity) {
+            (Some(d), Some(f)) if f > 0.0 => Some(d / f),
+            _ => None,
+        };
+        match ratio {
+            Some(r) => println!(
+                "dancu's capacity is {:.0} % of the floor's: the rest of the floor's is the box, the HTTP stack and the generator",
+                100.0 * r
+            ),
+            None => println!("no ratio: a search found no rate that held"),
+        }
         if args.json {
-            println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::json!({ "dancu": result, "floor": floor, "ratio": ratio })
+            );
         }
         return Ok(());
     }

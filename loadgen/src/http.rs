@@ -107,6 +107,23 @@ pub fn write_request(out: &mut Vec<u8>, req: &Request, target: &Target, auth: Op
     }
 }
 
+/// What came back for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The answer carried a `Retry-After` header: with 503 it means the
+    /// server shed the request on purpose (overload protection).
+    pub retry_after: bool,
+}
+
+impl Answer {
+    /// A 503 with `Retry-After`: deliberate load shedding, not a failure.
+    pub fn shed(self) -> bool {
+        self.status == 503 && self.retry_after
+    }
+}
+
 /// An open keep-alive connection.
 pub enum Conn {
     /// The lean client.
@@ -154,7 +171,7 @@ impl Conn {
         req: &Request,
         target: &Target,
         auth: Option<&[u8]>,
-    ) -> io::Result<u16> {
+    ) -> io::Result<Answer> {
         match self {
             Conn::Raw(c) => c.round_trip(wire).await,
             Conn::Hyper(c) => c.round_trip(req, target, auth).await,
@@ -207,9 +224,10 @@ impl RawConn {
         Ok(n)
     }
 
-    async fn round_trip(&mut self, wire: &[u8]) -> io::Result<u16> {
+    async fn round_trip(&mut self, wire: &[u8]) -> io::Result<Answer> {
         self.stream.write_all(wire).await?;
         self.buf.clear();
+        let mut retry_after = false;
         let (status, head_len, framing) = loop {
             if self.fill().await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
@@ -246,6 +264,8 @@ impl RawConn {
                             {
                                 framing = Framing::Chunked;
                             }
+                        } else if h.name.eq_ignore_ascii_case("retry-after") {
+                            retry_after = true;
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             if h.value.eq_ignore_ascii_case(b"close") {
                                 close = true;
@@ -294,7 +314,10 @@ impl RawConn {
         if self.buf.capacity() > 4 * READ_CHUNK {
             self.buf = Vec::with_capacity(4096);
         }
-        Ok(status)
+        Ok(Answer {
+            status,
+            retry_after,
+        })
     }
 }
 
@@ -346,7 +369,7 @@ impl HyperConn {
         req: &Request,
         target: &Target,
         auth: Option<&[u8]>,
-    ) -> io::Result<u16> {
+    ) -> io::Result<Answer> {
         let mut uri = String::with_capacity(target.base_path.len() + req.path.len());
         uri.push_str(&target.base_path);
         uri.push_str(std::str::from_utf8(&req.path).map_err(io::Error::other)?);
@@ -372,12 +395,15 @@ impl HyperConn {
             .send_request(request)
             .await
             .map_err(io::Error::other)?;
-        let status = resp.status().as_u16();
+        let answer = Answer {
+            status: resp.status().as_u16(),
+            retry_after: resp.headers().contains_key(hyper::header::RETRY_AFTER),
+        };
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             frame.map_err(io::Error::other)?;
         }
-        Ok(status)
+        Ok(answer)
     }
 }
 

@@ -72,7 +72,10 @@
 
 pub mod capacity;
 pub mod cli;
+pub mod cpu;
 mod error;
+mod feed;
+pub mod floor;
 pub mod html;
 pub mod http;
 pub mod keys;

@@ -79,6 +79,49 @@ pub struct Summary {
     pub unsent: u64,
     /// Seconds from start to the last answer.
     pub elapsed_s: f64,
+    /// Requests the server shed on purpose (503 with `Retry-After`); not
+    /// counted in `errors`.
+    #[serde(default)]
+    pub shed: u64,
+    /// The generator's own CPU per completed request, µs (user + system).
+    #[serde(default)]
+    pub cpu_us_per_request: f64,
+    /// The generator's CPU over the run, in cores.
+    #[serde(default)]
+    pub generator_cores: f64,
+    /// Why these figures may describe the generator rather than the server
+    /// (see [`generator_warnings`]); empty when the generator kept up.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Behind-schedule p99 above which a run's latency is suspect: the
+/// generator sent late often enough to move the tail.
+pub const BEHIND_P99_LIMIT_US: u64 = 1_000;
+
+/// Share of a core one worker thread may use before the generator is
+/// likely the limit: above this, its wakes queue behind its own work.
+pub const THREAD_SHARE_LIMIT: f64 = 0.7;
+
+/// The self-check: reasons to believe the generator, not the server, set
+/// the figures of a run.
+pub fn generator_warnings(run: &RunInfo, behind_p99_us: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    if run.mode == "open" && behind_p99_us > BEHIND_P99_LIMIT_US {
+        out.push(format!(
+            "generator behind schedule p99 {} > {}: latency includes the generator's own delays",
+            Micros(behind_p99_us),
+            Micros(BEHIND_P99_LIMIT_US)
+        ));
+    }
+    if run.busiest_thread_share > THREAD_SHARE_LIMIT {
+        out.push(format!(
+            "a generator thread used {:.0} % of a core (> {:.0} %): add --threads or generator machines",
+            100.0 * run.busiest_thread_share,
+            100.0 * THREAD_SHARE_LIMIT
+        ));
+    }
+    out
 }
 
 /// Figures for one operation or one caller.
@@ -244,6 +287,14 @@ impl Report {
             behind_schedule_p99_us: pct(&stats.behind, 99.0),
             unsent: run.unsent,
             elapsed_s: run.elapsed_s,
+            shed: stats.shed,
+            cpu_us_per_request: if requests > 0 {
+                run.cpu_s * 1e6 / requests as f64
+            } else {
+                0.0
+            },
+            generator_cores: run.cpu_s / elapsed,
+            warnings: generator_warnings(&run, pct(&stats.behind, 99.0)),
         };
         let breakdown =
             |name: String, h: &Hist, errors: u64, classes: BTreeMap<String, u64>| Breakdown {
@@ -366,6 +417,7 @@ impl Report {
             *stats.statuses.entry(code).or_insert(0) += n;
         }
         stats.behind = from_base64(&self.histograms.behind_schedule, "behind_schedule")?;
+        stats.shed = self.summary.shed;
         for i in &self.intervals {
             let mut rec = IntervalRecord {
                 sent: i.sent,
@@ -440,6 +492,8 @@ impl Report {
         run.waited_for_connection = 0;
         run.sent = 0;
         run.processes = 0;
+        run.cpu_s = 0.0;
+        run.busiest_thread_share = 0.0;
         run.started_unix_ms = t0;
         let same_curve_times = reports.iter().all(|r| {
             r.run.target_curve.len() == first.run.target_curve.len()
@@ -496,6 +550,8 @@ impl Report {
             run.waited_for_connection += r.run.waited_for_connection;
             run.sent += r.run.sent;
             run.processes += r.run.processes.max(1);
+            run.cpu_s += r.run.cpu_s;
+            run.busiest_thread_share = run.busiest_thread_share.max(r.run.busiest_thread_share);
             run.elapsed_s = run
                 .elapsed_s
                 .max(r.run.elapsed_s + (r.run.started_unix_ms - t0) as f64 / 1000.0);
@@ -549,7 +605,13 @@ impl Report {
             "behind_schedule_us": s.behind_schedule_us,
             "behind_schedule_p99_us": s.behind_schedule_p99_us,
             "unsent": s.unsent,
+            "shed": s.shed,
             "elapsed_s": round2(s.elapsed_s),
+            "threads": self.run.threads,
+            "cpu_us_per_request": round2(s.cpu_us_per_request),
+            "generator_cores": round2(s.generator_cores),
+            "busiest_thread_share": round2(self.run.busiest_thread_share),
+            "warnings": s.warnings,
             "statuses": self.statuses,
             "operations": ops,
         })
@@ -622,6 +684,16 @@ impl Report {
                 Count(s.unsent),
             );
         }
+        let _ = writeln!(
+            out,
+            "  self-check generator CPU {:.1} us/request, {:.2} cores, busiest thread {:.0} % of a core",
+            s.cpu_us_per_request,
+            s.generator_cores,
+            100.0 * r.busiest_thread_share,
+        );
+        for w in &s.warnings {
+            let _ = writeln!(out, "  WARNING    {w}");
+        }
         let statuses: Vec<String> = self
             .statuses
             .iter()
@@ -629,9 +701,10 @@ impl Report {
             .collect();
         let _ = writeln!(
             out,
-            "  errors     {} ({:.3} %)   statuses {}",
+            "  errors     {} ({:.3} %), shed {} (503 + Retry-After)   statuses {}",
             Count(s.errors),
             100.0 * s.error_rate,
+            Count(s.shed),
             statuses.join(", ")
         );
         let table = |out: &mut String, title: &str, rows: &[Breakdown]| {

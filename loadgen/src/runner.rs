@@ -29,13 +29,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::feed::Feed;
 use crate::http::{write_request, ClientKind, Conn, Target};
 use crate::keys::KeyPool;
 use crate::rate::{RateCurve, Schedule};
 use crate::stats::{Recorder, Stats};
 use crate::timer::{reduce_timer_slack, PreciseTimer};
 use crate::units::{Count, Micros};
-use crate::workload::{Generator, Meta, Request, Workload};
+use crate::workload::{Generator, Request, Workload};
 
 /// How requests are paced.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +68,8 @@ pub struct RunConfig {
     pub duration: Duration,
     /// Stop after this many requests.
     pub max_requests: Option<u64>,
-    /// Worker threads.
+    /// Worker threads; 0 picks them: one per core for the closed model,
+    /// [`open_threads`] of the peak rate for the open model.
     pub threads: usize,
     /// Per-request timeout (connect + send + answer).
     pub timeout: Duration,
@@ -83,7 +85,19 @@ pub struct RunConfig {
     pub api_key: Option<String>,
     /// What is being run (profile or operation name), for the report.
     pub label: String,
+    /// Open model: the dispatcher wakes on a grid of this step and sends
+    /// every request due by then (zero: one wake per request). See
+    /// [`DEFAULT_TICK`].
+    pub tick: Duration,
 }
+
+/// The open model's default wake grid. Each wake of a sleeping thread costs
+/// a context switch, a timer re-arm and an epoll round, about as much CPU
+/// as the request itself; waking once per grid step and sending all that
+/// is due amortises that over several requests. The price is lateness of
+/// at most one step (mean half), which is recorded as behind-schedule time
+/// and stays in the latency, since latency runs from the intended time.
+pub const DEFAULT_TICK: Duration = Duration::from_micros(250);
 
 impl RunConfig {
     /// A closed-model run of `connections` against one target.
@@ -101,6 +115,7 @@ impl RunConfig {
             progress: false,
             api_key: None,
             label: String::new(),
+            tick: DEFAULT_TICK,
         }
     }
 
@@ -120,6 +135,24 @@ impl RunConfig {
 /// Worker threads by default: one per core.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Requests/s one open-model thread is given before a second is added.
+/// Fewer threads wake less often and send more per wake (see
+/// [`DEFAULT_TICK`]): at 20,000/s one thread costs half the CPU per request
+/// of two (RESULTS.md), while one thread at 60,000/s already shows in the
+/// tail.
+pub const OPEN_RATE_PER_THREAD: f64 = 40_000.0;
+
+/// Worker threads for an open-model run whose rate peaks at `peak`: one per
+/// [`OPEN_RATE_PER_THREAD`], at most one per core.
+pub fn open_threads(peak: f64) -> usize {
+    let wanted = (peak / OPEN_RATE_PER_THREAD).ceil();
+    if wanted.is_finite() && wanted >= 1.0 {
+        (wanted as usize).min(default_threads())
+    } else {
+        1
+    }
 }
 
 /// Facts about a finished run that are not latencies.
@@ -162,6 +195,13 @@ pub struct RunInfo {
     pub callers: Vec<String>,
     /// Reports merged into this one (1 for a single run).
     pub processes: u32,
+    /// CPU seconds (user + system) the generator used during the run.
+    #[serde(default)]
+    pub cpu_s: f64,
+    /// The busiest worker thread's CPU time over the run's length: 1.0 is
+    /// a whole core.
+    #[serde(default)]
+    pub busiest_thread_share: f64,
 }
 
 /// Counters of rare events, shared by the threads.
@@ -258,9 +298,11 @@ pub fn run(
             "at least one connection is needed",
         ));
     }
-    let threads = match config.model {
-        Model::Closed { connections } => config.threads.clamp(1, connections),
-        Model::Open { .. } => config.threads.max(1),
+    let threads = match (&config.model, config.threads) {
+        (Model::Closed { connections }, 0) => default_threads().clamp(1, *connections),
+        (Model::Closed { connections }, t) => t.clamp(1, *connections),
+        (Model::Open { curve, .. }, 0) => open_threads(curve.peak()),
+        (Model::Open { .. }, t) => t,
     };
     let callers: Vec<String> = workload.callers.iter().map(|c| c.name.clone()).collect();
     let auth = Arc::new(auth_table(workload, config.api_key.as_deref()));
@@ -275,6 +317,7 @@ pub fn run(
         .map_or(0, |d| d.as_millis() as u64);
     // Give every thread a moment to build its runtime before the clock starts.
     let start = Instant::now() + Duration::from_millis(20);
+    let cpu_before = crate::cpu::process();
 
     let mut handles = Vec::with_capacity(threads);
     for (index, counters) in thread_live.iter().enumerate() {
@@ -284,6 +327,7 @@ pub fn run(
             config: Arc::clone(&config),
             auth: Arc::clone(&auth),
             generator: generator.fork(config.seed.wrapping_add(1 + index as u64)),
+            build_ahead: workload.has_batches(),
             live: Arc::clone(&live),
             thread_live: Arc::clone(counters),
             start,
@@ -316,6 +360,7 @@ pub fn run(
     let mut stats = Stats::default();
     let mut last = start;
     let (mut unsent, mut waited) = (0, 0);
+    let mut busiest = Duration::ZERO;
     for h in handles {
         let out = h.join().map_err(|_| Error::Runtime {
             source: std::io::Error::other("a worker thread panicked"),
@@ -324,7 +369,12 @@ pub fn run(
         last = last.max(out.last_completion);
         unsent += out.unsent;
         waited += out.waited;
+        busiest = busiest.max(out.cpu);
     }
+    let cpu_s = crate::cpu::process()
+        .saturating_sub(cpu_before)
+        .as_secs_f64();
+    let elapsed_s = last.saturating_duration_since(start).as_secs_f64();
     let (mode, scheduled, target_curve) = match &config.model {
         Model::Open { curve, .. } => ("open", curve.total(), curve.points().to_vec()),
         Model::Closed { .. } => ("closed", 0.0, Vec::new()),
@@ -338,7 +388,7 @@ pub fn run(
         peak_connections: live.peak_connections.load(Ordering::Relaxed),
         connects: live.connects.load(Ordering::Relaxed),
         started_unix_ms,
-        elapsed_s: last.saturating_duration_since(start).as_secs_f64(),
+        elapsed_s,
         duration_s: config.duration.as_secs_f64(),
         interval_s: config.interval.as_secs_f64(),
         scheduled,
@@ -348,6 +398,8 @@ pub fn run(
         sent: total(&thread_live, |t| &t.sent),
         callers,
         processes: 1,
+        cpu_s,
+        busiest_thread_share: busiest.as_secs_f64() / elapsed_s.max(1e-3),
     };
     Ok((stats, info))
 }
@@ -381,6 +433,7 @@ struct ThreadCtx {
     config: Arc<RunConfig>,
     auth: Arc<AuthTable>,
     generator: Generator,
+    build_ahead: bool,
     live: Arc<Live>,
     thread_live: Arc<ThreadLive>,
     start: Instant,
@@ -389,6 +442,7 @@ struct ThreadCtx {
 
 struct ThreadOut {
     stats: Stats,
+    cpu: Duration,
     last_completion: Instant,
     unsent: u64,
     waited: u64,
@@ -405,9 +459,21 @@ struct Slot {
 struct Pool {
     idle: RefCell<Vec<Rc<Slot>>>,
     open: Cell<usize>,
+    /// Connections whose TCP handshake is still under way.
+    connecting: Cell<usize>,
     cap: usize,
+    /// Signalled when a connection turns idle or finishes connecting.
     freed: Notify,
 }
+
+/// Most connections one thread opens at once towards one target. Without
+/// a bound, every request due while the first connections are still
+/// handshaking opens one more: at 20,000/s the pool grew to over a hundred
+/// connections for a load that needs five, and each extra connection is
+/// CPU and memory on both sides. A request that finds none idle waits for
+/// a handshake to finish instead; that wait is the generator's and counts
+/// as behind schedule.
+const MAX_CONNECTING: usize = 8;
 
 /// What the tasks of one thread share.
 struct Shared {
@@ -415,7 +481,9 @@ struct Shared {
     auth: Arc<AuthTable>,
     live: Arc<Live>,
     counters: Arc<ThreadLive>,
-    generator: RefCell<Generator>,
+    feed: Feed,
+    /// The builder thread died (the run ends with an error).
+    feed_failed: Cell<bool>,
     recorder: RefCell<Recorder>,
     deadline: Instant,
     budget: Cell<u64>,
@@ -480,12 +548,18 @@ fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
             n / t + u64::from((ctx.index as u64) < n % t)
         }
     };
+    let (feed, builder) = Feed::new(
+        ctx.generator,
+        ctx.build_ahead,
+        format!("loadgen-{}-build", ctx.index),
+    )?;
     let shared = Rc::new(Shared {
         config: Arc::clone(&config),
         auth: ctx.auth,
         live: ctx.live,
         counters: ctx.thread_live,
-        generator: RefCell::new(ctx.generator),
+        feed,
+        feed_failed: Cell::new(false),
         recorder: RefCell::new(Recorder::new(ctx.start, config.interval, ctx.callers.len())),
         deadline: ctx.start + config.duration,
         budget: Cell::new(budget),
@@ -493,6 +567,7 @@ fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
             .map(|_| Pool {
                 idle: RefCell::new(Vec::new()),
                 open: Cell::new(0),
+                connecting: Cell::new(0),
                 cap,
                 freed: Notify::new(),
             })
@@ -533,8 +608,19 @@ fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
     let shared = Rc::try_unwrap(shared).map_err(|_| Error::Runtime {
         source: std::io::Error::other("worker tasks outlived their thread"),
     })?;
+    let cpu = crate::cpu::thread();
+    if shared.feed_failed.get() {
+        return Err(Error::Runtime {
+            source: std::io::Error::other("the request builder thread died"),
+        });
+    }
+    let Shared { feed, recorder, .. } = shared;
+    // Dropping the feed ends the builder thread.
+    drop(feed);
+    let builder_cpu = builder.map_or(Duration::ZERO, |b| b.join().unwrap_or_default());
     Ok(ThreadOut {
-        stats: shared.recorder.into_inner().finish(&ctx.callers),
+        cpu: cpu.max(builder_cpu),
+        stats: recorder.into_inner().finish(&ctx.callers),
         last_completion: shared.last_completion.get(),
         unsent: shared.unsent.get(),
         waited: shared.waited.get(),
@@ -551,7 +637,13 @@ async fn execute(
     bufs: &mut Buffers,
 ) -> bool {
     let t = &sh.config.targets[target];
-    let meta: Meta = sh.generator.borrow_mut().next(&mut bufs.req);
+    let Some(meta) = sh.feed.next(&mut bufs.req) else {
+        // The builder thread died: end the run rather than spin.
+        sh.feed_failed.set(true);
+        sh.finished.set(true);
+        sh.budget.set(0);
+        return false;
+    };
     let (main, basic) = &sh.auth[meta.caller as usize];
     let auth = if meta.basic_key {
         basic.as_deref()
@@ -606,11 +698,13 @@ async fn execute(
     if armed + slack < deadline || armed > deadline {
         watchdog.as_mut().reset(deadline.into());
     }
-    let status = tokio::select! {
+    let answer = tokio::select! {
         biased;
         answer = attempt => answer.ok(),
         _ = watchdog.as_mut() => None,
     };
+    let status = answer.map(|a| a.status);
+    let shed = answer.is_some_and(|a| a.shed());
     // A rare large batch must not pin its buffers to the connection for
     // the rest of the run: memory stays flat as the pool grows.
     const KEEP: usize = 16 * 1024;
@@ -624,10 +718,13 @@ async fn execute(
         sh.live.disconnected();
     }
     let now = Instant::now();
-    let error =
-        sh.recorder
-            .borrow_mut()
-            .record(meta, status, now.saturating_duration_since(intended), now);
+    let error = sh.recorder.borrow_mut().record(
+        meta,
+        status,
+        shed,
+        now.saturating_duration_since(intended),
+        now,
+    );
     bump(&sh.counters.completed);
     if error {
         bump(&sh.counters.errors);
@@ -659,6 +756,7 @@ async fn closed_loop(sh: Rc<Shared>, target: usize) {
 
 async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
     let timer = PreciseTimer::new();
+    let tick = sh.config.tick;
     let targets = sh.pools.len();
     let mut next_target = 0;
     let mut since_yield = 0u32;
@@ -678,7 +776,7 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
         }
         let now = Instant::now();
         if intended > now {
-            timer.sleep_until(intended).await;
+            timer.sleep_until(on_grid(intended, start, tick)).await;
             since_yield = 0;
         } else {
             since_yield += 1;
@@ -710,13 +808,15 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
                 slot.wake.notify_one();
                 break;
             }
-            if pool.open.get() < pool.cap {
+            let below_cap = pool.open.get() < pool.cap;
+            if below_cap && pool.connecting.get() < MAX_CONNECTING {
                 pool.open.set(pool.open.get() + 1);
+                pool.connecting.set(pool.connecting.get() + 1);
                 sh.task_started();
                 tokio::task::spawn_local(open_connection(Rc::clone(&sh), target, intended));
                 break;
             }
-            if !waited {
+            if !below_cap && !waited {
                 waited = true;
                 sh.waited.set(sh.waited.get() + 1);
             }
@@ -764,9 +864,34 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
     }
 }
 
+/// The first point of the grid `start + k * tick` at or after `t`.
+fn on_grid(t: Instant, start: Instant, tick: Duration) -> Instant {
+    let tick_ns = tick.as_nanos();
+    if tick_ns == 0 {
+        return t;
+    }
+    let since = t.saturating_duration_since(start).as_nanos();
+    let steps = since.div_ceil(tick_ns);
+    start + Duration::from_nanos((steps * tick_ns).min(u64::MAX as u128) as u64)
+}
+
 async fn open_connection(sh: Rc<Shared>, target: usize, first: Instant) {
     let slot = Rc::new(Slot::default());
-    let mut conn = None;
+    let client = sh.config.client;
+    let t = &sh.config.targets[target];
+    // Connect before taking the first request, so that the dispatcher
+    // learns when the handshake is done. A failure leaves `conn` empty and
+    // `execute` tries again, recording the error against the request.
+    let mut conn = match tokio::time::timeout(sh.config.timeout, Conn::connect(client, t)).await {
+        Ok(Ok(c)) => {
+            sh.live.connected();
+            Some(c)
+        }
+        _ => None,
+    };
+    let pool = &sh.pools[target];
+    pool.connecting.set(pool.connecting.get() - 1);
+    pool.freed.notify_one();
     let mut bufs = Buffers::default();
     let mut job = first;
     loop {

@@ -189,6 +189,7 @@ pub struct Recorder {
     /// Answers by status code (index 0: no answer); a flat array because
     /// it is touched on every request.
     statuses: Vec<u64>,
+    shed: u64,
     behind: Hist,
     current: Current,
     done: BTreeMap<u64, IntervalRecord>,
@@ -205,6 +206,7 @@ impl Recorder {
             series: (0..callers * OPS * CLASSES).map(|_| None).collect(),
             errors: vec![0; callers * OPS],
             statuses: vec![0; 1000],
+            shed: 0,
             behind: new_hist(),
             current: Current {
                 index: 0,
@@ -254,19 +256,25 @@ impl Recorder {
     }
 
     /// Records a completed request: its answer (`None` = no answer), its
-    /// latency and when it completed.
+    /// latency and when it completed. `shed` marks a deliberate refusal
+    /// (503 with `Retry-After`), counted apart and not as an error.
+    /// Returns whether the answer was an error.
     #[inline]
     pub fn record(
         &mut self,
         meta: Meta,
         status: Option<u16>,
+        shed: bool,
         latency: Duration,
         at: Instant,
     ) -> bool {
         self.advance(at);
         let us = (latency.as_micros() as u64).max(1);
         let class = Class::of(status);
-        let error = !status.is_some_and(|s| meta.expect.accepts(meta.op, s));
+        if shed {
+            self.shed += 1;
+        }
+        let error = !shed && !status.is_some_and(|s| meta.expect.accepts(meta.op, s));
         let caller = (meta.caller as usize).min(self.callers - 1);
         let op = meta.op.index();
         let slot = &mut self.series[(caller * OPS + op) * CLASSES + class.index()];
@@ -312,6 +320,7 @@ impl Recorder {
             .map(|(code, &n)| (code as u16, n))
             .collect();
         stats.behind = self.behind;
+        stats.shed = self.shed;
         stats.intervals = self.done;
         stats
     }
@@ -326,6 +335,9 @@ pub struct Stats {
     pub errors: BTreeMap<(String, Op), u64>,
     /// Completions by HTTP status; 0 stands for "no answer".
     pub statuses: BTreeMap<u16, u64>,
+    /// Requests the server shed on purpose (503 with `Retry-After`); they
+    /// are in `statuses` under 503 but not in `errors`.
+    pub shed: u64,
     /// How late the generator sent requests (open model).
     pub behind: Hist,
     /// Interval index → what happened in it.
@@ -338,6 +350,7 @@ impl Default for Stats {
             series: BTreeMap::new(),
             errors: BTreeMap::new(),
             statuses: BTreeMap::new(),
+            shed: 0,
             behind: new_hist(),
             intervals: BTreeMap::new(),
         }
@@ -359,6 +372,7 @@ impl Stats {
         for (k, n) in other.errors {
             *self.errors.entry(k).or_insert(0) += n;
         }
+        self.shed += other.shed;
         for (k, n) in other.statuses {
             *self.statuses.entry(k).or_insert(0) += n;
         }

@@ -195,6 +195,17 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Whether any caller sends batches (whose bodies are worth building
+    /// ahead, off the sending thread: see `feed`).
+    pub fn has_batches(&self) -> bool {
+        self.callers.iter().any(|c| {
+            c.share > 0.0
+                && c.ops
+                    .iter()
+                    .any(|&(op, w)| w > 0.0 && matches!(op, Op::BatchGet | Op::BatchVerify))
+        })
+    }
+
     /// Checks shares, weights, batch sizes and exponents.
     pub fn validate(&self) -> Result<()> {
         if self.callers.is_empty() {
@@ -343,6 +354,8 @@ struct CallerPlan {
 #[derive(Debug, Clone)]
 pub struct Generator {
     rng: Rng,
+    /// Scratch for a batch's draws (kind, key index), reused.
+    draws: Vec<(Expect, usize)>,
     keys: Arc<KeyPool>,
     callers: Arc<Vec<CallerPlan>>,
     caller_cdf: Arc<Vec<f64>>,
@@ -414,6 +427,7 @@ impl Generator {
             .collect();
         Generator {
             rng: Rng::new(seed),
+            draws: Vec::new(),
             keys,
             callers: Arc::new(callers),
             caller_cdf: Arc::new(caller_cdf),
@@ -424,7 +438,10 @@ impl Generator {
     pub fn fork(&self, seed: u64) -> Generator {
         Generator {
             rng: Rng::new(seed),
-            ..self.clone()
+            draws: Vec::new(),
+            keys: Arc::clone(&self.keys),
+            callers: Arc::clone(&self.callers),
+            caller_cdf: Arc::clone(&self.caller_cdf),
         }
     }
 
@@ -493,12 +510,37 @@ impl Generator {
                 req.path.extend_from_slice(b"/v1/citizens:batchVerify");
                 let n = self.batch(plan.batch_verify);
                 req.body.extend_from_slice(b"{\"requests\":[");
-                for i in 0..n {
-                    if i > 0 {
+                // Draw every claim first, then write: each claim reads a
+                // random citizen's facts and name (two cache misses). Drawn
+                // in a loop of independent loads, the misses overlap
+                // instead of being paid one after another.
+                let mut draws = std::mem::take(&mut self.draws);
+                draws.clear();
+                let have_keys = self.keys.len(KeyKind::Id) > 0;
+                for _ in 0..n {
+                    let e = self.roll(plan, have_keys);
+                    let i = match e {
+                        Expect::Success => {
+                            let i = self.pick(plan, KeyKind::Id);
+                            std::hint::black_box((self.keys.id(i), self.keys.citizen(i).sex));
+                            i
+                        }
+                        _ => 0,
+                    };
+                    draws.push((e, i));
+                }
+                for &(e, i) in &draws {
+                    if e == Expect::Success {
+                        std::hint::black_box(self.keys.citizen(i).full_name.as_bytes().first());
+                    }
+                }
+                for (k, &(e, i)) in draws.iter().enumerate() {
+                    if k > 0 {
                         req.body.push(b',');
                     }
-                    self.write_verify(plan, &mut req.body);
+                    self.write_verify_drawn(plan, e, i, &mut req.body);
                 }
+                self.draws = draws;
                 req.body.extend_from_slice(b"]}");
                 Expect::Success
             }
@@ -600,10 +642,20 @@ impl Generator {
 
     fn write_verify(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
         let e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+        let i = match e {
+            Expect::Success => self.pick(plan, KeyKind::Id),
+            _ => 0,
+        };
+        self.write_verify_drawn(plan, e, i, out);
+        e
+    }
+
+    /// Writes one verify claim whose kind `e` and (for a known key) key
+    /// index `i` are already drawn.
+    fn write_verify_drawn(&mut self, plan: &CallerPlan, e: Expect, i: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":\"");
         match e {
             Expect::Success => {
-                let i = self.pick(plan, KeyKind::Id);
                 let id = self.keys.id(i);
                 write_padded(out, id, 12);
                 out.push(b'"');
@@ -643,7 +695,6 @@ impl Generator {
                 out.extend_from_slice(b"\",\"sex\":\"male\"}");
             }
         }
-        e
     }
 
     fn write_identify(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {

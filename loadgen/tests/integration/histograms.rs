@@ -31,11 +31,11 @@ fn merged_recorders_equal_one_recorder_of_everything() {
             (Op::Get, Some(200))
         };
         let m = meta(op, Expect::Success);
-        one.record(m, status, latency, at);
+        one.record(m, status, false, latency, at);
         if i % 3 == 0 {
-            a.record(m, status, latency, at);
+            a.record(m, status, false, latency, at);
         } else {
-            b.record(m, status, latency, at);
+            b.record(m, status, false, latency, at);
         }
     }
     let one = one.finish(&callers);
@@ -78,41 +78,56 @@ fn expectations_decide_what_is_an_error() {
     assert!(!r.record(
         meta(Op::Get, Expect::BadRequest),
         Some(400),
+        false,
         Duration::from_micros(5),
         start
     ));
     assert!(!r.record(
         meta(Op::Get, Expect::NotFound),
         Some(404),
+        false,
         Duration::from_micros(5),
         start
     ));
     assert!(!r.record(
         meta(Op::Verify, Expect::NotFound),
         Some(200),
+        false,
         Duration::from_micros(5),
         start
     ));
     assert!(r.record(
         meta(Op::Get, Expect::NotFound),
         Some(200),
+        false,
         Duration::from_micros(5),
         start
     ));
     assert!(r.record(
         meta(Op::Get, Expect::Success),
         Some(503),
+        false,
         Duration::from_micros(5),
         start
     ));
     assert!(r.record(
         meta(Op::Get, Expect::Success),
         None,
+        false,
+        Duration::from_micros(5),
+        start
+    ));
+    // A 503 with Retry-After is shedding: counted apart, not an error.
+    assert!(!r.record(
+        meta(Op::Get, Expect::Success),
+        Some(503),
+        true,
         Duration::from_micros(5),
         start
     ));
     let s = r.finish(&["x".to_string()]);
     assert_eq!(s.error_count(|_, _| true), 3);
+    assert_eq!(s.shed, 1);
     assert_eq!(s.statuses.get(&0), Some(&1), "no answer is status 0");
 }
 
