@@ -166,7 +166,7 @@ fn verify_answers_per_field_and_discloses_nothing_else() {
     );
     assert_eq!(
         r.json(),
-        serde_json::json!({"match": true, "fields": {"full_name": true, "alive": true}})
+        serde_json::json!({"match": true, "fields": {"full_name": true, "alive": true}, "alive": true})
     );
     let r = c.post(
         "/v1/citizens:verify",
@@ -204,7 +204,7 @@ fn batch_verify_answers_in_order() {
     assert_eq!(results.len(), 6);
     assert_eq!(
         results[0],
-        serde_json::json!({"id": EXAMPLE_ID, "status": 200, "match": true, "fields": {"full_name": true}})
+        serde_json::json!({"id": EXAMPLE_ID, "status": 200, "match": true, "fields": {"full_name": true}, "alive": true})
     );
     assert_eq!(results[1]["status"], 404);
     assert_eq!(results[2]["match"], false);
