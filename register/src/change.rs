@@ -146,6 +146,69 @@ pub fn modality_bit(modality: Modality) -> u8 {
     }
 }
 
+/// Applies the RFC 7396 merge patch `patch` (a JSON object of changeable
+/// fields) to `c`, one field at a time: only the patched fields are
+/// converted to JSON and back (serializing the whole record per change cost
+/// more than the rest of a write). A field the schema does not let a
+/// registrar change is a 400 naming it.
+pub(crate) fn apply_patch(
+    c: &mut dancu_engine::Citizen,
+    patch: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Rejection> {
+    use serde_json::{from_value, to_value, Value};
+    for (key, change) in patch {
+        let field = Field::from_key(key)
+            .filter(|f| f.spec().changeable)
+            .ok_or_else(|| {
+                invalid(
+                    key.as_str(),
+                    format!(
+                        "is not changeable by a patch (changeable: {})",
+                        CHANGEABLE_FIELDS.join(", ")
+                    ),
+                )
+            })?;
+        let json = |r: serde_json::Result<Value>| r.expect("a field serializes");
+        let mut value = match field {
+            Field::FullName => json(to_value(&c.full_name)),
+            Field::LegacyId => json(to_value(c.legacy_id)),
+            Field::Religion => json(to_value(c.religion)),
+            Field::MaritalStatus => json(to_value(c.marital_status)),
+            Field::PermanentResidence => json(to_value(&c.permanent_residence)),
+            Field::TemporaryResidence => json(to_value(&c.temporary_residence)),
+            Field::CurrentResidence => json(to_value(&c.current_residence)),
+            Field::BloodType => json(to_value(c.blood_type)),
+            Field::Father => json(to_value(&c.father)),
+            Field::Mother => json(to_value(&c.mother)),
+            Field::Spouse => json(to_value(&c.spouse)),
+            Field::Representative => json(to_value(&c.representative)),
+            Field::Household => json(to_value(&c.household)),
+            other => {
+                unreachable!("the schema marks {other:?} changeable but patches cannot set it")
+            }
+        };
+        merge_patch(&mut value, change);
+        let bad = |e: serde_json::Error| invalid(key.as_str(), e.to_string());
+        match field {
+            Field::FullName => c.full_name = from_value(value).map_err(bad)?,
+            Field::LegacyId => c.legacy_id = from_value(value).map_err(bad)?,
+            Field::Religion => c.religion = from_value(value).map_err(bad)?,
+            Field::MaritalStatus => c.marital_status = from_value(value).map_err(bad)?,
+            Field::PermanentResidence => c.permanent_residence = from_value(value).map_err(bad)?,
+            Field::TemporaryResidence => c.temporary_residence = from_value(value).map_err(bad)?,
+            Field::CurrentResidence => c.current_residence = from_value(value).map_err(bad)?,
+            Field::BloodType => c.blood_type = from_value(value).map_err(bad)?,
+            Field::Father => c.father = from_value(value).map_err(bad)?,
+            Field::Mother => c.mother = from_value(value).map_err(bad)?,
+            Field::Spouse => c.spouse = from_value(value).map_err(bad)?,
+            Field::Representative => c.representative = from_value(value).map_err(bad)?,
+            Field::Household => c.household = from_value(value).map_err(bad)?,
+            _ => unreachable!("checked above"),
+        }
+    }
+    Ok(())
+}
+
 /// Applies an RFC 7396 merge patch to `target`.
 pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     use serde_json::Value;

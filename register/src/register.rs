@@ -20,7 +20,6 @@ use tokio::sync::watch;
 
 use crate::change::{
     citizen_from_json, invalid, legacy_of, modality_bit, ChangeRequest, LoggedChange, Provenance,
-    CHANGEABLE_FIELDS,
 };
 use crate::error::{Error, Rejection, Result};
 use crate::log::{ChangeLog, Durable, Recovery};
@@ -595,32 +594,11 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
                 if object.is_empty() {
                     return Err(invalid("patch", "changes nothing"));
                 }
-                for key in object.keys() {
-                    if !CHANGEABLE_FIELDS.contains(&key.as_str()) {
-                        return Err(invalid(
-                            key.as_str(),
-                            format!(
-                                "is not changeable by a patch (changeable: {})",
-                                CHANGEABLE_FIELDS.join(", ")
-                            ),
-                        ));
-                    }
-                }
                 if let Some(v) = object.get(Field::LegacyId.key()) {
                     legacy_of(v)?;
                 }
-                let mut value = serde_json::to_value(&c).expect("a citizen serializes");
-                crate::change::merge_patch(&mut value, &patch);
-                // The patch may drop a field (null); the schema wants it present.
-                if let Some(object) = value.as_object_mut() {
-                    for key in CHANGEABLE_FIELDS {
-                        object
-                            .entry(key.to_string())
-                            .or_insert(serde_json::Value::Null);
-                    }
-                }
-                let mut changed = citizen_from_json(value)?;
-                changed.biometric_templates = c.biometric_templates;
+                let mut changed = c;
+                crate::change::apply_patch(&mut changed, object)?;
                 changed.validate().map_err(|e| invalid("record", e.0))?;
                 self.check_references(&changed)?;
                 self.check_legacy_free(&changed)?;

@@ -183,8 +183,13 @@ pub async fn write(
             return Err(e.into());
         }
     };
-    register.durable(accepted.sequence).await?;
+    // Audited as soon as the change is decided and queued, so that the
+    // audit log's fsync and the change log's overlap: the answer waits for
+    // both (the service awaits the audit ticket). Should the change log fail
+    // before its fsync, the answer is 503 and the register takes no more
+    // writes; the audit line then records a decision that was not kept.
     state.audit_access(&access, Outcome::Changed, accepted.id.get(), 0)?;
+    register.durable(accepted.sequence).await?;
     answer(state, route, accepted)
 }
 
