@@ -87,7 +87,12 @@ impl LineClock {
 pub fn format_second(secs: u64) -> [u8; 19] {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    // The engine's civil-date conversion (years 1800-2399; a clock outside
+    // them is a broken clock, written as 1970-01-01).
+    let date = dancu_engine::Date::from_days_since_epoch(days)
+        .or_else(|_| dancu_engine::Date::new(1970, 1, 1))
+        .expect("1970-01-01 is a date");
+    let (y, m, d) = (i64::from(date.year()), date.month(), date.day());
     let mut t = *b"0000-00-00T00:00:00";
     let put = |t: &mut [u8; 19], at: usize, v: u64, width: usize| {
         let mut v = v;
@@ -103,19 +108,6 @@ pub fn format_second(secs: u64) -> [u8; 19] {
     put(&mut t, 14, rem / 60 % 60, 2);
     put(&mut t, 17, rem % 60, 2);
     t
-}
-
-/// Howard Hinnant's civil_from_days.
-fn civil_from_days(z: i64) -> (i64, u8, u8) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Formats chained lines into a buffer. The chain advances as lines are
