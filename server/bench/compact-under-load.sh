@@ -12,16 +12,12 @@ SNAP="${SNAP:-data/demo/demo-1m.snap}"
 CHANGES="${CHANGES:-1000000}"
 DURATION="${DURATION:-40s}"
 PORT="${PORT:-28111}"
-export BENCH_DIR="$ROOT/server/bench"
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
+# shellcheck source=server/bench/lib.sh
+. server/bench/lib.sh
+need wrk wrk || { echo "wrk is missing and could not be installed" >&2; exit 1; }
 cargo build --release -p dancu-server --bin dancu-server --example sample-ids >&2
 cargo build --release -p dancu-benches --bin register-bench >&2
-BIN="$ROOT/target/release"
-[ -f "$SNAP" ] || { echo "no snapshot at $SNAP (run the demo server once)" >&2; exit 1; }
-TMP="$(mktemp -d)"
-PID=""
-cleanup() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
+require_snapshot
 # The compacted generation is written beside the snapshot: work on a copy.
 cp "$SNAP" "$TMP/base.snap"
 export IDS_FILE="$TMP/ids.tsv"
@@ -30,8 +26,8 @@ export IDS_FILE="$TMP/ids.tsv"
   --fill-log "$TMP/changes" >&2
 "$BIN/dancu-server" --snapshot "$TMP/base.snap" --listen "127.0.0.1:$PORT" --changes "$TMP/changes" \
   --no-audit --compact-after 0 >"$TMP/server.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 600); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.25; done
+PIDS+=($!)
+wait_http "http://127.0.0.1:$PORT/readyz"
 wrk -t2 -c64 -d"$DURATION" -s "$BENCH_DIR/get.lua" "http://127.0.0.1:$PORT" >"$TMP/wrk.out" &
 WRK=$!
 sleep 5

@@ -13,21 +13,12 @@ CHANGES="${CHANGES:-1000000}"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-64}"
-export BENCH_DIR="$ROOT/server/bench"
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
+# shellcheck source=server/bench/lib.sh
+. server/bench/lib.sh
+need wrk wrk || { echo "wrk is missing and could not be installed" >&2; exit 1; }
 cargo build --release -p dancu-server --bin dancu-server --example sample-ids >&2
 cargo build --release -p dancu-benches --bin register-bench >&2
-BIN="$ROOT/target/release"
-[ -f "$SNAP" ] || { echo "no snapshot at $SNAP (run the demo server once)" >&2; exit 1; }
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-wait_http() { for _ in $(seq 1 1200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.25; done; return 1; }
+require_snapshot
 
 export IDS_FILE="$TMP/ids.tsv"
 "$BIN/examples/sample-ids" "$SNAP" 100000 7 >"$IDS_FILE"

@@ -22,37 +22,13 @@ CONNS="${CONNS:-64}"
 REQUESTS="${REQUESTS:-200000}"
 PORT="${PORT:-28090}"
 REDIS_PORT="${REDIS_PORT:-28091}"
-export BENCH_DIR="$ROOT/server/bench"
-
-need() { # command, package
-  command -v "$1" >/dev/null && return 0
-  echo "installing $2" >&2
-  (apt-get install -y "$2" || (apt-get update && apt-get install -y "$2")) >/dev/null 2>&1 || true
-  command -v "$1" >/dev/null
-}
+# shellcheck source=server/bench/lib.sh
+. server/bench/lib.sh
 need wrk wrk || { echo "wrk is not installed and could not be; cannot measure" >&2; exit 1; }
 HAVE_REDIS=1
 need redis-server redis-server || { HAVE_REDIS=0; echo "SKIP redis: redis-server not installed and apt-get failed" >&2; }
 
 cargo build --release -p dancu-server --bin dancu-server --example sample-ids >&2
-BIN="$ROOT/target/release"
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-wait_http() {
-  for _ in $(seq 1 1200); do
-    if curl -fs -o /dev/null "$1"; then return 0; fi
-    sleep 0.25
-  done
-  echo "timed out waiting for $1" >&2
-  return 1
-}
 
 if [ ! -f "$SNAP" ]; then
   if [ "$SNAP" = "data/demo/demo-1m.snap" ]; then
