@@ -27,7 +27,7 @@ use crate::body::HttpResponse;
 use crate::keys::{ClientId, Scopes};
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, feed, public, verify, writes};
+use crate::routes::{admin, biometrics, citizens, feed, public, qr, verify, writes};
 use crate::state::{Access, State};
 
 /// The hyper service of one connection.
@@ -191,6 +191,7 @@ async fn post(
         Route::BatchGet => citizens::batch_get(state, client, scopes, &body),
         Route::Verify => verify::verify(state, client, scopes, &body),
         Route::BatchVerify => verify::batch_verify(state, client, scopes, &body),
+        Route::QrVerify => qr::qr_verify(state, client, &body),
         Route::Identify => biometrics::identify(state, client, &body),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -16,6 +16,7 @@ pub mod biometrics;
 pub mod citizens;
 pub mod feed;
 pub mod public;
+pub mod qr;
 pub mod verify;
 pub mod writes;
 

@@ -41,7 +41,7 @@ fn check_claim_policy(scopes: Scopes, claims: &Claims) -> Result<(), ApiError> {
     }
 }
 
-fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
+pub(crate) fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
     ApiError::new(
         hyper::StatusCode::TOO_MANY_REQUESTS,
         "too_many_mismatches",
@@ -53,7 +53,7 @@ fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
 
 /// Counts the mismatches among checked verifications (after they were
 /// audited and are about to be answered).
-fn record_mismatches<'a>(
+pub(crate) fn record_mismatches<'a>(
     throttle: &MismatchThrottle,
     client: ClientId,
     checked: impl Iterator<Item = (PersonalId, &'a Verification)>,

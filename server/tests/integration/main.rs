@@ -7,6 +7,7 @@ mod crash;
 mod errors;
 mod hardening;
 mod openapi;
+mod qr;
 mod register;
 mod reload;
 mod routes;
