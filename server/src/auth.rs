@@ -63,6 +63,7 @@ pub fn required_scopes(route: Route) -> Option<Scopes> {
             Some(Scopes::REGISTRAR)
         }
         Route::Changes => Some(Scopes::CHANGES),
+        Route::Statistics => Some(Scopes::STATISTICS),
         // Which snapshot is served is no personal data: any valid key.
         Route::SnapshotInfo => Some(Scopes::ALL),
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched => None,

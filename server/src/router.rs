@@ -15,6 +15,8 @@ pub enum Route {
     BatchVerify,
     /// `POST /v1/qr:verify`: a chip card's QR text against the register.
     QrVerify,
+    /// `GET /v1/statistics`: counts of living people.
+    Statistics,
     /// `GET /v1/legacy-ids/{cmnd}`.
     Legacy,
     /// `POST /v1/biometrics:identify`.
@@ -59,7 +61,7 @@ pub struct RouteSpec {
 }
 
 /// The routes, in the order of DESIGN.md's table.
-pub const ROUTES: [RouteSpec; 19] = [
+pub const ROUTES: [RouteSpec; 20] = [
     RouteSpec {
         route: Route::GetCitizen,
         method: Method::GET,
@@ -84,6 +86,11 @@ pub const ROUTES: [RouteSpec; 19] = [
         route: Route::QrVerify,
         method: Method::POST,
         path: "/v1/qr:verify",
+    },
+    RouteSpec {
+        route: Route::Statistics,
+        method: Method::GET,
+        path: "/v1/statistics",
     },
     RouteSpec {
         route: Route::Legacy,
@@ -159,7 +166,7 @@ pub const ROUTES: [RouteSpec; 19] = [
 
 impl Route {
     /// Number of labels (including [`Route::Unmatched`]).
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// Dense index for metrics arrays.
     pub fn index(self) -> usize {
@@ -194,6 +201,7 @@ impl Route {
             Route::Verify => "verify",
             Route::BatchVerify => "batch_verify",
             Route::QrVerify => "qr_verify",
+            Route::Statistics => "statistics",
             Route::Legacy => "legacy",
             Route::Identify => "identify",
             Route::SnapshotInfo => "snapshot",
@@ -219,6 +227,7 @@ impl Route {
         Route::Verify,
         Route::BatchVerify,
         Route::QrVerify,
+        Route::Statistics,
         Route::Legacy,
         Route::Identify,
         Route::SnapshotInfo,
@@ -268,6 +277,7 @@ pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), NoR
             "/v1/citizens:verify" => Route::Verify,
             "/v1/citizens:batchVerify" => Route::BatchVerify,
             "/v1/qr:verify" => Route::QrVerify,
+            "/v1/statistics" => Route::Statistics,
             "/v1/biometrics:identify" => Route::Identify,
             "/v1/changes" => Route::Changes,
             "/v1/snapshot" => Route::SnapshotInfo,

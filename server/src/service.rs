@@ -27,7 +27,7 @@ use crate::body::HttpResponse;
 use crate::keys::{ClientId, Scopes};
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, feed, public, qr, verify, writes};
+use crate::routes::{admin, biometrics, citizens, feed, public, qr, statistics, verify, writes};
 use crate::state::{Access, State};
 
 /// The hyper service of one connection.
@@ -178,6 +178,7 @@ async fn post(
         Route::Reload => return admin::reload(state).await,
         Route::Compact => return admin::compact(state).await,
         Route::Changes => return feed::changes(state, client, req.uri().query()).await,
+        Route::Statistics => return statistics::statistics(state, req.uri().query()).await,
         _ => {}
     }
     let path = req.uri().path().to_owned();

@@ -17,6 +17,7 @@ pub mod citizens;
 pub mod feed;
 pub mod public;
 pub mod qr;
+pub mod statistics;
 pub mod verify;
 pub mod writes;
 

@@ -12,5 +12,6 @@ mod register;
 mod reload;
 mod routes;
 mod shutdown;
+mod statistics;
 mod support;
 mod verify_policy;

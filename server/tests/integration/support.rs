@@ -151,6 +151,7 @@ pub mod key {
     pub const LIMITED: &str = "limited-key";
     pub const REGISTRAR: &str = "registrar-key";
     pub const FEED: &str = "feed-key";
+    pub const STATISTICS: &str = "statistics-key";
     pub const ALL: &str = "all-key";
 }
 
@@ -176,10 +177,11 @@ pub fn write_keys(dir: &Path) -> PathBuf {
         ),
         ("registrar", key::REGISTRAR, "\"registrar\"", ""),
         ("feed", key::FEED, "\"changes:read\"", ""),
+        ("statistics", key::STATISTICS, "\"statistics:read\"", ""),
         (
             "all",
             key::ALL,
-            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\", \"registrar\", \"changes:read\"",
+            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\", \"registrar\", \"changes:read\", \"statistics:read\"",
             "",
         ),
     ];
