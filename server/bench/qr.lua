@@ -40,9 +40,4 @@ request = function()
   return reqs[math.random(#reqs)]
 end
 
-done = function(summary, latency, requests)
-  local non2xx = summary.errors.status
-  if non2xx > 0 then
-    io.stderr:write(string.format("WARNING: %d non-2xx responses\n", non2xx))
-  end
-end
+done = common.done

@@ -127,25 +127,12 @@ impl QrCard {
     /// no legacy-ID claim when the card prints none).
     pub fn claims(&self) -> Claims {
         Claims {
-            id: self.id,
             full_name: Some(self.full_name.clone()),
             date_of_birth: Some(self.date_of_birth),
             sex: Some(self.sex),
             legacy_id: self.legacy_id,
-            nationality: None,
-            ethnicity: None,
-            religion: None,
-            marital_status: None,
-            blood_type: None,
-            birth_registration_place: None,
-            hometown: None,
             permanent_residence: Some(self.permanent_residence.clone()),
-            temporary_residence: None,
-            current_residence: None,
-            father_name: None,
-            mother_name: None,
-            spouse_name: None,
-            alive: None,
+            ..Claims::about(self.id)
         }
     }
 }
