@@ -151,9 +151,7 @@ fn every_malformed_payload_is_a_400_naming_its_part() {
 #[test]
 fn mismatches_are_throttled_per_subject_and_alive_follows_a_death() {
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("base.snap");
-    build(&snapshot, 1, 50);
-    let server = TestServer::start(&snapshot, |c| c.changes = Some(dir.path().join("changes")));
+    let server = TestServer::with_register(dir.path(), 50);
     let mut c = server.client();
     let target = citizen(10);
     let mut wrong = card(&target);

@@ -98,9 +98,7 @@ fn small_cells_are_suppressed_and_nobody_is_exposed() {
 #[test]
 fn deaths_and_births_since_the_snapshot_are_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("base.snap");
-    build(&snapshot, 1, 40);
-    let server = TestServer::start(&snapshot, |c| c.changes = Some(dir.path().join("changes")));
+    let server = TestServer::with_register(dir.path(), 40);
     let mut c = server.client();
     let before = stats(&mut c, "")["total"].as_u64().unwrap();
     assert_eq!(before, 41);

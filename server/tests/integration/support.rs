@@ -246,6 +246,14 @@ impl TestServer {
         }
     }
 
+    /// A server with a change log in `dir`, over its own snapshot of the
+    /// example plus `citizens` citizens.
+    pub fn with_register(dir: &Path, citizens: u64) -> TestServer {
+        let snapshot = dir.join("base.snap");
+        build(&snapshot, 1, citizens);
+        TestServer::start(&snapshot, |c| c.changes = Some(dir.join("changes")))
+    }
+
     /// The shared snapshot with defaults.
     pub fn shared() -> TestServer {
         TestServer::start(shared_snapshot(), |_| {})
