@@ -272,6 +272,31 @@ fn eq<T: PartialEq>(claim: Option<T>, stored: impl FnOnce() -> Option<T>) -> Opt
 }
 
 impl Claims {
+    /// Claims about `id` that claim nothing yet (set the fields to claim).
+    pub fn about(id: PersonalId) -> Claims {
+        Claims {
+            id,
+            full_name: None,
+            date_of_birth: None,
+            sex: None,
+            legacy_id: None,
+            nationality: None,
+            ethnicity: None,
+            religion: None,
+            marital_status: None,
+            blood_type: None,
+            birth_registration_place: None,
+            hometown: None,
+            permanent_residence: None,
+            temporary_residence: None,
+            current_residence: None,
+            father_name: None,
+            mother_name: None,
+            spouse_name: None,
+            alive: None,
+        }
+    }
+
     /// Whether any attribute is claimed.
     pub fn is_empty(&self) -> bool {
         !Claim::ALL.into_iter().any(|c| self.makes(c))

@@ -26,4 +26,13 @@ function M.seed()
   math.randomseed(os.time() * 1000 + counter * 7919 + math.floor(os.clock() * 1e6))
 end
 
+-- wrk's `done`: says when some answers were not 2xx (the rates then
+-- measure errors).
+function M.done(summary)
+  local non2xx = summary.errors.status
+  if non2xx > 0 then
+    io.stderr:write(string.format("WARNING: %d non-2xx responses\n", non2xx))
+  end
+end
+
 return M

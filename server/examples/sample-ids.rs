@@ -1,5 +1,7 @@
-//! Prints `N` random records of a snapshot as `id<TAB>full_name<TAB>date_of_birth`
-//! lines, for the load scripts of `bench/http.sh`.
+//! Prints `N` random records of a snapshot as
+//! `id<TAB>full_name<TAB>date_of_birth<TAB>sex<TAB>legacy_id<TAB>permanent_residence`
+//! lines (absent values empty), for the load scripts of `bench/http.sh` and
+//! `bench/qr.sh` (the first three columns are what most scripts read).
 //!
 //! `cargo run --release -p dancu-server --example sample-ids -- data/demo/demo-1m.snap 10000`
 
@@ -29,10 +31,13 @@ fn main() -> anyhow::Result<()> {
             .expect("an index below len");
         writeln!(
             out,
-            "{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}",
             view.id(),
             view.full_name(),
-            view.date_of_birth()
+            view.date_of_birth(),
+            view.sex(),
+            view.legacy_id().map(|l| l.to_string()).unwrap_or_default(),
+            view.permanent_residence().unwrap_or_default()
         )?;
     }
     Ok(())

@@ -52,14 +52,18 @@ pub fn required_scopes(route: Route) -> Option<Scopes> {
     match route {
         Route::GetCitizen | Route::BatchGet => Some(Scopes::READ.union(Scopes::READ_BASIC)),
         Route::Legacy => Some(Scopes::READ),
-        // Which fields the claims may name is checked by the handler.
-        Route::Verify | Route::BatchVerify => Some(Scopes::VERIFY.union(Scopes::VERIFY_EXTENDED)),
+        // Which fields the claims may name is checked by the handler; a QR
+        // card holds only card fields.
+        Route::Verify | Route::BatchVerify | Route::QrVerify => {
+            Some(Scopes::VERIFY.union(Scopes::VERIFY_EXTENDED))
+        }
         Route::Identify => Some(Scopes::BIOMETRIC),
         Route::Reload | Route::Compact => Some(Scopes::ADMIN),
         Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
             Some(Scopes::REGISTRAR)
         }
         Route::Changes => Some(Scopes::CHANGES),
+        Route::Statistics => Some(Scopes::STATISTICS),
         // Which snapshot is served is no personal data: any valid key.
         Route::SnapshotInfo => Some(Scopes::ALL),
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched => None,

@@ -44,27 +44,7 @@ pub(crate) fn batch_verify(body: &[u8]) -> Option<Vec<Claims>> {
 fn claims(s: &mut Scanner<'_>) -> Option<Claims> {
     s.expect(b'{')?;
     let mut id = None;
-    let mut c = Claims {
-        id: PersonalId::from_u64(1_000_000_000).ok()?,
-        full_name: None,
-        date_of_birth: None,
-        sex: None,
-        legacy_id: None,
-        nationality: None,
-        ethnicity: None,
-        religion: None,
-        marital_status: None,
-        blood_type: None,
-        birth_registration_place: None,
-        hometown: None,
-        permanent_residence: None,
-        temporary_residence: None,
-        current_residence: None,
-        father_name: None,
-        mother_name: None,
-        spouse_name: None,
-        alive: None,
-    };
+    let mut c = Claims::about(PersonalId::from_u64(1_000_000_000).ok()?);
     if s.eat(b'}') {
         return None; // no `id`: serde says so
     }

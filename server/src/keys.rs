@@ -33,9 +33,10 @@ use crate::Error;
 /// The key that has every scope in demo mode (loopback only).
 pub const DEMO_KEY: &str = "dancu-demo-key";
 
-/// A set of scopes, as bits.
+/// A set of scopes, as bits (u16: the eight scopes before `statistics:read`
+/// filled a u8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scopes(u8);
+pub struct Scopes(u16);
 
 impl Scopes {
     /// No scope.
@@ -57,11 +58,13 @@ impl Scopes {
     pub const REGISTRAR: Scopes = Scopes(64);
     /// `changes:read`: the change feed (replicas, downstream systems).
     pub const CHANGES: Scopes = Scopes(128);
+    /// `statistics:read`: population counts, never a person.
+    pub const STATISTICS: Scopes = Scopes(256);
     /// Every scope (the demo key).
-    pub const ALL: Scopes = Scopes(255);
+    pub const ALL: Scopes = Scopes(511);
 
     /// The scope names of the API, with their bits.
-    pub const NAMES: [(&'static str, Scopes); 8] = [
+    pub const NAMES: [(&'static str, Scopes); 9] = [
         ("citizen:read", Scopes::READ),
         ("citizen:read:basic", Scopes::READ_BASIC),
         ("citizen:verify", Scopes::VERIFY),
@@ -70,6 +73,7 @@ impl Scopes {
         ("admin", Scopes::ADMIN),
         ("registrar", Scopes::REGISTRAR),
         ("changes:read", Scopes::CHANGES),
+        ("statistics:read", Scopes::STATISTICS),
     ];
 
     /// The scope with this name.
@@ -365,6 +369,18 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_every_named_scope_and_names_are_distinct_bits() {
+        let mut union = Scopes::NONE;
+        for (_, s) in Scopes::NAMES {
+            assert_eq!(s.0.count_ones(), 1);
+            assert!(!union.any(s));
+            union = union.union(s);
+        }
+        assert_eq!(union, Scopes::ALL);
+        assert_eq!(Scopes::parse("statistics:read"), Some(Scopes::STATISTICS));
+    }
 
     fn file(extra: &str) -> String {
         format!(

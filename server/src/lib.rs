@@ -65,6 +65,7 @@ mod server;
 mod service;
 pub mod snapshot;
 pub mod state;
+pub mod statistics;
 pub mod throttle;
 
 pub use api_error::ApiError;

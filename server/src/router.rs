@@ -13,6 +13,10 @@ pub enum Route {
     Verify,
     /// `POST /v1/citizens:batchVerify`.
     BatchVerify,
+    /// `POST /v1/qr:verify`: a chip card's QR text against the register.
+    QrVerify,
+    /// `GET /v1/statistics`: counts of living people.
+    Statistics,
     /// `GET /v1/legacy-ids/{cmnd}`.
     Legacy,
     /// `POST /v1/biometrics:identify`.
@@ -57,7 +61,7 @@ pub struct RouteSpec {
 }
 
 /// The routes, in the order of DESIGN.md's table.
-pub const ROUTES: [RouteSpec; 18] = [
+pub const ROUTES: [RouteSpec; 20] = [
     RouteSpec {
         route: Route::GetCitizen,
         method: Method::GET,
@@ -77,6 +81,16 @@ pub const ROUTES: [RouteSpec; 18] = [
         route: Route::BatchVerify,
         method: Method::POST,
         path: "/v1/citizens:batchVerify",
+    },
+    RouteSpec {
+        route: Route::QrVerify,
+        method: Method::POST,
+        path: "/v1/qr:verify",
+    },
+    RouteSpec {
+        route: Route::Statistics,
+        method: Method::GET,
+        path: "/v1/statistics",
     },
     RouteSpec {
         route: Route::Legacy,
@@ -152,7 +166,7 @@ pub const ROUTES: [RouteSpec; 18] = [
 
 impl Route {
     /// Number of labels (including [`Route::Unmatched`]).
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 21;
 
     /// Dense index for metrics arrays.
     pub fn index(self) -> usize {
@@ -168,6 +182,7 @@ impl Route {
                 | Route::BatchGet
                 | Route::Verify
                 | Route::BatchVerify
+                | Route::QrVerify
                 | Route::Legacy
                 | Route::Identify
                 | Route::Register
@@ -185,6 +200,8 @@ impl Route {
             Route::BatchGet => "batch_get",
             Route::Verify => "verify",
             Route::BatchVerify => "batch_verify",
+            Route::QrVerify => "qr_verify",
+            Route::Statistics => "statistics",
             Route::Legacy => "legacy",
             Route::Identify => "identify",
             Route::SnapshotInfo => "snapshot",
@@ -209,6 +226,8 @@ impl Route {
         Route::BatchGet,
         Route::Verify,
         Route::BatchVerify,
+        Route::QrVerify,
+        Route::Statistics,
         Route::Legacy,
         Route::Identify,
         Route::SnapshotInfo,
@@ -257,6 +276,8 @@ pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), NoR
             "/v1/citizens:batchGet" => Route::BatchGet,
             "/v1/citizens:verify" => Route::Verify,
             "/v1/citizens:batchVerify" => Route::BatchVerify,
+            "/v1/qr:verify" => Route::QrVerify,
+            "/v1/statistics" => Route::Statistics,
             "/v1/biometrics:identify" => Route::Identify,
             "/v1/changes" => Route::Changes,
             "/v1/snapshot" => Route::SnapshotInfo,

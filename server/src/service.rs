@@ -35,7 +35,7 @@ use crate::body::HttpResponse;
 use crate::keys::Scopes;
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, feed, public, verify, writes};
+use crate::routes::{admin, biometrics, citizens, feed, public, qr, statistics, verify, writes};
 use crate::state::{Access, AuditTicket, State};
 
 /// The hyper service of one connection.
@@ -293,6 +293,7 @@ async fn post(
         Route::Reload => return admin::reload(state).await,
         Route::Compact => return admin::compact(state).await,
         Route::Changes => return feed::changes(state, access, req.uri().query()).await,
+        Route::Statistics => return statistics::statistics(state, req.uri().query()).await,
         _ => {}
     }
     let path = req.uri().path().to_owned();
@@ -313,6 +314,7 @@ async fn post(
             verify::batch_verify(state, with(Operation::BatchVerify), scopes, &body)
         }
         Route::Identify => biometrics::identify(state, with(Operation::Identify), &body),
+        Route::QrVerify => qr::qr_verify(state, with(Operation::Verify), &body),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",

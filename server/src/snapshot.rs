@@ -27,6 +27,7 @@ use dancu_engine::{Memory, Snapshot};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::statistics::Census;
 use crate::Error;
 
 /// A snapshot being served, with what is precomputed about it.
@@ -41,6 +42,9 @@ pub struct ServedSnapshot {
     pub records: u64,
     /// The `GET /v1/snapshot` body.
     pub info_json: Bytes,
+    /// The population table of this generation, made by the first
+    /// statistics request of each day (see [`crate::statistics`]).
+    pub census: Mutex<Option<Arc<Census>>>,
     file_key: (u64, u64),
 }
 
@@ -94,6 +98,7 @@ impl ServedSnapshot {
             snapshot,
             path: path.to_path_buf(),
             info_json: Bytes::from(info_json),
+            census: Mutex::new(None),
             file_key: (meta.dev(), meta.ino()),
         })
     }

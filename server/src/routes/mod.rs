@@ -16,6 +16,8 @@ pub mod biometrics;
 pub mod citizens;
 pub mod feed;
 pub mod public;
+pub mod qr;
+pub mod statistics;
 pub mod verify;
 pub mod writes;
 

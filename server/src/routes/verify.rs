@@ -44,7 +44,7 @@ fn check_claim_policy(scopes: Scopes, claims: &Claims) -> Result<(), ApiError> {
     }
 }
 
-fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
+pub(crate) fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
     ApiError::new(
         hyper::StatusCode::TOO_MANY_REQUESTS,
         "too_many_mismatches",
@@ -56,7 +56,7 @@ fn too_many_mismatches(wait: std::time::Duration) -> ApiError {
 
 /// Counts the mismatches among checked verifications (after they were
 /// audited and are about to be answered).
-fn record_mismatches<'a>(
+pub(crate) fn record_mismatches<'a>(
     throttle: &MismatchThrottle,
     client: ClientId,
     checked: impl Iterator<Item = (PersonalId, &'a Verification)>,
@@ -354,7 +354,7 @@ pub fn batch_verify(
 }
 
 /// The record fields a verification claims, for the audit log.
-fn claimed_fields(claims: &Claims) -> FieldSet {
+pub(crate) fn claimed_fields(claims: &Claims) -> FieldSet {
     static BY_CLAIM: OnceLock<Vec<FieldSet>> = OnceLock::new();
     let by_claim = BY_CLAIM.get_or_init(|| {
         CLAIM_FIELDS

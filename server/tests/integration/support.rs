@@ -151,6 +151,7 @@ pub mod key {
     pub const LIMITED: &str = "limited-key";
     pub const REGISTRAR: &str = "registrar-key";
     pub const FEED: &str = "feed-key";
+    pub const STATISTICS: &str = "statistics-key";
     pub const ALL: &str = "all-key";
 }
 
@@ -176,10 +177,11 @@ pub fn write_keys(dir: &Path) -> PathBuf {
         ),
         ("registrar", key::REGISTRAR, "\"registrar\"", ""),
         ("feed", key::FEED, "\"changes:read\"", ""),
+        ("statistics", key::STATISTICS, "\"statistics:read\"", ""),
         (
             "all",
             key::ALL,
-            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\", \"registrar\", \"changes:read\"",
+            "\"citizen:read\", \"citizen:verify\", \"citizen:verify:extended\", \"biometric:identify\", \"admin\", \"registrar\", \"changes:read\", \"statistics:read\"",
             "",
         ),
     ];
@@ -242,6 +244,14 @@ impl TestServer {
             addr,
             dir,
         }
+    }
+
+    /// A server with a change log in `dir`, over its own snapshot of the
+    /// example plus `citizens` citizens.
+    pub fn with_register(dir: &Path, citizens: u64) -> TestServer {
+        let snapshot = dir.join("base.snap");
+        build(&snapshot, 1, citizens);
+        TestServer::start(&snapshot, |c| c.changes = Some(dir.join("changes")))
     }
 
     /// The shared snapshot with defaults.
