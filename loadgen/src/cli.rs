@@ -130,7 +130,7 @@ pub struct RunArgs {
     pub synthetic_keys: Option<usize>,
 
     /// Operation for a single-operation run: get, get_basic, batch_get, verify,
-    /// batch_verify, legacy, identify.
+    /// batch_verify, legacy, identify, register, update, death.
     #[arg(long, conflicts_with = "profile")]
     pub op: Option<String>,
     /// Items per batch for batch_get / batch_verify.

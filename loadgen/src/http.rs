@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
 use crate::workload::{Method, Request};
+use crate::writes::{CHANGE_REASON, CHANGE_REASON_NAME, CHANGE_REASON_VALUE};
 
 /// A server to send requests to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +83,9 @@ pub enum ClientKind {
 /// Writes a whole HTTP/1.1 request into `out` (cleared first).
 pub fn write_request(out: &mut Vec<u8>, req: &Request, target: &Target, auth: Option<&[u8]>) {
     out.clear();
-    match req.method {
-        Some(Method::Post) => out.extend_from_slice(b"POST "),
-        _ => out.extend_from_slice(b"GET "),
-    }
+    let method = req.method.unwrap_or(Method::Get);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
     out.extend_from_slice(target.base_path.as_bytes());
     out.extend_from_slice(&req.path);
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
@@ -96,7 +96,10 @@ pub fn write_request(out: &mut Vec<u8>, req: &Request, target: &Target, auth: Op
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
-    if req.method == Some(Method::Post) {
+    if req.change_reason {
+        out.extend_from_slice(CHANGE_REASON);
+    }
+    if method.has_body() {
         out.extend_from_slice(b"Content-Type: application/json\r\nContent-Length: ");
         let mut n = itoa::Buffer::new();
         out.extend_from_slice(n.format(req.body.len()).as_bytes());
@@ -376,6 +379,7 @@ impl HyperConn {
         let mut b = hyper::Request::builder()
             .method(match req.method {
                 Some(Method::Post) => hyper::Method::POST,
+                Some(Method::Patch) => hyper::Method::PATCH,
                 _ => hyper::Method::GET,
             })
             .uri(uri)
@@ -383,7 +387,10 @@ impl HyperConn {
         if let Some(a) = auth {
             b = b.header(hyper::header::AUTHORIZATION, a);
         }
-        if req.method == Some(Method::Post) {
+        if req.change_reason {
+            b = b.header(CHANGE_REASON_NAME, CHANGE_REASON_VALUE);
+        }
+        if req.method.is_some_and(Method::has_body) {
             b = b.header(hyper::header::CONTENT_TYPE, "application/json");
         }
         let request = b
@@ -442,12 +449,24 @@ mod tests {
             method: Some(Method::Post),
             path: b"/v1/citizens:verify".to_vec(),
             body: b"{}".to_vec(),
+            change_reason: false,
         };
         let mut out = Vec::new();
         write_request(&mut out, &req, &t, Some(b"Bearer k"));
         assert_eq!(
             out,
             b"POST /v1/citizens:verify HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        let patch = Request {
+            method: Some(Method::Patch),
+            path: b"/v1/citizens/079089012345".to_vec(),
+            body: b"{}".to_vec(),
+            change_reason: true,
+        };
+        write_request(&mut out, &patch, &t, None);
+        assert_eq!(
+            out,
+            b"PATCH /v1/citizens/079089012345 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Change-Reason: dancu-loadgen synthetic traffic\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
         );
     }
 }

@@ -78,6 +78,8 @@ struct Facts {
     name_len: u16,
     /// `yyyymmdd`, 0 when unknown.
     dob: u32,
+    /// The register already records a death (a `death` write would be 409).
+    deceased: bool,
     /// 0 unknown, 1 male, 2 female.
     sex: u8,
 }
@@ -125,7 +127,19 @@ impl KeyPool {
                 Some(Sex::Male) => 1,
                 Some(Sex::Female) => 2,
             },
+            deceased: false,
         });
+    }
+
+    /// Marks the holder of the `i`-th personal ID as deceased: a `death`
+    /// write never picks them.
+    pub fn mark_deceased(&mut self, i: usize) {
+        self.facts[i].deceased = true;
+    }
+
+    /// Whether the holder of the `i`-th personal ID is known to be dead.
+    pub fn is_deceased(&self, i: usize) -> bool {
+        self.facts[i].deceased
     }
 
     /// Adds a legacy ID.

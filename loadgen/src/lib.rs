@@ -89,6 +89,7 @@ pub mod stats;
 pub mod timer;
 pub mod units;
 pub mod workload;
+pub mod writes;
 
 pub use capacity::{find_capacity, Capacity, CapacityConfig};
 pub use error::{Error, Result};

@@ -19,7 +19,9 @@
 //! [[callers]]
 //! name = "social-insurance"
 //! share = 0.25                          # shares add up to 1
-//! ops = { verify = 0.3, batch_verify = 0.7 }
+//! ops = { verify = 0.3, batch_verify = 0.7 }   # also get, get_basic, batch_get,
+//!                                       # legacy, identify; writes: register,
+//!                                       # update (a move), death
 //! batch = { min = 100, max = 1000 }     # or batch = 100; also batch_get / batch_verify
 //! popularity = { zipf = 1.05 }          # or "uniform"
 //! malformed = 0.001                     # share of malformed keys (expect 400)

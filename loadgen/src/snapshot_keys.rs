@@ -12,7 +12,7 @@ use crate::keys::{KeyKind, KeyPool, Sex};
 
 /// Samples `sample` citizens spread evenly over the snapshot (every
 /// province and birth year shows up) with their names, dates of birth,
-/// sexes and legacy IDs, and up to `sample` template hashes per modality
+/// sexes, legacy IDs and deaths, and up to `sample` template hashes per modality
 /// (the biometric index is ordered by hash, so its first entries are a
 /// random sample of the enrolled).
 pub(crate) fn load(path: &Path, sample: usize) -> Result<KeyPool> {
@@ -42,6 +42,9 @@ pub(crate) fn load(path: &Path, sample: usize) -> Result<KeyPool> {
             _ => None,
         };
         pool.push_id(view.id().get(), view.full_name(), Some(dob), sex);
+        if view.date_of_death().is_some() {
+            pool.mark_deceased(pool.len(KeyKind::Id) - 1);
+        }
         if let Some(legacy) = view.legacy_id() {
             pool.push_legacy(legacy.get());
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::keys::{birth_year, random_valid_id, KeyKind, KeyPool, Sex};
 use crate::rng::{Rng, Zipf};
+use crate::writes::WritePlan;
 
 /// An API operation (see DESIGN.md, "HTTP API (v1)").
 #[derive(
@@ -29,11 +30,17 @@ pub enum Op {
     Legacy,
     /// `POST /v1/biometrics:identify`.
     Identify,
+    /// `POST /v1/citizens`: a birth registration (registrar scope).
+    Register,
+    /// `PATCH /v1/citizens/{id}`: a move (`current_residence`).
+    Update,
+    /// `POST /v1/citizens/{id}:recordDeath` for a person not yet dead.
+    Death,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 10] = [
         Op::Get,
         Op::GetBasic,
         Op::BatchGet,
@@ -41,6 +48,9 @@ impl Op {
         Op::BatchVerify,
         Op::Legacy,
         Op::Identify,
+        Op::Register,
+        Op::Update,
+        Op::Death,
     ];
 
     /// The name used in profiles, flags and reports.
@@ -53,6 +63,9 @@ impl Op {
             Op::BatchVerify => "batch_verify",
             Op::Legacy => "legacy",
             Op::Identify => "identify",
+            Op::Register => "register",
+            Op::Update => "update",
+            Op::Death => "death",
         }
     }
 
@@ -66,7 +79,8 @@ impl Op {
                 Error::invalid(
                     "operation",
                     name,
-                    "expected get, get_basic, batch_get, verify, batch_verify, legacy or identify",
+                    "expected get, get_basic, batch_get, verify, batch_verify, legacy, identify, \
+                     register, update or death",
                 )
             })
     }
@@ -76,9 +90,16 @@ impl Op {
         self as usize
     }
 
-    /// The key kinds the operation draws from.
+    /// Whether the operation changes the register (needs the `registrar`
+    /// scope and an `X-Change-Reason`).
+    pub fn is_write(self) -> bool {
+        matches!(self, Op::Register | Op::Update | Op::Death)
+    }
+
+    /// The key kinds the operation draws from (none for `register`).
     pub fn key_kinds(self) -> &'static [KeyKind] {
         match self {
+            Op::Register => &[],
             Op::Legacy => &[KeyKind::Legacy],
             Op::Identify => &[KeyKind::Face, KeyKind::Fingerprint],
             _ => &[KeyKind::Id],
@@ -288,7 +309,7 @@ impl Workload {
                     continue;
                 }
                 let kinds = op.key_kinds();
-                if kinds.iter().all(|&k| keys.len(k) == 0) {
+                if !kinds.is_empty() && kinds.iter().all(|&k| keys.len(k) == 0) {
                     return Err(Error::MissingKeys {
                         op: op.as_str(),
                         kind: kinds[0].as_str(),
@@ -307,6 +328,24 @@ pub enum Method {
     Get,
     /// POST with a JSON body
     Post,
+    /// PATCH with a JSON (merge patch) body
+    Patch,
+}
+
+impl Method {
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+        }
+    }
+
+    /// Whether the request carries a body.
+    pub fn has_body(self) -> bool {
+        self != Method::Get
+    }
 }
 
 /// A generated request: reusable buffers, overwritten by each
@@ -319,6 +358,8 @@ pub struct Request {
     pub path: Vec<u8>,
     /// JSON body (empty for GET).
     pub body: Vec<u8>,
+    /// A write: send [`crate::writes::CHANGE_REASON`].
+    pub change_reason: bool,
 }
 
 /// What the recorder needs to know about a generated request.
@@ -359,6 +400,7 @@ pub struct Generator {
     keys: Arc<KeyPool>,
     callers: Arc<Vec<CallerPlan>>,
     caller_cdf: Arc<Vec<f64>>,
+    writes: Arc<WritePlan>,
 }
 
 const BASIC_FIELDS: &[u8] = b"?fields=id,full_name,date_of_birth,sex,nationality";
@@ -425,9 +467,14 @@ impl Generator {
                 }
             })
             .collect();
+        let deaths = workload
+            .callers
+            .iter()
+            .any(|c| c.ops.iter().any(|&(op, w)| op == Op::Death && w > 0.0));
         Generator {
             rng: Rng::new(seed),
             draws: Vec::new(),
+            writes: Arc::new(WritePlan::new(&keys, deaths)),
             keys,
             callers: Arc::new(callers),
             caller_cdf: Arc::new(caller_cdf),
@@ -442,6 +489,7 @@ impl Generator {
             keys: Arc::clone(&self.keys),
             callers: Arc::clone(&self.callers),
             caller_cdf: Arc::clone(&self.caller_cdf),
+            writes: Arc::clone(&self.writes),
         }
     }
 
@@ -465,6 +513,7 @@ impl Generator {
             .or(plan.op_cdf.last())
             .map_or(Op::Get, |&(_, op)| op);
         let mut basic_key = false;
+        req.change_reason = op.is_write();
         let expect = match op {
             Op::Get | Op::GetBasic => {
                 req.method = Some(Method::Get);
@@ -549,6 +598,29 @@ impl Generator {
                 req.path.extend_from_slice(b"/v1/biometrics:identify");
                 self.write_identify(plan, &mut req.body)
             }
+            Op::Register => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/citizens");
+                req.body
+                    .extend_from_slice(self.writes.registration(&mut self.rng));
+                Expect::Success
+            }
+            Op::Update => {
+                req.method = Some(Method::Patch);
+                req.path.extend_from_slice(b"/v1/citizens/");
+                let e = self.write_id(plan, &mut req.path);
+                req.body
+                    .extend_from_slice(self.writes.move_body(&mut self.rng));
+                e
+            }
+            Op::Death => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/citizens/");
+                let e = self.write_death_subject(plan, &mut req.path);
+                req.path.extend_from_slice(b":recordDeath");
+                req.body.extend_from_slice(self.writes.death());
+                e
+            }
         };
         Meta {
             caller: caller as u16,
@@ -591,6 +663,24 @@ impl Generator {
                 let i = self.pick(plan, KeyKind::Id);
                 write_padded(out, self.keys.id(i), 12);
             }
+            Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
+            Expect::BadRequest => self.write_malformed_id(out),
+        }
+        e
+    }
+
+    /// Like [`Generator::write_id`], but a known ID is a living person no
+    /// death of this run picked before.
+    fn write_death_subject(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
+        let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+        if e == Expect::Success {
+            match self.writes.next_death_subject() {
+                Some(i) => write_padded(out, self.keys.id(i), 12),
+                None => e = Expect::NotFound,
+            }
+        }
+        match e {
+            Expect::Success => {}
             Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
             Expect::BadRequest => self.write_malformed_id(out),
         }
@@ -750,7 +840,7 @@ pub fn write_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
     }
 }
 
-fn write_date(out: &mut Vec<u8>, yyyymmdd: u32) {
+pub(crate) fn write_date(out: &mut Vec<u8>, yyyymmdd: u32) {
     write_padded(out, (yyyymmdd / 10_000) as u64, 4);
     out.push(b'-');
     write_padded(out, (yyyymmdd / 100 % 100) as u64, 2);
@@ -812,7 +902,7 @@ mod tests {
             for _ in 0..200 {
                 let meta = g.next(&mut req);
                 assert_eq!(meta.op, op);
-                if req.method == Some(Method::Post) {
+                if req.method.is_some_and(Method::has_body) {
                     let v: serde_json::Value =
                         serde_json::from_slice(&req.body).unwrap_or_else(|e| {
                             panic!("{op}: {e}: {}", String::from_utf8_lossy(&req.body))

@@ -9,4 +9,5 @@ mod keep_alive;
 mod profiles;
 mod rate_curves;
 mod reports;
+mod writes;
 mod zipf;

@@ -179,3 +179,28 @@ fn a_csv_curve_is_read_next_to_the_profile() {
     assert!((c.rate_at(0.5) - 10.0).abs() < 1e-9);
     assert!((c.rate_at(2.5) - 30.0).abs() < 1e-9);
 }
+
+#[test]
+fn national_day_registrar_writes_at_the_seeds_rates() {
+    let p = shipped("national-day.toml");
+    let registrar = p
+        .workload
+        .callers
+        .iter()
+        .find(|c| c.name == "registrar")
+        .expect("a registrar caller");
+    let per_day = p.rate.mean * 86_400.0 * registrar.share;
+    let weight: f64 = registrar.ops.iter().map(|o| o.1).sum();
+    let daily = |op: Op| {
+        registrar
+            .ops
+            .iter()
+            .find(|o| o.0 == op)
+            .map_or(0.0, |o| per_day * o.1 / weight)
+    };
+    // ~1.5 M births and ~650,000 deaths a year; moves tens of thousands a day.
+    assert!((3_500.0..4_500.0).contains(&daily(Op::Register)), "births");
+    assert!((1_500.0..2_100.0).contains(&daily(Op::Death)), "deaths");
+    assert!((10_000.0..100_000.0).contains(&daily(Op::Update)), "moves");
+    assert!(registrar.ops.iter().all(|o| o.0.is_write()));
+}
