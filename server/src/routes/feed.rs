@@ -102,7 +102,8 @@ fn parse_query(query: Option<&str>) -> Result<FeedQuery, ApiError> {
     Ok(q)
 }
 
-fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
+/// The fields every line starts with: `{"sequence":…,"kind":"…","id":"…"`.
+fn write_head(item: &FeedItem, out: &mut Vec<u8>) {
     let c = &item.change;
     out.extend_from_slice(b"{\"sequence\":");
     out.extend_from_slice(item.sequence.to_string().as_bytes());
@@ -110,7 +111,13 @@ fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
     out.extend_from_slice(c.kind.label().as_bytes());
     out.extend_from_slice(b"\",\"id\":\"");
     out.extend_from_slice(format!("{:012}", c.subject).as_bytes());
-    out.extend_from_slice(b"\",\"time_unix\":");
+    out.push(b'"');
+}
+
+fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
+    let c = &item.change;
+    write_head(item, out);
+    out.extend_from_slice(b",\"time_unix\":");
     out.extend_from_slice(c.time_unix.to_string().as_bytes());
     out.extend_from_slice(b",\"client\":");
     write_json_str(out, &c.client);
@@ -127,17 +134,11 @@ fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
 /// A line of `format=replica`: what a follower applies.
 fn write_replica_line(item: &FeedItem, out: &mut Vec<u8>) {
     use base64::Engine as _;
-    let c = &item.change;
-    out.extend_from_slice(b"{\"sequence\":");
-    out.extend_from_slice(item.sequence.to_string().as_bytes());
-    out.extend_from_slice(b",\"kind\":\"");
-    out.extend_from_slice(c.kind.label().as_bytes());
-    out.extend_from_slice(b"\",\"id\":\"");
-    out.extend_from_slice(format!("{:012}", c.subject).as_bytes());
-    out.extend_from_slice(b"\",\"image\":\"");
+    write_head(item, out);
+    out.extend_from_slice(b",\"image\":\"");
     out.extend_from_slice(
         base64::engine::general_purpose::STANDARD
-            .encode(c.to_bytes())
+            .encode(item.change.to_bytes())
             .as_bytes(),
     );
     out.extend_from_slice(b"\"}\n");
