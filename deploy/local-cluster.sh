@@ -46,7 +46,7 @@ node_args() { # node name -> its dancu-server arguments
         f2) port=$F2_PORT ;;
         *) echo "local-cluster: no node $n (p, f1, f2)" >&2; exit 2 ;;
     esac
-    echo --snapshot "$DIR/$n/snapshots/register-000001.snap" --changes "$DIR/$n/changes" \
+    echo --snapshot "$DIR/$n/snapshots/$(basename "$SNAPSHOT")" --changes "$DIR/$n/changes" \
         --keys "$DIR/keys.toml" --audit "$DIR/$n/audit.log" --listen "127.0.0.1:$port" \
         --runtime multi:1 --compact-after 0
     if [[ $n != p ]]; then
@@ -108,8 +108,8 @@ ENV
     for n in p f1 f2; do
         # A hard link: snapshots are never written in place (compaction
         # writes a new generation beside them).
-        ln "$SNAPSHOT" "$DIR/$n/snapshots/register-000001.snap" 2>/dev/null ||
-            cp "$SNAPSHOT" "$DIR/$n/snapshots/register-000001.snap"
+        ln "$SNAPSHOT" "$DIR/$n/snapshots/$(basename "$SNAPSHOT")" 2>/dev/null ||
+            cp "$SNAPSHOT" "$DIR/$n/snapshots/$(basename "$SNAPSHOT")"
     done
     start_node p
     start_node f1
