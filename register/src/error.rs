@@ -43,6 +43,16 @@ pub enum Error {
         /// The missing range, as text.
         missing: String,
     },
+    /// A replicated change that does not continue this register's log.
+    #[error(
+        "replicated change {got} does not follow this register's last change (expected {expected})"
+    )]
+    OutOfOrder {
+        /// The sequence number the log expects next.
+        expected: u64,
+        /// The one it was given.
+        got: u64,
+    },
     /// An earlier write or fsync of the log failed: the register takes no
     /// more changes until it is reopened.
     #[error("the change log is failing and takes no writes: {0}")]

@@ -310,6 +310,36 @@ impl Register {
         })
     }
 
+    /// Applies a change another register decided (a follower replaying its
+    /// primary's feed): the same payload under the same sequence number goes
+    /// to this register's own log, so that a restart replays it from there
+    /// and the follower's log, fold and compaction match the primary's.
+    /// Returns false for a change already applied (a repeated poll); a
+    /// sequence that skips ahead is refused ([`Error::OutOfOrder`]). Like
+    /// [`Register::submit`], the change is visible once durable.
+    pub fn apply_replicated(&self, sequence: u64, payload: &[u8]) -> Result<bool> {
+        if let Some(e) = &self.progress.get().failed {
+            return Err(Error::LogFailed(e.to_string()));
+        }
+        let change = LoggedChange::from_bytes(payload)?;
+        let entry = Arc::new(entry_of(sequence, &change)?);
+        let mut w = self.write.lock();
+        if sequence < w.next_sequence {
+            return Ok(false);
+        }
+        if sequence > w.next_sequence {
+            return Err(Error::OutOfOrder {
+                expected: w.next_sequence,
+                got: sequence,
+            });
+        }
+        w.next_sequence = sequence + 1;
+        remember(&mut w.idempotency, &change, sequence);
+        w.pending.insert(change.subject, entry.clone());
+        self.log.append(sequence, payload, entry);
+        Ok(true)
+    }
+
     /// Waits until change `sequence` is durable and visible.
     pub async fn durable(&self, sequence: u64) -> Result<()> {
         let mut rx = self.progress.watch.subscribe();

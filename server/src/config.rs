@@ -160,6 +160,9 @@ pub struct Config {
     /// Compact automatically once this many citizens have changes in the
     /// overlay (0: only when asked, `POST /v1/admin/compact`).
     pub compact_after: u64,
+    /// Follow a primary (`--follow`): apply its change feed, refuse writes.
+    /// Needs [`changes`](Config::changes), the follower's own log.
+    pub follow: Option<crate::follower::FollowConfig>,
     /// Install SIGTERM/SIGINT (shutdown) and SIGHUP (reload) handlers. Only
     /// the binary should: handlers are process-wide.
     pub handle_signals: bool,
@@ -183,6 +186,7 @@ impl Config {
             limits: Limits::default(),
             changes: None,
             compact_after: 0,
+            follow: None,
             handle_signals: false,
         }
     }

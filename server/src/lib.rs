@@ -54,6 +54,7 @@ pub mod compaction;
 pub mod config;
 pub mod demo;
 mod fastpath;
+pub mod follower;
 pub mod keys;
 pub mod lookup;
 pub mod metrics;

@@ -115,6 +115,21 @@ struct ServeArgs {
     /// on POST /v1/admin/compact).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     compact_after: u64,
+    /// Follow this primary (http://host:port, its own listener): replay its
+    /// change feed into --changes DIR and serve reads; writes are refused.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "changes",
+        requires = "follow_key_file"
+    )]
+    follow: Option<String>,
+    /// File holding a key with `changes:read` on the primary (one line).
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    follow_key_file: Option<PathBuf>,
+    /// A follower further behind than this many seconds is not ready.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    max_lag_s: u64,
 }
 
 #[derive(Subcommand)]
@@ -318,8 +333,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     config.compact_after = args.compact_after;
+    if let (Some(primary), Some(key_file)) = (args.follow, args.follow_key_file) {
+        let key = std::fs::read_to_string(&key_file)
+            .with_context(|| format!("reading {}", key_file.display()))?;
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            bail!("{} holds no key", key_file.display());
+        }
+        config.follow = Some(dancu_server::follower::FollowConfig {
+            primary,
+            key,
+            max_lag: Duration::from_secs(args.max_lag_s),
+        });
+    }
     config.handle_signals = true;
     let changes_note = config.changes.clone();
+    let follow_note = config.follow.as_ref().map(|f| f.primary.clone());
     let audit_note = config.audit.clone();
     let verify = config.verify;
     let server = Server::start(config)?;
@@ -339,6 +368,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => println!("audit log: OFF"),
     }
     match changes_note {
+        Some(dir) if follow_note.is_some() => println!(
+            "change log: {} (follower of {}: writes refused)",
+            dir.display(),
+            follow_note.as_deref().unwrap_or_default()
+        ),
         Some(dir) => println!("change log: {} (writes on)", dir.display()),
         None => println!("change log: none (read-only)"),
     }

@@ -128,6 +128,21 @@ impl Server {
             }
             None => None,
         };
+        let follower = match (&config.follow, &register) {
+            (None, _) => None,
+            (Some(follow), Some(register)) => {
+                follow.authority().map_err(Error::Internal)?;
+                Some(Arc::new(crate::follower::FollowerStatus::new(
+                    follow.clone(),
+                    register.progress().applied,
+                )))
+            }
+            (Some(_), None) => {
+                return Err(Error::Internal(
+                    "a follower needs its own change log (--changes DIR)".into(),
+                ))
+            }
+        };
         // Sample IDs only for the demo's synthetic register: never read
         // records of a real register for a banner.
         let samples = match config.keys {
@@ -164,11 +179,16 @@ impl Server {
                 config.limits.mismatch_window,
             ),
             trusted_proxies: config.trusted_proxies.clone(),
+            follower,
             register,
             compact_after: config.compact_after,
         });
         let (stop, _) = watch::channel(false);
         let (workers, addr) = start_workers(&config, &state, &stop)?;
+        crate::follower::start(&state).map_err(|source| Error::Io {
+            path: "follower thread".into(),
+            source,
+        })?;
         let io_err = |source| Error::Io {
             path: "control thread".into(),
             source,

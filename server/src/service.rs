@@ -289,6 +289,13 @@ async fn post(
     scopes: Scopes,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
+    let is_write = matches!(
+        route,
+        Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric
+    );
+    if let (true, Some(follower)) = (is_write, &state.follower) {
+        return Err(follower.refuse_write());
+    }
     match route {
         Route::Reload => return admin::reload(state).await,
         Route::Compact => return admin::compact(state).await,

@@ -48,6 +48,8 @@ pub struct State {
     pub(crate) register: Option<Arc<dancu_register::Register>>,
     /// Compact once this many citizens have changes (0: never by itself).
     pub(crate) compact_after: u64,
+    /// Follower mode: the primary and how far behind it this server is.
+    pub(crate) follower: Option<Arc<crate::follower::FollowerStatus>>,
 }
 
 /// One audited access: who did what to whom, when, from where, and what
@@ -222,7 +224,9 @@ impl State {
 
     /// Whether `/readyz` says ready.
     pub(crate) fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && !self.shutting_down.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire)
+            && !self.shutting_down.load(Ordering::Acquire)
+            && self.follower.as_ref().is_none_or(|f| f.is_current())
     }
 
     /// Audits one access; `503` when the log cannot take it (the access

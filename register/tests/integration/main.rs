@@ -3,4 +3,5 @@
 mod common;
 mod log;
 mod oracle;
+mod replica;
 mod writes;

@@ -9,6 +9,13 @@
 //! behind a compaction (the changes it asks for were folded into a snapshot
 //! and trimmed from the log) gets `410 Gone` naming the first sequence the
 //! log still holds. Each change read is audited as an access to its subject.
+//!
+//! `format=replica` is for followers (`--follow`): each line is the
+//! sequence, kind, subject and `image`, the base64 of the logged change
+//! exactly as the primary's log holds it (after-image, inherited template
+//! bits, provenance), which the follower writes to its own log. Every
+//! answer carries `X-Dancu-Applied`, the primary's last durable sequence,
+//! from which a follower computes its lag.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +32,8 @@ use crate::state::{Access, State};
 
 /// Most changes in one answer.
 pub const MAX_LIMIT: usize = 10_000;
+/// The response header with the primary's last durable sequence.
+pub const APPLIED_HEADER: &str = "x-dancu-applied";
 /// Longest long-poll, seconds.
 pub const MAX_WAIT_S: u64 = 60;
 
@@ -34,6 +43,7 @@ struct FeedQuery {
     after: u64,
     limit: usize,
     wait: Duration,
+    replica: bool,
 }
 
 fn parse_query(query: Option<&str>) -> Result<FeedQuery, ApiError> {
@@ -41,6 +51,7 @@ fn parse_query(query: Option<&str>) -> Result<FeedQuery, ApiError> {
         after: 0,
         limit: 1000,
         wait: Duration::ZERO,
+        replica: false,
     };
     let bad = |name: &str, what: &str| {
         ApiError::bad_request("invalid_query", format!("`{name}` must be {what}"))
@@ -72,10 +83,17 @@ fn parse_query(query: Option<&str>) -> Result<FeedQuery, ApiError> {
                     .ok_or_else(|| bad("wait", "0 to 60 seconds"))?;
                 q.wait = Duration::from_secs(s);
             }
+            "format" => {
+                q.replica = match value {
+                    "replica" => true,
+                    "json" => false,
+                    _ => return Err(bad("format", "json or replica")),
+                }
+            }
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_query",
-                    format!("unknown parameter `{other}` (after, limit, wait)"),
+                    format!("unknown parameter `{other}` (after, limit, wait, format)"),
                 ))
             }
         }
@@ -83,7 +101,8 @@ fn parse_query(query: Option<&str>) -> Result<FeedQuery, ApiError> {
     Ok(q)
 }
 
-fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
+/// The fields every line starts with: `{"sequence":…,"kind":"…","id":"…"`.
+fn write_head(item: &FeedItem, out: &mut Vec<u8>) {
     let c = &item.change;
     out.extend_from_slice(b"{\"sequence\":");
     out.extend_from_slice(item.sequence.to_string().as_bytes());
@@ -91,7 +110,13 @@ fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
     out.extend_from_slice(c.kind.label().as_bytes());
     out.extend_from_slice(b"\",\"id\":\"");
     out.extend_from_slice(format!("{:012}", c.subject).as_bytes());
-    out.extend_from_slice(b"\",\"time_unix\":");
+    out.push(b'"');
+}
+
+fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
+    let c = &item.change;
+    write_head(item, out);
+    out.extend_from_slice(b",\"time_unix\":");
     out.extend_from_slice(c.time_unix.to_string().as_bytes());
     out.extend_from_slice(b",\"client\":");
     write_json_str(out, &c.client);
@@ -103,6 +128,19 @@ fn write_line(item: &FeedItem, out: &mut Vec<u8>) {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// A line of `format=replica`: what a follower applies.
+fn write_replica_line(item: &FeedItem, out: &mut Vec<u8>) {
+    use base64::Engine as _;
+    write_head(item, out);
+    out.extend_from_slice(b",\"image\":\"");
+    out.extend_from_slice(
+        base64::engine::general_purpose::STANDARD
+            .encode(item.change.to_bytes())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// `GET /v1/changes`.
@@ -156,12 +194,19 @@ pub async fn changes(
     )?;
     let mut out = Vec::with_capacity(items.len() * 1200);
     for item in &items {
-        write_line(item, &mut out);
+        match q.replica {
+            true => write_replica_line(item, &mut out),
+            false => write_line(item, &mut out),
+        }
     }
     let mut response = with_content_type(StatusCode::OK, out, "application/x-ndjson");
     response.headers_mut().insert(
         "cache-control",
         hyper::header::HeaderValue::from_static("no-store"),
+    );
+    response.headers_mut().insert(
+        APPLIED_HEADER,
+        hyper::header::HeaderValue::from(register_of(state)?.progress().applied),
     );
     Ok(response)
 }
@@ -177,11 +222,20 @@ mod tests {
             FeedQuery {
                 after: 5,
                 limit: 10,
-                wait: Duration::from_secs(3)
+                wait: Duration::from_secs(3),
+                replica: false,
             }
         );
         assert_eq!(parse_query(None).unwrap().limit, 1000);
-        for bad in ["after=x", "limit=0", "limit=10001", "wait=61", "colour=red"] {
+        assert!(parse_query(Some("format=replica")).unwrap().replica);
+        for bad in [
+            "after=x",
+            "limit=0",
+            "limit=10001",
+            "wait=61",
+            "colour=red",
+            "format=xml",
+        ] {
             assert!(parse_query(Some(bad)).is_err(), "{bad}");
         }
     }

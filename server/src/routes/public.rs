@@ -36,7 +36,11 @@ pub fn readyz(state: &State) -> HttpResponse {
         let generation = state.snapshots.load().as_ref().map_or(0, |s| s.generation);
         json(
             StatusCode::OK,
-            format!("{{\"status\":\"ready\",\"generation\":{generation}}}").into_bytes(),
+            format!(
+                "{{\"status\":\"ready\",\"generation\":{generation}{}}}",
+                follower_fields(state)
+            )
+            .into_bytes(),
         )
     } else {
         let status = if state.shutting_down.load(Ordering::Acquire) {
@@ -46,7 +50,7 @@ pub fn readyz(state: &State) -> HttpResponse {
         };
         let mut r = json(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{{\"status\":\"{status}\"}}").into_bytes(),
+            format!("{{\"status\":\"{status}\"{}}}", follower_fields(state)).into_bytes(),
         );
         r.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -54,12 +58,22 @@ pub fn readyz(state: &State) -> HttpResponse {
     }
 }
 
+/// A follower's lag and primary in `/readyz` (nothing on a primary).
+fn follower_fields(state: &State) -> String {
+    state
+        .follower
+        .as_ref()
+        .map(|f| f.readyz_fields())
+        .unwrap_or_default()
+}
+
 /// `GET /metrics`: the Prometheus text exposition.
 pub fn metrics(state: &State) -> HttpResponse {
-    shared(
-        Bytes::from(state.metrics.render(&state.gauges())),
-        "text/plain; version=0.0.4",
-    )
+    let mut text = state.metrics.render(&state.gauges());
+    if let Some(f) = &state.follower {
+        f.render_metrics(&mut text);
+    }
+    shared(Bytes::from(text), "text/plain; version=0.0.4")
 }
 
 /// `GET /v1/openapi.yaml`.

@@ -6,6 +6,7 @@ mod auth;
 mod banner;
 mod crash;
 mod errors;
+mod follower;
 mod hardening;
 mod openapi;
 mod qr;

@@ -20,7 +20,7 @@ fn start_register(dir: &std::path::Path) -> TestServer {
 }
 
 /// A write with the registrar's headers.
-fn write(
+pub(crate) fn write(
     client: &mut Client,
     method: &str,
     path: &str,
@@ -65,7 +65,7 @@ fn write_as(
     client.read_response().expect("a response")
 }
 
-fn newborn(name: &str) -> serde_json::Value {
+pub(crate) fn newborn(name: &str) -> serde_json::Value {
     json!({
         "full_name": name,
         "date_of_birth": "2026-11-20",
