@@ -50,10 +50,16 @@ pub struct CompactionOutcome {
 /// One compaction at a time.
 static RUNNING: Mutex<()> = Mutex::new(());
 
-/// The file of generation `generation` beside `served`.
+/// The file of generation `generation` beside `served` — never the served
+/// file's own name (a snapshot named after another generation would be
+/// replaced under its readers' feet).
 fn generation_path(served: &Path, generation: u64) -> PathBuf {
     let dir = served.parent().unwrap_or(Path::new("."));
-    dir.join(format!("register-{generation:06}.snap"))
+    let path = dir.join(format!("register-{generation:06}.snap"));
+    if path.file_name() == served.file_name() {
+        return dir.join(format!("register-{generation:06}-compacted.snap"));
+    }
+    path
 }
 
 /// Runs a compaction now (blocking: call it off the request threads).
