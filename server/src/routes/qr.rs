@@ -12,18 +12,13 @@
 //! it here either). Mismatches count towards the same per-subject throttle
 //! as `citizens:verify`.
 
-use std::time::Instant;
-
-use dancu_engine::{fold, write_verification_json, Claims, Date, LegacyId, PersonalId, Sex};
-use hyper::StatusCode;
+use dancu_engine::{fold, Claims, Date, LegacyId, PersonalId, Sex};
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::audit;
-use crate::body::{json, HttpResponse};
-use crate::lookup::{RecordKey, SnapshotGuard};
-use crate::routes::verify::{claimed_fields, record_mismatches, too_many_mismatches};
-use crate::state::{verification_outcome, Access, State};
+use crate::body::HttpResponse;
+use crate::routes::verify::verify_one;
+use crate::state::{Access, State};
 
 /// The parts of the payload, in order, as named in error messages.
 const PARTS: [&str; 7] = [
@@ -144,46 +139,21 @@ struct QrBody {
 
 /// `POST /v1/qr:verify`.
 pub fn qr_verify(state: &State, access: Access<'_>, body: &[u8]) -> Result<HttpResponse, ApiError> {
-    let client = access.client;
     let QrBody { qr } = serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))?;
     let card = QrCard::parse(&qr)?;
     let claims = card.claims();
-    let now = Instant::now();
-    state
-        .mismatches
-        .check(client, card.id.get(), now)
-        .map_err(too_many_mismatches)?;
-    let snapshot = SnapshotGuard::acquire(state)?;
-    let found = snapshot.lookup(state).find(RecordKey::Id(card.id));
-    let checked = found.as_ref().map(|f| claims.check(Some(&f.view())));
-    let access = Access {
-        time_us: audit::now_us(),
-        fields: claimed_fields(&claims),
-        ..access
-    };
-    state.audit_access(
-        &access,
-        verification_outcome(checked.as_ref()),
-        card.id.get(),
+    verify_one(
+        state,
+        access,
+        &claims,
         card.legacy_id.map_or(0, LegacyId::get),
-    )?;
-    let v = checked.ok_or_else(|| ApiError::not_found("no citizen has this ID"))?;
-    record_mismatches(
-        &state.mismatches,
-        client,
-        std::iter::once((card.id, &v)),
-        now,
-    );
-    // `alive` is told only when every card field matched (see
-    // `Verification::alive`).
-    let mut out = Vec::with_capacity(160);
-    write_verification_json(&v, &mut out);
-    Ok(json(StatusCode::OK, out))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::StatusCode;
 
     const CARD: &str =
         "079089012345|123456789|Nguyễn Văn An|14031989|Nam|12 Lê Lợi, Quận 1, Hồ Chí Minh|01072021";

@@ -92,13 +92,26 @@ pub fn verify(
     scopes: Scopes,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let client = access.client;
     let claims: Claims =
         serde_json::from_slice(body).map_err(|e| explain_claims_error(body, &e))?;
     if claims.is_empty() {
         return Err(empty_claims());
     }
     check_claim_policy(scopes, &claims)?;
+    verify_one(state, access, &claims, 0)
+}
+
+/// The shared path of `citizens:verify` and `qr:verify`: one subject's
+/// claims checked against the register (through the overlay), throttled
+/// per client and subject, audited, answered. `legacy_id` is audited beside
+/// the subject (a card's legacy ID, or 0).
+pub(crate) fn verify_one(
+    state: &State,
+    access: Access<'_>,
+    claims: &Claims,
+    legacy_id: u32,
+) -> Result<HttpResponse, ApiError> {
+    let client = access.client;
     let now = Instant::now();
     state
         .mismatches
@@ -111,14 +124,14 @@ pub fn verify(
         .map(|found| claims.check(Some(&found.view())));
     let access = Access {
         time_us: audit::now_us(),
-        fields: claimed_fields(&claims),
+        fields: claimed_fields(claims),
         ..access
     };
     state.audit_access(
         &access,
         verification_outcome(verification.as_ref()),
         claims.id.get(),
-        0,
+        legacy_id,
     )?;
     let v = verification.ok_or_else(|| ApiError::not_found("no citizen has this ID"))?;
     record_mismatches(
@@ -127,6 +140,7 @@ pub fn verify(
         std::iter::once((claims.id, &v)),
         now,
     );
+    // `alive` is told only when every claim held (`Verification::alive`).
     let mut out = Vec::with_capacity(128);
     write_verification_json(&v, &mut out);
     Ok(json(StatusCode::OK, out))
