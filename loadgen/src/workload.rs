@@ -396,7 +396,7 @@ struct CallerPlan {
 pub struct Generator {
     rng: Rng,
     /// Scratch for a batch's draws (kind, key index), reused.
-    draws: Vec<(Expect, usize)>,
+    draws: Vec<(Expect, usize, bool)>,
     keys: Arc<KeyPool>,
     callers: Arc<Vec<CallerPlan>>,
     caller_cdf: Arc<Vec<f64>>,
@@ -565,29 +565,38 @@ impl Generator {
                 // instead of being paid one after another.
                 let mut draws = std::mem::take(&mut self.draws);
                 draws.clear();
-                let have_keys = self.keys.len(KeyKind::Id) > 0;
+                // The server refuses a batch that names a subject twice
+                // (so that a batch cannot try many values of one field):
+                // every known subject of a batch is distinct.
+                let mut seen = std::collections::HashSet::with_capacity(n as usize);
                 for _ in 0..n {
-                    let e = self.roll(plan, have_keys);
-                    let i = match e {
-                        Expect::Success => {
-                            let i = self.pick(plan, KeyKind::Id);
-                            std::hint::black_box((self.keys.id(i), self.keys.citizen(i).sex));
-                            i
+                    let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+                    let (mut i, mut mismatch) = (0, false);
+                    if e == Expect::Success {
+                        (i, mismatch) = self.draw_verify_subject(plan);
+                        let mut tries = 0;
+                        while !seen.insert(i) && tries < 16 {
+                            i = self.rng.below(self.keys.len(KeyKind::Id) as u64) as usize;
+                            tries += 1;
                         }
-                        _ => 0,
-                    };
-                    draws.push((e, i));
+                        if tries == 16 {
+                            e = Expect::NotFound;
+                        } else {
+                            std::hint::black_box((self.keys.id(i), self.keys.citizen(i).sex));
+                        }
+                    }
+                    draws.push((e, i, mismatch));
                 }
-                for &(e, i) in &draws {
+                for &(e, i, _) in &draws {
                     if e == Expect::Success {
                         std::hint::black_box(self.keys.citizen(i).full_name.as_bytes().first());
                     }
                 }
-                for (k, &(e, i)) in draws.iter().enumerate() {
+                for (k, &(e, i, mismatch)) in draws.iter().enumerate() {
                     if k > 0 {
                         req.body.push(b',');
                     }
-                    self.write_verify_drawn(plan, e, i, &mut req.body);
+                    self.write_verify_drawn(e, i, mismatch, &mut req.body);
                 }
                 self.draws = draws;
                 req.body.extend_from_slice(b"]}");
@@ -732,17 +741,31 @@ impl Generator {
 
     fn write_verify(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
         let e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
-        let i = match e {
-            Expect::Success => self.pick(plan, KeyKind::Id),
-            _ => 0,
+        let (i, mismatch) = match e {
+            Expect::Success => self.draw_verify_subject(plan),
+            _ => (0, false),
         };
-        self.write_verify_drawn(plan, e, i, out);
+        self.write_verify_drawn(e, i, mismatch, out);
         e
     }
 
-    /// Writes one verify claim whose kind `e` and (for a known key) key
-    /// index `i` are already drawn.
-    fn write_verify_drawn(&mut self, plan: &CallerPlan, e: Expect, i: usize, out: &mut Vec<u8>) {
+    /// The subject of a known-ID verify claim and whether the claim is a
+    /// mismatch. Mismatches (typos, stale records) fall on any citizen, not
+    /// on the popular ones: the server throttles a client's repeated
+    /// mismatches on one subject, as it should, and a skewed pick would
+    /// trip that with the generator's own traffic.
+    fn draw_verify_subject(&mut self, plan: &CallerPlan) -> (usize, bool) {
+        if self.rng.chance(plan.mismatch) {
+            let n = self.keys.len(KeyKind::Id) as u64;
+            (self.rng.below(n) as usize, true)
+        } else {
+            (self.pick(plan, KeyKind::Id), false)
+        }
+    }
+
+    /// Writes one verify claim whose kind `e`, (for a known key) key index
+    /// `i` and mismatch are already drawn.
+    fn write_verify_drawn(&mut self, e: Expect, i: usize, mismatch: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":\"");
         match e {
             Expect::Success => {
@@ -755,7 +778,6 @@ impl Generator {
                     out.extend_from_slice(b",\"full_name\":");
                     write_json_str(out, c.full_name);
                 }
-                let mismatch = self.rng.chance(plan.mismatch);
                 if let Some(mut dob) = c.date_of_birth {
                     if mismatch {
                         // Another day of the same month: the answer is
@@ -913,6 +935,30 @@ mod tests {
                     assert!(req.path.iter().all(|b| b.is_ascii_graphic()));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_batch_verify_names_each_subject_once() {
+        // Zipf-popular keys and large batches: duplicates would be common
+        // without the generator's check (the server answers such a batch 400).
+        let mut c = Caller::single(Op::BatchVerify);
+        c.popularity = Popularity::Zipf(1.1);
+        c.mismatch = 0.3;
+        c.batch_verify = BatchSize { min: 200, max: 200 };
+        let mut g = generator(c);
+        let mut req = Request::default();
+        for _ in 0..20 {
+            g.next(&mut req);
+            let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            let ids: Vec<&str> = v["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap())
+                .collect();
+            let distinct: std::collections::HashSet<&&str> = ids.iter().collect();
+            assert_eq!(distinct.len(), ids.len());
         }
     }
 
