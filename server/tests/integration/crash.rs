@@ -105,6 +105,13 @@ fn request(
     Some((status, String::from_utf8(body).ok()?))
 }
 
+/// `GET /v1/citizens/{id}` as the reader: the status and the JSON body.
+fn read_citizen(addr: SocketAddr, id: &str) -> (u16, serde_json::Value) {
+    let path = format!("/v1/citizens/{id}");
+    let (status, text) = request(addr, "GET", &path, Some(key::READER), &[], "").unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
 /// What writers were told.
 #[derive(Default)]
 struct Acknowledged {
@@ -223,30 +230,12 @@ fn sigkill_under_concurrent_writes_loses_nothing_acknowledged() {
         let _server = start(dir.path(), &snapshot, &keys, addr);
         let a = acked.lock().unwrap();
         for (id, name) in &a.born {
-            let (status, text) = request(
-                addr,
-                "GET",
-                &format!("/v1/citizens/{id}"),
-                Some(key::READER),
-                &[],
-                "",
-            )
-            .unwrap();
+            let (status, v) = read_citizen(addr, id);
             assert_eq!(status, 200, "round {round}: acknowledged birth {id} lost");
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             assert_eq!(v["full_name"], name.as_str());
         }
         for (id, counter) in &a.moved {
-            let (_, text) = request(
-                addr,
-                "GET",
-                &format!("/v1/citizens/{id}"),
-                Some(key::READER),
-                &[],
-                "",
-            )
-            .unwrap();
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let (_, v) = read_citizen(addr, id);
             let now = v["current_residence"].as_str().unwrap_or_default();
             let found: u64 = now
                 .split(' ')
