@@ -80,9 +80,7 @@ impl SnapshotBuilder {
     pub fn create(path: impl AsRef<Path>, options: BuildOptions) -> Result<SnapshotBuilder> {
         let path = path.as_ref().to_path_buf();
         // Unique per build, so concurrent builds of one path do not collide.
-        static BUILDS: AtomicU64 = AtomicU64::new(0);
-        let build = BUILDS.fetch_add(1, Ordering::Relaxed);
-        let staging_dir = sibling(&path, &format!("staging-{}-{build}", std::process::id()));
+        let staging_dir = temporary_sibling(&path, "staging");
         if staging_dir.exists() {
             fs::remove_dir_all(&staging_dir).map_err(Error::io(&staging_dir))?;
         }
@@ -152,13 +150,7 @@ impl SnapshotBuilder {
             let _ = fs::remove_file(&tmp);
         }
         let file_bytes = result?;
-        fs::rename(&tmp, &self.path).map_err(Error::io(&self.path))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename is durable only once the directory entry is.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(Error::io(dir))?;
-        }
+        publish(&tmp, &self.path)?;
         Ok(BuildSummary {
             path: self.path.clone(),
             records: self.count,
@@ -168,75 +160,193 @@ impl SnapshotBuilder {
     }
 
     fn write_file(&mut self, tmp: &Path) -> Result<u64> {
-        let n = self.count;
-        let home_pages = home_pages_for(n);
+        let mut assembler = Assembler::create(tmp, self.count)?;
+        // Reading and sorting partition p + 1 (one thread) overlaps laying
+        // out partition p (this one): each takes about half of the time.
+        std::thread::scope(|scope| -> Result<()> {
+            let (sorted_tx, sorted_rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+            let staging_dir = &self.staging_dir;
+            scope.spawn(move || {
+                for p in 0..PARTITIONS {
+                    let sorted = read_sorted_partition(staging_dir, p);
+                    let failed = sorted.is_err();
+                    if sorted_tx.send(sorted).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for sorted in sorted_rx {
+                let mut buf = sorted?;
+                let staged = <[Staged]>::mut_from_bytes(&mut buf)
+                    .map_err(|_| Error::Malformed("staging file has a partial record".into()))?;
+                for s in staged.iter() {
+                    assembler.push(s)?;
+                }
+            }
+            Ok(())
+        })?;
+        assembler.finish(&[&self.heap.bytes], &self.options)
+    }
+}
+
+/// Renames the finished (synced) file `tmp` over `path`, durably.
+pub(crate) fn publish(tmp: &Path, path: &Path) -> Result<()> {
+    fs::rename(tmp, path).map_err(Error::io(path))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename is durable only once the directory entry is.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(Error::io(dir))?;
+    }
+    Ok(())
+}
+
+/// A temporary file name beside `path`, unique to this process and call.
+pub(crate) fn temporary_sibling(path: &Path, what: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    sibling(path, &format!("{what}-{}-{n}", std::process::id()))
+}
+
+/// Reads staging partition `p` (empty if it was never created), sorted by
+/// hash, and removes its file.
+fn read_sorted_partition(staging_dir: &Path, p: usize) -> Result<Vec<u8>> {
+    let path = staging_dir.join(format!("{p:03}"));
+    let mut buf = Vec::new();
+    match File::open(&path) {
+        Ok(mut f) => f.read_to_end(&mut buf).map_err(Error::io(&path))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(buf),
+        Err(e) => return Err(Error::io(&path)(e)),
+    };
+    let staged = <[Staged]>::mut_from_bytes(&mut buf)
+        .map_err(|_| Error::Malformed(format!("staging file {p} has a partial record")))?;
+    staged.sort_unstable_by_key(|s| (s.hash.get(), s.record.id.get()));
+    drop(fs::remove_file(&path));
+    Ok(buf)
+}
+
+/// Lays out a snapshot file from records arriving in hash order: the pages,
+/// then the indexes, the representatives, the text heap and the header.
+/// Shared by a build from scratch ([`SnapshotBuilder`]) and the merge that
+/// writes a snapshot's next generation (`next_generation.rs`).
+pub(crate) struct Assembler<'p> {
+    tmp: &'p Path,
+    out: SectionWriter<'p>,
+    pages: PageWriter,
+    records: u64,
+    legacy_keys: Vec<(u32, u32, u32)>, // (fingerprint, legacy, slot)
+    bio_keys: Vec<(u32, u32, [u8; 16])>, // (fingerprint, tag, digest)
+    reps: Vec<RepresentativeEntry>,
+    /// (hash, ID) of the last record pushed.
+    previous: Option<(u64, u64)>,
+    pushed: u64,
+}
+
+impl<'p> Assembler<'p> {
+    /// Starts the file `tmp` for exactly `records` records.
+    pub(crate) fn create(tmp: &'p Path, records: u64) -> Result<Assembler<'p>> {
         let file = File::create(tmp).map_err(Error::io(tmp))?;
         let mut out = SectionWriter::new(BufWriter::with_capacity(1 << 20, file), tmp);
         out.write(&[0; HEADER_SIZE])?; // the header is written last, over these zeros
-
-        // Records, partition by partition in hash order, into pages.
-        let mut pages = PageWriter::new(home_pages);
-        let mut legacy_keys: Vec<(u32, u32, u32)> = Vec::new(); // (fingerprint, legacy, slot)
-        let mut bio_keys: Vec<(u32, u32, [u8; 16])> = Vec::new(); // (fingerprint, tag, digest)
-        let mut reps: Vec<RepresentativeEntry> = Vec::new();
         out.begin(SectionKind::Records)?;
-        let mut buf = Vec::new();
-        let mut previous_id = None;
-        for p in 0..PARTITIONS {
-            let path = self.staging_dir.join(format!("{p:03}"));
-            buf.clear();
-            match File::open(&path) {
-                Ok(mut f) => f.read_to_end(&mut buf).map_err(Error::io(&path))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&path)(e)),
-            };
-            let staged = <[Staged]>::mut_from_bytes(&mut buf)
-                .map_err(|_| Error::Malformed(format!("staging file {p} has a partial record")))?;
-            staged.sort_unstable_by_key(|s| (s.hash.get(), s.record.id.get()));
-            for s in staged.iter() {
-                // Equal IDs have equal hashes, so duplicates are neighbours.
-                if previous_id == Some(s.record.id.get()) {
-                    return Err(Error::DuplicateKey {
-                        kind: "personal ID",
-                        key: format!("{:012}", s.record.id.get()),
-                    });
-                }
-                previous_id = Some(s.record.id.get());
-                let slot = pages.push(&mut out, s.hash.get(), &s.record)?;
-                let legacy = s.record.legacy_id.get();
-                if legacy != 0 {
-                    legacy_keys.push((legacy_fingerprint(legacy, HASH_SEED), legacy, slot));
-                }
-                for (bit, digest, flag) in [
-                    (0u32, &s.face, FLAG_FACE),
-                    (1, &s.fingerprint, FLAG_FINGERPRINT),
-                ] {
-                    if s.record.flags & flag != 0 {
-                        let fp = biometric_fingerprint(bit, digest, HASH_SEED);
-                        bio_keys.push((fp, slot | bit << 31, *digest));
-                    }
-                }
-                if s.record.flags & FLAG_REPRESENTATIVE != 0 {
-                    reps.push(RepresentativeEntry {
-                        record: slot.into(),
-                        id: s.representative_id,
-                        name: s.representative_name,
-                        nationality: s.representative_nationality,
-                    });
-                }
-            }
-            drop(fs::remove_file(&path));
-        }
-        let page_ranks = pages.finish(&mut out)?;
-        out.end()?;
+        Ok(Assembler {
+            tmp,
+            out,
+            pages: PageWriter::new(home_pages_for(records)),
+            records,
+            legacy_keys: Vec::new(),
+            bio_keys: Vec::new(),
+            reps: Vec::new(),
+            previous: None,
+            pushed: 0,
+        })
+    }
 
-        out.begin(SectionKind::PageRanks)?;
-        out.write(page_ranks.as_bytes())?;
-        out.end()?;
-        drop(page_ranks);
+    /// Places the next record; records come in ascending (hash, ID) order.
+    pub(crate) fn push(&mut self, s: &Staged) -> Result<()> {
+        // Equal IDs have equal hashes, so duplicates are neighbours.
+        let key = (s.hash.get(), s.record.id.get());
+        match self.previous {
+            Some(previous) if previous == key => {
+                return Err(Error::DuplicateKey {
+                    kind: "personal ID",
+                    key: format!("{:012}", key.1),
+                })
+            }
+            Some(previous) if previous > key => {
+                return Err(Error::Malformed(format!(
+                    "record {:012} is out of hash order",
+                    key.1
+                )))
+            }
+            _ => self.previous = Some(key),
+        }
+        self.pushed += 1;
+        let slot = self.pages.push(&mut self.out, s.hash.get(), &s.record)?;
+        let legacy = s.record.legacy_id.get();
+        if legacy != 0 {
+            self.legacy_keys
+                .push((legacy_fingerprint(legacy, HASH_SEED), legacy, slot));
+        }
+        for (bit, digest, flag) in [
+            (0u32, &s.face, FLAG_FACE),
+            (1, &s.fingerprint, FLAG_FINGERPRINT),
+        ] {
+            if s.record.flags & flag != 0 {
+                let fp = biometric_fingerprint(bit, digest, HASH_SEED);
+                self.bio_keys.push((fp, slot | bit << 31, *digest));
+            }
+        }
+        if s.record.flags & FLAG_REPRESENTATIVE != 0 {
+            self.reps.push(RepresentativeEntry {
+                record: slot.into(),
+                id: s.representative_id,
+                name: s.representative_name,
+                nationality: s.representative_nationality,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the indexes, `heap` (its parts one after the other) and the
+    /// header, and syncs the file. Returns the file's size.
+    pub(crate) fn finish(self, heap: &[&[u8]], options: &BuildOptions) -> Result<u64> {
+        let Assembler {
+            tmp,
+            mut out,
+            pages,
+            records,
+            mut legacy_keys,
+            mut bio_keys,
+            reps,
+            pushed,
+            ..
+        } = self;
+        if pushed != records {
+            return Err(Error::Malformed(format!(
+                "{pushed} records laid out, {records} expected"
+            )));
+        }
+        let home_pages = home_pages_for(records);
+        // The two index sorts are independent: one on another thread while
+        // this one writes the pages' tail and ranks.
+        let bio_sort = |keys: &mut Vec<(u32, u32, [u8; 16])>| {
+            keys.sort_unstable_by_key(|&(fp, tag, digest)| (fp, tag >> 31, digest))
+        };
+        std::thread::scope(|scope| -> Result<()> {
+            let sorting = scope.spawn(|| bio_sort(&mut bio_keys));
+            let page_ranks = pages.finish(&mut out)?;
+            out.end()?;
+            out.begin(SectionKind::PageRanks)?;
+            out.write(page_ranks.as_bytes())?;
+            out.end()?;
+            drop(page_ranks);
+            legacy_keys.sort_unstable();
+            sorting.join().expect("sorting does not panic");
+            Ok(())
+        })?;
 
         // Legacy index.
-        legacy_keys.sort_unstable();
         if let Some(w) = legacy_keys.windows(2).find(|w| w[0].1 == w[1].1) {
             return Err(Error::DuplicateKey {
                 kind: "legacy ID",
@@ -268,7 +378,6 @@ impl SnapshotBuilder {
         drop(legacy_keys);
 
         // Biometric index.
-        bio_keys.sort_unstable_by_key(|&(fp, tag, digest)| (fp, tag >> 31, digest));
         if let Some(w) = bio_keys
             .windows(2)
             .find(|w| w[0].2 == w[1].2 && w[0].1 >> 31 == w[1].1 >> 31)
@@ -312,10 +421,12 @@ impl SnapshotBuilder {
         out.end()?;
 
         out.begin(SectionKind::TextHeap)?;
-        out.write(&self.heap.bytes)?;
+        for part in heap {
+            out.write(part)?;
+        }
         out.end()?;
 
-        let build_time = self.options.build_time_unix.unwrap_or_else(|| {
+        let build_time = options.build_time_unix.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
@@ -326,8 +437,8 @@ impl SnapshotBuilder {
             format_version: FORMAT_VERSION.into(),
             header_size: (HEADER_SIZE as u32).into(),
             record_size: (RECORD_SIZE as u32).into(),
-            record_count: n.into(),
-            generation: self.options.generation.into(),
+            record_count: records.into(),
+            generation: options.generation.into(),
             build_time_unix: (build_time as u64).into(),
             hash_seed: HASH_SEED.into(),
             home_pages: home_pages.into(),
@@ -336,7 +447,7 @@ impl SnapshotBuilder {
             section_count: (out.sections.len() as u32).into(),
             flags: 0.into(),
             sections: [SectionEntry::default(); 7],
-            folded_sequence: self.options.folded_sequence.into(),
+            folded_sequence: options.folded_sequence.into(),
             reserved: [0; 24],
             header_checksum: 0.into(),
         };
@@ -593,8 +704,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Deduplicated, length-prefixed strings. Offset 0 holds the empty string, so
 /// 0 can mean "none".
-struct TextHeap {
-    bytes: Vec<u8>,
+pub(crate) struct TextHeap {
+    pub(crate) bytes: Vec<u8>,
     /// Open-addressing table (linear probing, power-of-two size, at most half
     /// full) of `(xxh3 of the string, offset)`; offset 0 marks an empty slot.
     /// Hand-rolled rather than a `HashMap` so that [`TextHeap::prefetch`] can
@@ -610,7 +721,7 @@ struct TextHeap {
 const RECENT: usize = 4096;
 
 impl TextHeap {
-    fn new() -> TextHeap {
+    pub(crate) fn new() -> TextHeap {
         TextHeap {
             bytes: vec![0],
             table: vec![(0, 0); 1 << 10],

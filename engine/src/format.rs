@@ -202,6 +202,24 @@ pub struct RawRecord {
     pub reserved: u8,
 }
 
+impl RawRecord {
+    /// The record's text-heap offsets (0 where a text is absent).
+    pub fn text_offsets(&self) -> [U32; 10] {
+        [
+            self.full_name,
+            self.birth_registration_place,
+            self.hometown,
+            self.permanent_residence,
+            self.temporary_residence,
+            self.current_residence,
+            self.father_name,
+            self.mother_name,
+            self.spouse_name,
+            self.household_head_name,
+        ]
+    }
+}
+
 /// Size of a record in bytes.
 pub const RECORD_SIZE: usize = std::mem::size_of::<RawRecord>();
 

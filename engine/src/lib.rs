@@ -8,7 +8,9 @@
 //! - [`Citizen`] is a record as owned, typed values;
 //!   [`PersonalId`] and [`LegacyId`] parse and explain malformed IDs.
 //! - [`SnapshotBuilder`] streams records into a snapshot file
-//!   (`engine/FORMAT.md` specifies it).
+//!   (`engine/FORMAT.md` specifies it); [`write_next_generation`] writes a
+//!   snapshot's next generation with some records replaced or added, by
+//!   merging rather than rebuilding (compaction).
 //! - [`Snapshot`] opens one over any bytes (a mapping, a `Vec<u8>`) in
 //!   microseconds, checks its integrity with [`Snapshot::verify_checksums`],
 //!   and answers lookups with zero-copy [`CitizenView`]s: [`Snapshot::get`],
@@ -25,7 +27,8 @@
 //! encoding; the vocabularies, IDs and [`schema`]) knows nothing above it;
 //! the reader and its views build on it, and so does the builder, which
 //! reads nothing of the reader; [`OwnedRecord`] joins the builder's
-//! encoder to a view.
+//! encoder to a view, and `next_generation` the reader to the builder's
+//! layout.
 //!
 //! # Example
 //!
@@ -52,6 +55,7 @@ pub mod format;
 pub mod id;
 mod json;
 mod memory;
+mod next_generation;
 mod owned;
 mod reader;
 pub mod schema;
@@ -72,6 +76,7 @@ pub use json::{
     prefetch_citizen_json, write_citizen_json, write_str as write_json_str, write_verification_json,
 };
 pub use memory::{Memory, SnapshotBytes, StableBytes};
+pub use next_generation::{write_next_generation, Replacement};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
 pub use schema::{ClaimScope, Field, FieldSet, FieldSpec, ScopeClass, CSV_COLUMNS, FIELDS};

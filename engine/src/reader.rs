@@ -250,7 +250,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         self.table.record_count == 0
     }
 
-    fn slice(&self, kind: SectionKind) -> &[u8] {
+    pub(crate) fn slice(&self, kind: SectionKind) -> &[u8] {
         &self.data.as_ref()[self.table.section(kind)]
     }
 

@@ -102,6 +102,14 @@ impl<'a> CitizenView<'a> {
         }
     }
 
+    /// The record's slot in its snapshot; `None` outside any snapshot.
+    pub(crate) fn slot(&self) -> Option<u32> {
+        match self.origin {
+            Origin::Snapshot { slot, .. } => Some(slot),
+            Origin::Owned { .. } => None,
+        }
+    }
+
     /// Whether the record was read from a snapshot file (not an overlay).
     pub fn is_from_snapshot(&self) -> bool {
         matches!(self.origin, Origin::Snapshot { .. })
@@ -289,20 +297,25 @@ impl<'a> CitizenView<'a> {
 
     /// Legal representative (looked up in a small sorted side table).
     pub fn representative(&self) -> Option<RelativeView<'a>> {
+        let e = self.representative_entry()?;
+        self.relative(FLAG_REPRESENTATIVE, e.id, e.name, e.nationality)
+    }
+
+    /// The stored entry of [`Self::representative`].
+    pub(crate) fn representative_entry(&self) -> Option<&'a RepresentativeEntry> {
         if self.record.flags & FLAG_REPRESENTATIVE == 0 {
             return None;
         }
-        let e = match self.origin {
+        match self.origin {
             Origin::Snapshot { slot, file, table } => {
                 let section = file.get(table.section(SectionKind::Representatives));
                 let reps =
                     <[RepresentativeEntry]>::ref_from_bytes(section.unwrap_or_default()).ok()?;
                 let i = reps.binary_search_by_key(&slot, |e| e.record.get()).ok()?;
-                &reps[i]
+                Some(&reps[i])
             }
-            Origin::Owned { representative } => representative?,
-        };
-        self.relative(FLAG_REPRESENTATIVE, e.id, e.name, e.nationality)
+            Origin::Owned { representative } => representative,
+        }
     }
 
     /// Household membership.

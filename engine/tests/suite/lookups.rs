@@ -9,7 +9,7 @@ use crate::common::{build, citizen, population};
 
 /// The oracle: every key of `citizens` is found with the same record, and
 /// keys that are not there are absent.
-fn check_against_oracle<D: AsRef<[u8]>>(snap: &Snapshot<D>, citizens: &[Citizen]) {
+pub(crate) fn check_against_oracle<D: AsRef<[u8]>>(snap: &Snapshot<D>, citizens: &[Citizen]) {
     snap.verify_checksums().unwrap();
     assert_eq!(snap.len(), citizens.len());
     let by_id: HashMap<PersonalId, &Citizen> = citizens.iter().map(|c| (c.id, c)).collect();

@@ -4,5 +4,6 @@ mod common;
 mod corruption;
 mod exercise;
 mod lookups;
+mod next_generation;
 mod owned;
 mod robustness;
