@@ -63,13 +63,11 @@ pub fn write_next_generation<D: AsRef<[u8]>>(
     let mut staged = Vec::with_capacity(replacements.len());
     let mut added = 0u64;
     for (position, r) in replacements.into_iter().enumerate() {
-        r.citizen
-            .validate()
-            .map_err(|e| Error::InvalidRecord {
-                position: position as u64,
-                id: r.citizen.id.to_string(),
-                reason: e.0,
-            })?;
+        r.citizen.validate().map_err(|e| Error::InvalidRecord {
+            position: position as u64,
+            id: r.citizen.id.to_string(),
+            reason: e.0,
+        })?;
         match snapshot.get(r.citizen.id) {
             Some(old) => interner.know(old.raw(), old.representative_entry()),
             None => added += 1,
@@ -79,9 +77,8 @@ pub fn write_next_generation<D: AsRef<[u8]>>(
     let records = snapshot.len() as u64 + added;
 
     let tmp = temporary_sibling(path, "next");
-    let result = merge(snapshot, staged, records, &tmp).and_then(|assembler| {
-        assembler.finish(&[old_heap, interner.appended()], &options)
-    });
+    let result = merge(snapshot, staged, records, &tmp)
+        .and_then(|assembler| assembler.finish(&[old_heap, interner.appended()], &options));
     let file_bytes = match result {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -133,7 +130,11 @@ fn merge<'p, D: AsRef<[u8]>>(
         let (mut face, mut fingerprint) = (None, None);
         while let Some((tagged, digest)) = templates.next_if(|&(t, _)| t >> 1 <= slot) {
             if tagged >> 1 == slot {
-                *(if tagged & 1 == 0 { &mut face } else { &mut fingerprint }) = Some(digest);
+                *(if tagged & 1 == 0 {
+                    &mut face
+                } else {
+                    &mut fingerprint
+                }) = Some(digest);
             }
         }
         let mut representative = None;
@@ -145,7 +146,12 @@ fn merge<'p, D: AsRef<[u8]>>(
         if let Some((mut s, inherit)) = new.next_if(|(s, _)| s.record.id.get() == raw.id.get()) {
             for (kept, old, flag, digest) in [
                 (inherit.face, face, FLAG_FACE, &mut s.face),
-                (inherit.fingerprint, fingerprint, FLAG_FINGERPRINT, &mut s.fingerprint),
+                (
+                    inherit.fingerprint,
+                    fingerprint,
+                    FLAG_FINGERPRINT,
+                    &mut s.fingerprint,
+                ),
             ] {
                 if kept {
                     // The replacement marks the modality enrolled with a

@@ -9,8 +9,9 @@
 //!   group commit, a damaged tail cut at reopen.
 //! - [`Register`] decides changes ([`ChangeRequest`]: a registration with a
 //!   new personal ID, a merge patch, a death, a biometric enrolment),
-//!   honours idempotency keys, numbers and logs them, and publishes them to
-//!   the [`Overlay`] once durable.
+//!   honours idempotency keys (kept for [`RETENTION_S`], also past the
+//!   compaction that trims their changes), numbers and logs them, and
+//!   publishes them to the [`Overlay`] once durable.
 //! - [`Overlay`] holds the changed records; its [`Overlay::get`],
 //!   [`Overlay::get_legacy`] and [`Overlay::identify`] are the read paths
 //!   that put changes in front of the snapshot.
@@ -39,6 +40,7 @@
 mod change;
 mod compact;
 mod error;
+mod idempotency;
 mod log;
 mod overlay;
 mod register;
@@ -48,6 +50,7 @@ pub use change::{
 };
 pub use compact::compact;
 pub use error::{Error, Rejection, Result};
+pub use idempotency::{KEYS_FILE, RETENTION_S};
 pub use log::{frame, ChangeLog, Durable, RawRecord, Recovery, TailCut, LOG_FORMAT_VERSION};
 pub use overlay::{Entry, Found, Overlay, Template};
 pub use register::{province_of, Accepted, FeedItem, Fold, Progress, Register};

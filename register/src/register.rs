@@ -8,7 +8,7 @@
 //! answered ([`Register::durable`]) once the overlay holds its change.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dancu_engine::{
@@ -22,6 +22,7 @@ use crate::change::{
     citizen_from_json, invalid, legacy_of, modality_bit, ChangeRequest, LoggedChange, Provenance,
 };
 use crate::error::{Error, Rejection, Result};
+use crate::idempotency::IdempotencyKeys;
 use crate::log::{ChangeLog, Durable, Recovery};
 use crate::overlay::{Entry, Overlay, Template};
 
@@ -66,20 +67,13 @@ pub struct FeedItem {
     pub change: LoggedChange,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Remembered {
-    digest: u64,
-    sequence: u64,
-    subject: u64,
-}
-
 /// What the write lock guards.
 struct WriteState {
     next_sequence: u64,
     /// Changes queued in the log, not yet durable, by citizen.
     pending: HashMap<u64, Arc<Entry>>,
     /// `(client, key)` → the change that answered it.
-    idempotency: HashMap<(String, String), Remembered>,
+    idempotency: IdempotencyKeys,
     rng: u64,
 }
 
@@ -145,7 +139,7 @@ impl Durable<Arc<Entry>> for Publisher {
         self.forget_pending(&batch);
         let mut w = self.write.lock();
         let failed: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
-        w.idempotency.retain(|_, r| !failed.contains(&r.sequence));
+        w.idempotency.forget_sequences(&failed);
         drop(w);
         let error: Arc<str> = error.into();
         self.progress.update(|p| p.failed = Some(error.clone()));
@@ -158,6 +152,7 @@ pub struct Register {
     write: Arc<Mutex<WriteState>>,
     progress: Arc<ProgressCell>,
     log: ChangeLog<Arc<Entry>>,
+    log_dir: PathBuf,
     recovery: Recovery,
 }
 
@@ -166,12 +161,12 @@ impl Register {
     /// change after the snapshot's folded sequence into the overlay.
     pub fn open<D: AsRef<[u8]>>(snapshot: &Snapshot<D>, log_dir: &Path) -> Result<Register> {
         let overlay = Arc::new(Overlay::default());
-        let mut idempotency = HashMap::new();
+        let mut idempotency = IdempotencyKeys::load(log_dir)?;
         let folded = snapshot.folded_sequence();
         let write = Arc::new(Mutex::new(WriteState {
             next_sequence: 0,
             pending: HashMap::new(),
-            idempotency: HashMap::new(),
+            idempotency: IdempotencyKeys::default(),
             rng: seed(),
         }));
         let progress = Arc::new(ProgressCell::new());
@@ -187,7 +182,7 @@ impl Register {
             |sequence, payload| {
                 let change = LoggedChange::from_bytes(payload)?;
                 let entry = entry_of(sequence, &change)?;
-                remember(&mut idempotency, &change, sequence);
+                idempotency.remember(&change, sequence);
                 replay_into.insert(Arc::new(entry));
                 Ok(())
             },
@@ -205,6 +200,7 @@ impl Register {
             write,
             progress,
             log,
+            log_dir: log_dir.to_path_buf(),
             recovery,
         })
     }
@@ -250,7 +246,7 @@ impl Register {
         let digest = request.digest(subject);
         let mut w = self.write.lock();
         if let Some(key) = &provenance.idempotency_key {
-            if let Some(r) = w.idempotency.get(&(provenance.client.clone(), key.clone())) {
+            if let Some(r) = w.idempotency.get(&provenance.client, key) {
                 if r.digest != digest {
                     return Err(Rejection::IdempotencyMismatch(key.clone()).into());
                 }
@@ -294,7 +290,7 @@ impl Register {
         };
         let payload = change.to_bytes();
         w.next_sequence += 1;
-        remember(&mut w.idempotency, &change, sequence);
+        w.idempotency.remember(&change, sequence);
         let entry = Arc::new(Entry {
             sequence,
             record,
@@ -334,7 +330,7 @@ impl Register {
             });
         }
         w.next_sequence = sequence + 1;
-        remember(&mut w.idempotency, &change, sequence);
+        w.idempotency.remember(&change, sequence);
         w.pending.insert(change.subject, entry.clone());
         self.log.append(sequence, payload, entry);
         Ok(true)
@@ -445,22 +441,14 @@ impl Register {
     /// reader uses the one before: drops what it holds from the overlay and
     /// the log. Returns (entries dropped, segments deleted).
     pub fn end_compaction(&self, folded: u64) -> Result<(usize, u64)> {
+        // The keys of the folded changes outlive their log records.
+        self.write
+            .lock()
+            .idempotency
+            .prune_and_save(&self.log_dir, folded)?;
         let dropped = self.overlay.prune(folded);
         let deleted = self.log.trim(folded)?;
         Ok((dropped, deleted))
-    }
-}
-
-fn remember(map: &mut HashMap<(String, String), Remembered>, change: &LoggedChange, sequence: u64) {
-    if let Some(key) = &change.idempotency_key {
-        map.insert(
-            (change.client.clone(), key.clone()),
-            Remembered {
-                digest: change.request_digest,
-                sequence,
-                subject: change.subject,
-            },
-        );
     }
 }
 

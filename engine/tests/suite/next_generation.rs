@@ -43,11 +43,7 @@ fn options(generation: u64) -> BuildOptions {
 
 /// Applies `changes` and `births` to `base`: the replacements to write and
 /// the population the next generation must hold.
-fn apply(
-    base: &[Citizen],
-    changes: &[Change],
-    births: &[u64],
-) -> (Vec<Replacement>, Vec<Citizen>) {
+fn apply(base: &[Citizen], changes: &[Change], births: &[u64]) -> (Vec<Replacement>, Vec<Citizen>) {
     let mut now: HashMap<PersonalId, Citizen> = base.iter().map(|c| (c.id, c.clone())).collect();
     let mut replaced: HashMap<PersonalId, Replacement> = HashMap::new();
     for (k, ch) in changes.iter().enumerate().filter(|_| !base.is_empty()) {
@@ -107,7 +103,10 @@ fn apply(
             },
         );
     }
-    (replaced.into_values().collect(), now.into_values().collect())
+    (
+        replaced.into_values().collect(),
+        now.into_values().collect(),
+    )
 }
 
 proptest! {
@@ -153,7 +152,16 @@ fn a_replacement_taking_another_citizens_legacy_id_is_refused() {
     };
     let next = dir.path().join("next.snap");
     let err = write_next_generation(&old, vec![replacement], options(2), &next).unwrap_err();
-    assert!(matches!(err, Error::DuplicateKey { kind: "legacy ID", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::DuplicateKey {
+                kind: "legacy ID",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(!next.exists(), "a failed merge leaves nothing behind");
     let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 1, "only the old snapshot remains");

@@ -446,3 +446,84 @@ fn compaction_folds_changes_and_a_restart_replays_only_the_rest() {
     let feed = register.changes_after(3, 10).unwrap().unwrap();
     assert_eq!(feed.iter().map(|f| f.sequence).collect::<Vec<_>>(), vec![4]);
 }
+
+#[test]
+fn an_idempotency_key_outlives_the_compaction_that_trims_its_change() {
+    let fx = Fixture::new(500);
+    let snapshot = fx.snapshot();
+    let keyed = |register: &Register, snapshot: &Snapshot, key: &str, name: &str, now: i64| {
+        let body = newborn(name, "2026-10-01", "female");
+        let a = register
+            .submit(
+                snapshot,
+                None,
+                ChangeRequest::Register(body),
+                registrar(Some(key)),
+                now,
+            )
+            .unwrap();
+        register.durable_blocking(a.sequence).unwrap();
+        a
+    };
+    let register = register(&snapshot, &fx.log_dir());
+    // A key from longer ago than the retention, then two recent ones.
+    let old = keyed(
+        &register,
+        &snapshot,
+        "birth-old",
+        "Lê Thị Cũ",
+        NOW - dancu_register::RETENTION_S - 1,
+    );
+    let first = keyed(&register, &snapshot, "birth-1", "Trần Thị Mai", NOW);
+    keyed(&register, &snapshot, "birth-2", "Trần Thị Lan", NOW);
+
+    let fold = register
+        .begin_compaction(snapshot.folded_sequence())
+        .unwrap();
+    let out = fx.dir.path().join("gen2.snap");
+    compact(&snapshot, &fold.changes, fold.folded, 2, NOW, &out).unwrap();
+    let next = open(&out);
+    let (_, deleted) = register.end_compaction(fold.folded).unwrap();
+    assert_eq!(deleted, 1, "the folded changes left the log");
+    assert!(fx.log_dir().join(dancu_register::KEYS_FILE).exists());
+    drop(register);
+
+    let register = Register::open(&next, &fx.log_dir()).unwrap();
+    assert_eq!(register.recovery().replayed, 0);
+    let again = keyed(&register, &next, "birth-1", "Trần Thị Mai", NOW + 60);
+    assert_eq!(
+        (again.id, again.sequence, again.replayed),
+        (first.id, first.sequence, true)
+    );
+    let reused = register.submit(
+        &next,
+        None,
+        ChangeRequest::Register(newborn("Khác", "2026-11-25", "male")),
+        registrar(Some("birth-2")),
+        NOW,
+    );
+    assert!(matches!(
+        reused,
+        Err(Error::Rejected(Rejection::IdempotencyMismatch(_)))
+    ));
+    // Past the retention the key is forgotten: a retry is a new request.
+    let late = keyed(&register, &next, "birth-old", "Lê Thị Cũ", NOW + 60);
+    assert!(!late.replayed);
+    assert_ne!(late.id, old.id);
+}
+
+#[test]
+fn a_damaged_idempotency_key_file_is_a_clear_error() {
+    let fx = Fixture::new(50);
+    let snapshot = fx.snapshot();
+    std::fs::create_dir_all(fx.log_dir()).unwrap();
+    std::fs::write(
+        fx.log_dir().join(dancu_register::KEYS_FILE),
+        b"DANCUIK1 not really",
+    )
+    .unwrap();
+    let err = Register::open(&snapshot, &fx.log_dir())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}
