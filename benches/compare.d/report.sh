@@ -50,6 +50,7 @@ human() {
 }
 
 whole() { printf '%.0f' "$1"; }
+grouped() { sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$1"; }
 
 declare -A MED=() LO=() HI=() COUNT=()
 measured() { [ -n "$1" ] && [ -n "${MED[$1]:-}" ]; }
@@ -64,7 +65,13 @@ cell() {
   local show=human
   if [[ "$2" == B* ]]; then show=whole; fi
   text="$($show "${MED[$1]}")${2:+ $2}"
-  if [ "${COUNT[$1]}" -gt 1 ]; then text="$text ($($show "${LO[$1]}")–$($show "${HI[$1]}"))"; fi
+  if [ "${COUNT[$1]}" -gt 1 ]; then
+    local lo hi
+    lo="$($show "${LO[$1]}")" hi="$($show "${HI[$1]}")"
+    # "102–112 k" rather than "102 k–112 k".
+    if [[ "$lo" == *" "* ]] && [ "${lo##* }" = "${hi##* }" ]; then lo="${lo% *}"; fi
+    text="$text ($lo–$hi)"
+  fi
   echo "$text"
 }
 
@@ -122,8 +129,8 @@ report() {
     echo
     local source="\`$SNAP\`"
     if [[ "$SNAP" == "$TMP"/* ]]; then source="synthetic, seed 1"; fi
-    echo "$(human "$RECORDS") citizens ($source; $(whole "${MED[bytes.json]:-0}") B of JSON a record);" \
-      "medians of $ROUNDS round(s) of ${DURATION} s, range in brackets; wrk -t2 -c$CONNS;" \
+    echo "$(grouped "$RECORDS") citizens ($source; $(whole "${MED[bytes.json]:-0}") B of JSON a record);" \
+      "medians of $ROUNDS × ${DURATION} s rounds, range in brackets; wrk -t2 -c$CONNS;" \
       "dancu \`--read-only --no-audit\` (reads), audit on (writes, as \`server/bench/writes.sh\`)."
     echo "$(date -u +%F), commit $commit$dirty, $(nproc) × $model, $mem_gib GiB, Linux $(uname -r)," \
       "load at start $LOAD_AT_START, $PROFILE build. \`$COMMAND\`: $((wall / 60)) min $((wall % 60)) s."
