@@ -76,7 +76,8 @@ cell() {
 }
 
 row() { # WHAT DANCU UNIT PEER PEER_FIGURE PEER_UNIT RATIO
-  if ! measured "$2" && ! measured "$5"; then return 0; fi
+  # A row without dancu's figure, or without the peer it names, is left out.
+  if ! measured "$2" || { [ -n "$4" ] && ! measured "$5"; }; then return 0; fi
   local r="—" peer="—"
   if measured "$7"; then r="$(printf '%.2f' "${MED[$7]}")"; fi
   if [ -n "$4" ]; then peer="$4: $(cell "$5" "$6")"; fi
@@ -129,7 +130,8 @@ report() {
     echo
     local source="\`$SNAP\`"
     if [[ "$SNAP" == "$TMP"/* ]]; then source="synthetic, seed 1"; fi
-    echo "$(grouped "$RECORDS") citizens ($source; $(whole "${MED[bytes.json]:-0}") B of JSON a record);" \
+    if measured bytes.json; then source="$source; $(whole "${MED[bytes.json]}") B of JSON a record"; fi
+    echo "$(grouped "$RECORDS") citizens ($source);" \
       "medians of $ROUNDS × ${DURATION} s rounds, range in brackets; wrk -t2 -c$CONNS;" \
       "dancu \`--read-only --no-audit\` (reads), audit on (writes, as \`server/bench/writes.sh\`)."
     echo "$(date -u +%F), commit $commit$dirty, $(nproc) × $model, $mem_gib GiB, Linux $(uname -r)," \
