@@ -172,8 +172,11 @@ async fn serve_connection(stream: tokio::net::TcpStream, body: Bytes) {
             Ok::<_, Infallible>(resp)
         }
     });
-    // A connection error only ends that connection.
+    // A connection error only ends that connection. Pipelined answers are
+    // flushed together, as dancu-server does: a floor must not be slower
+    // than the server it is the floor of.
     let _ = http1::Builder::new()
+        .pipeline_flush(true)
         .serve_connection(TokioIo::new(stream), svc)
         .await;
 }

@@ -10,11 +10,23 @@ local size = tonumber(os.getenv("BATCH") or "1000")
 local fields = os.getenv("FIELDS")
 common.seed()
 
+-- A batch names each subject once (the server answers 400 otherwise).
+local function distinct_rows()
+  local picked, seen = {}, {}
+  while #picked < size do
+    local r = rows[math.random(#rows)]
+    if not seen[r.id] then
+      seen[r.id] = true
+      picked[#picked + 1] = r
+    end
+  end
+  return picked
+end
+
 local reqs = {}
 for b = 1, 32 do
   local items = {}
-  for i = 1, size do
-    local r = rows[math.random(#rows)]
+  for i, r in ipairs(distinct_rows()) do
     if mode == "verify" then
       items[i] = string.format('{"id":"%s","full_name":"%s","date_of_birth":"%s"}', r.id, r.name, r.dob)
     else

@@ -3,7 +3,11 @@
 # directory is the workspace root.
 
 export BENCH_DIR="$ROOT/server/bench"
-BIN="$ROOT/target/release"
+# The cargo profile of the binaries: release unless DANCU_PROFILE=dev (the
+# debug builds CI already has, for a harness check rather than figures).
+PROFILE="${DANCU_PROFILE:-release}"
+if [ "$PROFILE" = dev ]; then BIN="$ROOT/target/debug"; else BIN="$ROOT/target/$PROFILE"; fi
+cargo_build() { cargo build --profile "$PROFILE" "$@" >&2; }
 
 # need COMMAND PACKAGE: installs PACKAGE from Debian if COMMAND is missing;
 # fails (status 1) when it cannot.

@@ -28,7 +28,7 @@ need wrk wrk || { echo "wrk is not installed and could not be; cannot measure" >
 HAVE_REDIS=1
 need redis-server redis-server || { HAVE_REDIS=0; echo "SKIP redis: redis-server not installed and apt-get failed" >&2; }
 
-cargo build --release -p dancu-server --bin dancu-server --example sample-ids >&2
+cargo_build -p dancu-server --bin dancu-server --example sample-ids
 
 if [ ! -f "$SNAP" ]; then
   if [ "$SNAP" = "data/demo/demo-1m.snap" ]; then
