@@ -176,6 +176,11 @@ impl Claim {
         }
     }
 
+    /// The claim whose request key is `key`.
+    pub fn from_key(key: &[u8]) -> Option<Claim> {
+        Claim::ALL.into_iter().find(|c| c.key().as_bytes() == key)
+    }
+
     /// The scope a caller needs to make this claim (the schema's, for the
     /// field the claim is about).
     pub const fn scope(self) -> ClaimScope {
@@ -323,6 +328,43 @@ impl Claims {
             Claim::MotherName => self.mother_name.is_some(),
             Claim::SpouseName => self.spouse_name.is_some(),
             Claim::Alive => self.alive.is_some(),
+        }
+    }
+
+    /// Makes `claim` from its text form, as a request carries it (every
+    /// claim but `alive`, which is a boolean). `None` if the claim is made
+    /// already or `text` does not parse: the caller's strict parser
+    /// (serde) then says why.
+    pub fn set_text(&mut self, claim: Claim, text: &str) -> Option<()> {
+        fn set<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+            match slot {
+                Some(_) => None,
+                None => {
+                    *slot = Some(value?);
+                    Some(())
+                }
+            }
+        }
+        let owned = || Some(text.to_owned());
+        match claim {
+            Claim::FullName => set(&mut self.full_name, owned()),
+            Claim::DateOfBirth => set(&mut self.date_of_birth, Date::parse(text).ok()),
+            Claim::Sex => set(&mut self.sex, text.parse().ok()),
+            Claim::LegacyId => set(&mut self.legacy_id, LegacyId::parse(text).ok()),
+            Claim::Nationality => set(&mut self.nationality, text.parse().ok()),
+            Claim::Ethnicity => set(&mut self.ethnicity, text.parse().ok()),
+            Claim::Religion => set(&mut self.religion, text.parse().ok()),
+            Claim::MaritalStatus => set(&mut self.marital_status, text.parse().ok()),
+            Claim::BloodType => set(&mut self.blood_type, text.parse().ok()),
+            Claim::BirthRegistrationPlace => set(&mut self.birth_registration_place, owned()),
+            Claim::Hometown => set(&mut self.hometown, owned()),
+            Claim::PermanentResidence => set(&mut self.permanent_residence, owned()),
+            Claim::TemporaryResidence => set(&mut self.temporary_residence, owned()),
+            Claim::CurrentResidence => set(&mut self.current_residence, owned()),
+            Claim::FatherName => set(&mut self.father_name, owned()),
+            Claim::MotherName => set(&mut self.mother_name, owned()),
+            Claim::SpouseName => set(&mut self.spouse_name, owned()),
+            Claim::Alive => None,
         }
     }
 

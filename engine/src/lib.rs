@@ -25,10 +25,10 @@
 //! The modules depend one way: the format layer ([`format`]: constants,
 //! on-disk types, hashes, checksums, prefetch; `text`: the heap's string
 //! encoding; the vocabularies, IDs and [`schema`]) knows nothing above it;
-//! the reader and its views build on it, and so does the builder, which
-//! reads nothing of the reader; [`OwnedRecord`] joins the builder's
-//! encoder to a view, and `next_generation` the reader to the builder's
-//! layout.
+//! the reader and its views build on it, and so does the file layout
+//! (`layout`), which the builder feeds and which reads nothing of the
+//! reader; [`OwnedRecord`] joins the builder's encoder to a view, and
+//! `next_generation` the reader to the layout.
 //!
 //! # Example
 //!
@@ -54,6 +54,7 @@ pub mod fold;
 pub mod format;
 pub mod id;
 mod json;
+mod layout;
 mod memory;
 mod next_generation;
 mod owned;

@@ -22,13 +22,11 @@ use std::time::Instant;
 
 use zerocopy::FromBytes;
 
-use crate::builder::{
-    encode, publish, temporary_sibling, Assembler, BuildOptions, BuildSummary, Interner, Staged,
-    TextHeap,
-};
+use crate::builder::{encode, BuildOptions, BuildSummary, Interner, Staged, TextHeap};
 use crate::citizen::Citizen;
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::layout::{publish, temporary_sibling, Assembler};
 use crate::reader::Snapshot;
 use crate::view::Enrolled;
 

@@ -15,7 +15,7 @@
 //! and the caller parses the body with serde, which also writes the error
 //! message. So the fast path never decides what is an error.
 
-use dancu_engine::{Claims, Date, LegacyId, PersonalId};
+use dancu_engine::{Claim, Claims, PersonalId};
 
 /// The claims of a `batchVerify` body, or `None` to fall back to serde.
 pub(crate) fn batch_verify(body: &[u8]) -> Option<Vec<Claims>> {
@@ -51,52 +51,25 @@ fn claims(s: &mut Scanner<'_>) -> Option<Claims> {
     loop {
         let key = s.key()?;
         s.expect(b':')?;
-        // A repeated key is an error for serde: leave it to serde.
-        fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-            match slot {
-                Some(_) => None,
-                None => {
-                    *slot = Some(value);
-                    Some(())
-                }
+        // A repeated key is an error for serde: leave it to serde. The
+        // claim keys and their parsers are the engine's (`Claim`).
+        if key == b"id" {
+            if id.replace(PersonalId::parse(s.string()?).ok()?).is_some() {
+                return None;
             }
-        }
-        match key {
-            b"alive" => {
-                let value = if s.literal("true") {
-                    true
-                } else if s.literal("false") {
-                    false
-                } else {
-                    return None;
-                };
-                set(&mut c.alive, value)?;
-            }
-            _ => {
-                let v = s.string()?;
-                match key {
-                    b"id" => set(&mut id, PersonalId::parse(v).ok()?)?,
-                    b"full_name" => set(&mut c.full_name, v.to_owned())?,
-                    b"date_of_birth" => set(&mut c.date_of_birth, Date::parse(v).ok()?)?,
-                    b"sex" => set(&mut c.sex, v.parse().ok()?)?,
-                    b"legacy_id" => set(&mut c.legacy_id, LegacyId::parse(v).ok()?)?,
-                    b"nationality" => set(&mut c.nationality, v.parse().ok()?)?,
-                    b"ethnicity" => set(&mut c.ethnicity, v.parse().ok()?)?,
-                    b"religion" => set(&mut c.religion, v.parse().ok()?)?,
-                    b"marital_status" => set(&mut c.marital_status, v.parse().ok()?)?,
-                    b"blood_type" => set(&mut c.blood_type, v.parse().ok()?)?,
-                    b"birth_registration_place" => {
-                        set(&mut c.birth_registration_place, v.to_owned())?
-                    }
-                    b"hometown" => set(&mut c.hometown, v.to_owned())?,
-                    b"permanent_residence" => set(&mut c.permanent_residence, v.to_owned())?,
-                    b"temporary_residence" => set(&mut c.temporary_residence, v.to_owned())?,
-                    b"current_residence" => set(&mut c.current_residence, v.to_owned())?,
-                    b"father_name" => set(&mut c.father_name, v.to_owned())?,
-                    b"mother_name" => set(&mut c.mother_name, v.to_owned())?,
-                    b"spouse_name" => set(&mut c.spouse_name, v.to_owned())?,
-                    _ => return None,
+        } else {
+            match Claim::from_key(key)? {
+                Claim::Alive if c.alive.is_none() => {
+                    c.alive = Some(if s.literal("true") {
+                        true
+                    } else if s.literal("false") {
+                        false
+                    } else {
+                        return None;
+                    });
                 }
+                Claim::Alive => return None,
+                claim => c.set_text(claim, s.string()?)?,
             }
         }
         if s.eat(b'}') {
