@@ -48,6 +48,14 @@ fn wait_for_metric(server: &TestServer, series: &str, at_least: u64) {
     panic!("{series} never reached {at_least}:\n{}", metrics(server));
 }
 
+/// `dancu_shed_total` of one route, client and reason.
+fn shed(text: &str, route: &str, client: &str, reason: &str) -> u64 {
+    metric(
+        text,
+        &format!(r#"dancu_shed_total{{route="{route}",client="{client}",reason="{reason}"}}"#),
+    )
+}
+
 fn assert_shed(resp: &crate::support::Response) {
     assert_eq!(resp.status, 503, "{}", resp.text());
     assert_eq!(resp.header("retry-after"), Some("1"));
@@ -75,20 +83,11 @@ fn a_bulk_request_past_its_queue_wait_budget_is_shed_with_retry_after() {
     assert_eq!(server.client().get(&path, Some(key::READER)).status, 200);
     let text = metrics(&server);
     assert_eq!(
-        metric(
-            &text,
-            r#"dancu_shed_total{route="get_citizen",client="bulk",reason="queue_wait"}"#
-        ),
+        shed(&text, "get_citizen", "bulk", "queue_wait"),
         2,
         "{text}"
     );
-    assert_eq!(
-        metric(
-            &text,
-            r#"dancu_shed_total{route="batch_verify",client="bulk",reason="queue_wait"}"#
-        ),
-        1
-    );
+    assert_eq!(shed(&text, "batch_verify", "bulk", "queue_wait"), 1);
     assert_eq!(
         metric(
             &text,
@@ -176,17 +175,16 @@ fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_
     assert_shed(&resp);
     let text = metrics(&server);
     assert_eq!(
-        metric(
-            &text,
-            r#"dancu_shed_total{route="batch_verify",client="verifier",reason="client_share"}"#
-        ),
+        shed(&text, "batch_verify", "verifier", "client_share"),
         1,
         "{text}"
     );
     assert_eq!(
-        metric(
+        shed(
             &text,
-            r#"dancu_shed_total{route="batch_verify",client="verifier-extended",reason="batch_queue_full"}"#
+            "batch_verify",
+            "verifier-extended",
+            "batch_queue_full"
         ),
         1
     );
