@@ -14,7 +14,8 @@
 #   (120s), SNAP (/work/main/data/demo/demo-1m.snap), SERVER (the release
 #   dancu-server), LOADGEN (the release dancu-loadgen), CLASSES (1: mark
 #   social-insurance `class = "bulk"` in keys.toml; 0 for servers that do not
-#   know key classes), SERVER_ARGS (extra server flags), OUT (directory for
+#   know key classes), SERVER_ARGS (extra server flags), LOADGEN_ARGS (extra
+#   loadgen flags, e.g. "--connections 8000"), OUT (directory for
 #   report.json/html and metrics.txt; default a temp dir that is removed),
 #   PORT (28180).
 set -euo pipefail
@@ -66,7 +67,7 @@ echo "profile $PROFILE x$SCALE for $DURATION; snapshot $SNAP; server $SERVER"
 echo "$(nproc) CPUs; load at start $(cut -d' ' -f1-3 /proc/loadavg)"
 
 run() {
-  # shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
+  # shellcheck disable=SC2086 # SERVER_ARGS and LOADGEN_ARGS are lists of flags
   "$SERVER" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --keys "$keys" \
     --audit "$TMP/bench.audit" --changes "$TMP/changes" --compact-after 0 --no-verify \
     ${SERVER_ARGS:-} >"$TMP/server.log" 2>&1 &
@@ -75,6 +76,7 @@ run() {
   wait_http "http://127.0.0.1:$PORT/readyz"
   "$LOADGEN" --target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP" \
     --profile "$profile" --scale "$SCALE" --duration "$DURATION" --report "$OUT" -q --json \
+    ${LOADGEN_ARGS:-} \
     >"$OUT/loadgen.json" 2>"$OUT/loadgen.err" || echo "loadgen exited with $?" >&2
   curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics.txt" || true
   kill -TERM "$pid"
