@@ -98,6 +98,18 @@ def main(path):
             f"{key[0]:24} {key[1]:7} {sum(v.values()):9d} {quantile(v, .5)/1000:8.2f} "
             f"{quantile(v, .99)/1000:8.2f} {quantile(v, .999)/1000:8.2f} {max(v)/1000:8.2f} {shed[key]:8d}"
         )
+    # When the per-second p99 (all answers) was over 50 ms: how long the
+    # tail lasted around each peak, and when it came back.
+    slow, spans = [], []
+    for iv in report["intervals"]:
+        if iv["completed"] and iv["p99_us"] > 50_000:
+            slow.append(int(iv["t_s"]))
+    for t in slow:
+        if spans and t == spans[-1][1] + 1:
+            spans[-1][1] = t
+        else:
+            spans.append([t, t])
+    print("per-second p99 over 50 ms during: " + (", ".join(f"t={a}-{b} s" for a, b in spans) or "never"))
     s = report["summary"]
     print(
         f"summary: {s['requests']} requests, {s['requests_per_s']:.0f}/s, shed {s['shed']}, "
