@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use dancu_engine::Memory;
 
+use crate::admission::Admission;
 use crate::audit::{Durability, Rotation};
 
 /// Most IDs or claims in one batch request.
@@ -95,6 +96,8 @@ pub struct Limits {
     pub mismatch_limit: u32,
     /// The window of [`mismatch_limit`](Limits::mismatch_limit).
     pub mismatch_window: Duration,
+    /// Queue-wait budgets, the batch pool and its bounds.
+    pub admission: Admission,
 }
 
 impl Limits {
@@ -118,6 +121,7 @@ impl Default for Limits {
             shutdown_timeout: Duration::from_secs(10),
             mismatch_limit: 5,
             mismatch_window: Duration::from_secs(600),
+            admission: Admission::default(),
         }
     }
 }

@@ -12,7 +12,13 @@
 //! scopes = ["citizen:verify"]
 //! rate_limit_per_s = 2000   # optional; absent or 0 = unlimited
 //! burst = 4000              # optional; default = one second's worth
+//! class = "bulk"            # optional; "interactive" (default) or "bulk"
 //! ```
+//!
+//! A client's [`Class`] decides who waits and who is shed first when the
+//! server is over capacity ([`crate::admission`]): overnight and
+//! re-verification jobs are `bulk`, gateways serving a person at a counter
+//! are `interactive`.
 //!
 //! The file is read again on SIGHUP and `POST /v1/admin/reload`
 //! ([`KeyStore::reloaded`]): keys can be changed or revoked (a client
@@ -95,6 +101,31 @@ impl Scopes {
     }
 }
 
+/// How a client's requests are treated under pressure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// A person is waiting for the answer: served first, shed last.
+    #[default]
+    Interactive,
+    /// Batch jobs (re-verification, overnight matching): their batches
+    /// wait behind interactive ones and they are shed first.
+    Bulk,
+}
+
+impl Class {
+    /// Both classes, in priority order.
+    pub const ALL: [Class; 2] = [Class::Interactive, Class::Bulk];
+
+    /// The name in `keys.toml` and in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Interactive => "interactive",
+            Class::Bulk => "bulk",
+        }
+    }
+}
+
 /// One configured client.
 #[derive(Debug)]
 pub struct Client {
@@ -105,6 +136,8 @@ pub struct Client {
     pub scopes: Scopes,
     /// Its request rate limit, if any.
     pub limiter: Option<RateLimiter>,
+    /// Its priority class.
+    pub class: Class,
     /// Removed from `keys.toml` by a reload: its key no longer
     /// authenticates, but its number stays taken.
     removed: bool,
@@ -142,6 +175,8 @@ struct ClientEntry {
     rate_limit_per_s: f64,
     #[serde(default)]
     burst: Option<u32>,
+    #[serde(default)]
+    class: Class,
 }
 
 /// The SHA-256 of a key as 64 lower-case hex digits: what `keys.toml` holds.
@@ -176,6 +211,7 @@ impl KeyStore {
                 key_sha256,
                 scopes: Scopes::ALL,
                 limiter: None,
+                class: Class::Interactive,
                 removed: false,
             }],
             demo: true,
@@ -259,6 +295,7 @@ impl KeyStore {
                 key_sha256,
                 scopes,
                 limiter,
+                class: entry.class,
                 removed: false,
             });
         }
@@ -295,6 +332,7 @@ impl KeyStore {
                     key_sha256: old.key_sha256,
                     scopes: Scopes::NONE,
                     limiter: None,
+                    class: old.class,
                     removed: true,
                 }),
             }
@@ -334,6 +372,11 @@ impl KeyStore {
     pub fn client(&self, id: ClientId) -> Option<&Client> {
         let client = self.clients.get(usize::from(id).checked_sub(1)?)?;
         (!client.removed).then_some(client)
+    }
+
+    /// The class of a client (interactive for anonymous and removed ones).
+    pub fn class(&self, id: ClientId) -> Class {
+        self.client(id).map_or(Class::Interactive, |c| c.class)
     }
 
     /// The client whose key is in this `Authorization` header value
@@ -416,6 +459,11 @@ scopes = ["admin"]
         assert!(!bank.scopes.any(Scopes::READ));
         assert!(bank.limiter.is_some());
         assert!(keys.client(2).unwrap().limiter.is_none());
+        assert_eq!(keys.class(1), Class::Interactive);
+        let bulk = KeyStore::parse(&file("class = \"bulk\"")).unwrap();
+        assert_eq!(bulk.class(1), Class::Bulk);
+        assert_eq!(bulk.class(2), Class::Interactive);
+        assert!(KeyStore::parse(&file("class = \"urgent\"")).is_err());
         assert!(keys.client(0).is_none());
         assert_eq!(keys.client_names(), ["anonymous", "bank", "ops"]);
     }

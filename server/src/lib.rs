@@ -19,7 +19,11 @@
 //!   data access until a reload recovers it; [`audit::query`] reads it back
 //!   ("who looked me up?"), [`audit::verify`] checks the chain.
 //! - [`metrics`]: Prometheus counters and latency histograms per route and
-//!   client.
+//!   client, with each request's time split into queue wait, body receive,
+//!   service and response write.
+//! - [`admission`]: batches on their own pool so that they never hold a
+//!   runtime thread, interactive clients before bulk ones, and `503` with
+//!   `Retry-After` for work that waited past its budget.
 //! - [`demo`]: the 1 M-citizen demo snapshot that `dancu-server` with no
 //!   arguments makes and serves.
 //!
@@ -46,12 +50,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod address_share;
+pub mod admission;
 pub mod api_error;
 pub mod audit;
 mod auth;
 pub mod body;
 pub mod compaction;
 pub mod config;
+mod conn;
 pub mod demo;
 mod fastpath;
 pub mod follower;

@@ -130,6 +130,34 @@ struct ServeArgs {
     /// A follower further behind than this many seconds is not ready.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     max_lag_s: u64,
+    /// Queue-wait budget of interactive clients: a data read that waited
+    /// longer for its handler (or a batch for the batch pool) is answered
+    /// 503 with Retry-After at once.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    queue_wait_budget_ms: u64,
+    /// Queue-wait budget of bulk clients (class = "bulk" in keys.toml):
+    /// smaller, so that they are shed first.
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    bulk_queue_wait_budget_ms: u64,
+    /// Threads that run batchGet and batchVerify (default: one per CPU); 0
+    /// runs them on the runtime threads, as before the pool (to compare).
+    #[arg(long, value_name = "N")]
+    batch_threads: Option<usize>,
+    /// Most batches waiting for the batch pool; more are shed.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    batch_queue: usize,
+    /// Most batches one client may have queued or running; more are shed.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    client_batches: usize,
+    /// Nice value of the batch pool's threads (the runtime threads, at 0,
+    /// preempt them).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        allow_negative_numbers = true
+    )]
+    batch_nice: i32,
 }
 
 #[derive(Subcommand)]
@@ -327,6 +355,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.limits.body_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.write_timeout = Duration::from_secs(args.client_timeout.max(1));
     config.limits.shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    let admission = &mut config.limits.admission;
+    admission.queue_wait_budget = Duration::from_millis(args.queue_wait_budget_ms);
+    admission.bulk_queue_wait_budget = Duration::from_millis(args.bulk_queue_wait_budget_ms);
+    if let Some(threads) = args.batch_threads {
+        admission.batch_threads = threads;
+    }
+    admission.batch_queue = args.batch_queue.max(1);
+    admission.client_batches = args.client_batches.max(1);
+    admission.batch_nice = args.batch_nice;
     config.changes = match (args.changes, args.read_only, demo) {
         (Some(dir), _, _) => Some(dir),
         (None, false, true) => Some(args.data_dir.join(demo::DEMO_CHANGES_DIR)),

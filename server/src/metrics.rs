@@ -1,6 +1,11 @@
 //! Request counters and latency histograms per route and client, in the
 //! Prometheus text format.
 //!
+//! Besides the whole request's duration, each request's time is split into
+//! [`Phase`]s (queue wait, body receive, service, response write), so that
+//! a slow client, a busy server and a slow handler look different, and
+//! requests shed by admission control are counted by [`ShedReason`].
+//!
 //! Counting costs a few relaxed atomic adds on memory that belongs to the
 //! counting thread: the counters are sharded per worker thread (cache-line
 //! aligned shards), and a scrape sums the shards.
@@ -13,8 +18,9 @@ use crate::keys::ClientId;
 use crate::router::Route;
 
 /// Upper bounds of the latency buckets, in microseconds.
-pub const BUCKETS_US: [u64; 14] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+pub const BUCKETS_US: [u64; 16] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    1_000_000, 2_500_000, 10_000_000,
 ];
 const NB: usize = BUCKETS_US.len() + 1;
 
@@ -29,12 +35,110 @@ fn status_slot(status: u16) -> usize {
     STATUSES.iter().position(|&s| s == status).unwrap_or(NS - 1)
 }
 
+/// Where a request's time went, each with its own histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// From the arrival of its bytes (the kernel's receive stamp) to the
+    /// start of its handler: time spent waiting for the runtime thread.
+    QueueWait,
+    /// Reading the request body (the client's pace as much as ours).
+    Receive,
+    /// The handler's own time: from its start to the response, without
+    /// the body receive; includes a batch's wait for the batch pool and
+    /// the durable audit fsync ([`Phase::AuditWait`]).
+    Service,
+    /// The part of the service time spent waiting for the fsync that
+    /// makes the request's audit entries durable (durable mode only).
+    AuditWait,
+    /// From the response being ready to its last byte handed to the kernel.
+    Write,
+}
+
+impl Phase {
+    const ALL: [Phase; 5] = [
+        Phase::QueueWait,
+        Phase::Receive,
+        Phase::Service,
+        Phase::AuditWait,
+        Phase::Write,
+    ];
+
+    fn metric(self) -> &'static str {
+        match self {
+            Phase::QueueWait => "dancu_http_queue_wait_seconds",
+            Phase::Receive => "dancu_http_receive_seconds",
+            Phase::Service => "dancu_http_service_seconds",
+            Phase::AuditWait => "dancu_http_audit_wait_seconds",
+            Phase::Write => "dancu_http_write_seconds",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Phase::QueueWait => "Time from a request's bytes arriving (kernel receive stamp) to its handler starting, by route and client.",
+            Phase::Receive => "Time reading a request body, by route and client.",
+            Phase::Service => "Handler time without the body receive (batch pool wait and durable audit fsync included), by route and client.",
+            Phase::AuditWait => "Part of the service time spent waiting for the audit log's fsync (durable mode), by route and client.",
+            Phase::Write => "Time from a response being ready to its last byte handed to the kernel, by route and client.",
+        }
+    }
+}
+
+/// Why admission control answered 503 instead of serving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShedReason {
+    /// The request waited longer than its class's queue-wait budget before
+    /// its handler (or its batch's turn in the pool) came.
+    QueueWait,
+    /// The batch pool's queue was full.
+    BatchQueueFull,
+    /// The client already had its share of batches queued or running.
+    ClientShare,
+}
+
+impl ShedReason {
+    const ALL: [ShedReason; 3] = [
+        ShedReason::QueueWait,
+        ShedReason::BatchQueueFull,
+        ShedReason::ClientShare,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ShedReason::QueueWait => "queue_wait",
+            ShedReason::BatchQueueFull => "batch_queue_full",
+            ShedReason::ClientShare => "client_share",
+        }
+    }
+}
+
+const NP: usize = Phase::ALL.len();
+const NR: usize = ShedReason::ALL.len();
+
+/// A histogram's buckets and sum.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; NB],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        let bucket = BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(NB - 1);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
 /// One (route, client) cell.
 #[derive(Default)]
 struct Cell {
     statuses: [AtomicU64; NS],
-    buckets: [AtomicU64; NB],
-    sum_us: AtomicU64,
+    duration: Histogram,
+    phases: [Histogram; NP],
+    shed: [AtomicU64; NR],
 }
 
 #[repr(align(128))]
@@ -96,6 +200,10 @@ pub struct Gauges {
     pub verify_mismatch_refused: u64,
     /// Connections closed at accept: their address held its share.
     pub connections_refused_per_address: u64,
+    /// Batches waiting for the batch pool, by class (interactive, bulk).
+    pub batches_queued: [u64; 2],
+    /// Batches running on the batch pool.
+    pub batches_running: u64,
 }
 
 impl Metrics {
@@ -121,10 +229,35 @@ impl Metrics {
     pub fn observe(&self, route: Route, client: ClientId, status: u16, elapsed: Duration) {
         let cell = self.cell(route, client);
         cell.statuses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
-        let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
-        let bucket = BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(NB - 1);
-        cell.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        cell.sum_us.fetch_add(us, Ordering::Relaxed);
+        cell.duration.observe(elapsed);
+    }
+
+    /// Counts one phase of a request's time.
+    pub fn observe_phase(&self, route: Route, client: ClientId, phase: Phase, took: Duration) {
+        let slot = Phase::ALL.iter().position(|&p| p == phase).unwrap_or(0);
+        self.cell(route, client).phases[slot].observe(took);
+    }
+
+    /// Counts one request shed by admission control.
+    pub fn shed(&self, route: Route, client: ClientId, reason: ShedReason) {
+        let slot = ShedReason::ALL
+            .iter()
+            .position(|&r| r == reason)
+            .unwrap_or(0);
+        self.cell(route, client).shed[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests shed for a route (all clients and reasons), for tests.
+    pub fn shed_count(&self, route: Route) -> u64 {
+        self.shards
+            .iter()
+            .flat_map(|shard| {
+                (0..self.clients.len())
+                    .map(move |c| &shard.cells[route.index() * self.clients.len() + c])
+            })
+            .flat_map(|cell| cell.shed.iter())
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Total requests counted for a route (all clients and statuses), for tests.
@@ -148,35 +281,30 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         let w = &mut out;
         let nclients = self.clients.len();
-        let sum_cell = |route: Route, client: usize| -> ([u64; NS], [u64; NB], u64) {
-            let mut statuses = [0; NS];
-            let mut buckets = [0; NB];
-            let mut sum = 0;
-            for shard in self.shards.iter() {
-                let cell = &shard.cells[route.index() * nclients + client];
-                for (t, s) in statuses.iter_mut().zip(&cell.statuses) {
-                    *t += s.load(Ordering::Relaxed);
-                }
-                for (t, b) in buckets.iter_mut().zip(&cell.buckets) {
-                    *t += b.load(Ordering::Relaxed);
-                }
-                sum += cell.sum_us.load(Ordering::Relaxed);
-            }
-            (statuses, buckets, sum)
-        };
         let mut cells = Vec::new();
         for route in Route::ALL {
             for client in 0..nclients {
-                let (statuses, buckets, sum) = sum_cell(route, client);
-                if statuses.iter().any(|&n| n > 0) {
-                    cells.push((route, client, statuses, buckets, sum));
+                let summed = Summed::of(
+                    self.shards
+                        .iter()
+                        .map(|shard| &shard.cells[route.index() * nclients + client]),
+                );
+                if summed.statuses.iter().any(|&n| n > 0) {
+                    cells.push((route, client, summed));
                 }
             }
         }
+        let labels = |route: &Route, client: &usize| {
+            format!(
+                "route=\"{}\",client=\"{}\"",
+                route.label(),
+                self.clients[*client]
+            )
+        };
         let _ = writeln!(w, "# HELP dancu_http_requests_total HTTP requests answered, by route, client and status code.");
         let _ = writeln!(w, "# TYPE dancu_http_requests_total counter");
-        for (route, client, statuses, _, _) in &cells {
-            for (i, &n) in statuses.iter().enumerate() {
+        for (route, client, summed) in &cells {
+            for (i, &n) in summed.statuses.iter().enumerate() {
                 if n > 0 {
                     let code = if STATUSES[i] == 0 {
                         "other".to_string()
@@ -185,9 +313,8 @@ impl Metrics {
                     };
                     let _ = writeln!(
                         w,
-                        "dancu_http_requests_total{{route=\"{}\",client=\"{}\",code=\"{code}\"}} {n}",
-                        route.label(),
-                        self.clients[*client]
+                        "dancu_http_requests_total{{{},code=\"{code}\"}} {n}",
+                        labels(route, client)
                     );
                 }
             }
@@ -197,8 +324,9 @@ impl Metrics {
             "# HELP dancu_http_errors_total HTTP requests answered with a 4xx or 5xx status."
         );
         let _ = writeln!(w, "# TYPE dancu_http_errors_total counter");
-        for (route, client, statuses, _, _) in &cells {
-            let errors: u64 = statuses
+        for (route, client, summed) in &cells {
+            let errors: u64 = summed
+                .statuses
                 .iter()
                 .zip(STATUSES)
                 .filter(|(_, s)| *s != 200)
@@ -206,39 +334,60 @@ impl Metrics {
                 .sum();
             let _ = writeln!(
                 w,
-                "dancu_http_errors_total{{route=\"{}\",client=\"{}\"}} {errors}",
-                route.label(),
-                self.clients[*client]
+                "dancu_http_errors_total{{{}}} {errors}",
+                labels(route, client)
             );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP dancu_http_throttled_total Requests answered 429 (rate limit or repeated mismatches), by route and client."
+        );
+        let _ = writeln!(w, "# TYPE dancu_http_throttled_total counter");
+        let throttled = status_slot(429);
+        for (route, client, summed) in &cells {
+            let _ = writeln!(
+                w,
+                "dancu_http_throttled_total{{{}}} {}",
+                labels(route, client),
+                summed.statuses[throttled]
+            );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP dancu_shed_total Requests answered 503 with Retry-After by admission control, by route, client and reason."
+        );
+        let _ = writeln!(w, "# TYPE dancu_shed_total counter");
+        for (route, client, summed) in &cells {
+            for (reason, n) in ShedReason::ALL.iter().zip(summed.shed) {
+                let _ = writeln!(
+                    w,
+                    "dancu_shed_total{{{},reason=\"{}\"}} {n}",
+                    labels(route, client),
+                    reason.label()
+                );
+            }
         }
         let _ = writeln!(w, "# HELP dancu_http_request_duration_seconds Time from request head to response, by route and client.");
         let _ = writeln!(w, "# TYPE dancu_http_request_duration_seconds histogram");
-        for (route, client, _, buckets, sum) in &cells {
-            let labels = format!(
-                "route=\"{}\",client=\"{}\"",
-                route.label(),
-                self.clients[*client]
-            );
-            let mut cumulative = 0;
-            for (i, &n) in buckets.iter().enumerate() {
-                cumulative += n;
-                let le = match BUCKETS_US.get(i) {
-                    Some(&us) => format!("{}", us as f64 / 1e6),
-                    None => "+Inf".to_string(),
-                };
-                let _ = writeln!(w, "dancu_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-            }
-            let _ = writeln!(
+        for (route, client, summed) in &cells {
+            write_histogram(
                 w,
-                "dancu_http_request_duration_seconds_sum{{{labels}}} {}",
-                *sum as f64 / 1e6
-            );
-            let _ = writeln!(
-                w,
-                "dancu_http_request_duration_seconds_count{{{labels}}} {cumulative}"
+                "dancu_http_request_duration_seconds",
+                &labels(route, client),
+                &summed.duration,
             );
         }
-        let gauges: [(&str, &str, &str, u64); 14] = [
+        for (p, phase) in Phase::ALL.iter().enumerate() {
+            let name = phase.metric();
+            let _ = writeln!(w, "# HELP {name} {}", phase.help());
+            let _ = writeln!(w, "# TYPE {name} histogram");
+            for (route, client, summed) in &cells {
+                if summed.phases[p].0.iter().any(|&n| n > 0) {
+                    write_histogram(w, name, &labels(route, client), &summed.phases[p]);
+                }
+            }
+        }
+        let gauges: [(&str, &str, &str, u64); 17] = [
             (
                 "dancu_snapshot_generation",
                 "gauge",
@@ -323,6 +472,24 @@ impl Metrics {
                 "Connections closed at accept because their remote address held its share of the cap.",
                 g.connections_refused_per_address,
             ),
+            (
+                "dancu_batches_queued_interactive",
+                "gauge",
+                "Batches of interactive clients waiting for the batch pool.",
+                g.batches_queued[0],
+            ),
+            (
+                "dancu_batches_queued_bulk",
+                "gauge",
+                "Batches of bulk clients waiting for the batch pool.",
+                g.batches_queued[1],
+            ),
+            (
+                "dancu_batches_running",
+                "gauge",
+                "Batches running on the batch pool.",
+                g.batches_running,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(
@@ -349,6 +516,60 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One cell summed over the shards: statuses, the duration histogram,
+/// the phase histograms, shed counts.
+struct Summed {
+    statuses: [u64; NS],
+    duration: ([u64; NB], u64),
+    phases: [([u64; NB], u64); NP],
+    shed: [u64; NR],
+}
+
+impl Summed {
+    fn of<'a>(cells: impl Iterator<Item = &'a Cell>) -> Summed {
+        let mut summed = Summed {
+            statuses: [0; NS],
+            duration: ([0; NB], 0),
+            phases: [([0; NB], 0); NP],
+            shed: [0; NR],
+        };
+        let add = |into: &mut ([u64; NB], u64), h: &Histogram| {
+            for (t, b) in into.0.iter_mut().zip(&h.buckets) {
+                *t += b.load(Ordering::Relaxed);
+            }
+            into.1 += h.sum_us.load(Ordering::Relaxed);
+        };
+        for cell in cells {
+            for (t, s) in summed.statuses.iter_mut().zip(&cell.statuses) {
+                *t += s.load(Ordering::Relaxed);
+            }
+            add(&mut summed.duration, &cell.duration);
+            for (into, h) in summed.phases.iter_mut().zip(&cell.phases) {
+                add(into, h);
+            }
+            for (t, s) in summed.shed.iter_mut().zip(&cell.shed) {
+                *t += s.load(Ordering::Relaxed);
+            }
+        }
+        summed
+    }
+}
+
+/// One histogram's `_bucket`, `_sum` and `_count` lines.
+fn write_histogram(w: &mut String, name: &str, labels: &str, (buckets, sum): &([u64; NB], u64)) {
+    let mut cumulative = 0;
+    for (i, &n) in buckets.iter().enumerate() {
+        cumulative += n;
+        let le = match BUCKETS_US.get(i) {
+            Some(&us) => format!("{}", us as f64 / 1e6),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(w, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(w, "{name}_sum{{{labels}}} {}", *sum as f64 / 1e6);
+    let _ = writeln!(w, "{name}_count{{{labels}}} {cumulative}");
 }
 
 #[cfg(test)]
@@ -380,5 +601,32 @@ mod tests {
         ));
         assert!(text.contains("dancu_snapshot_generation 7"));
         assert!(!text.contains("route=\"verify\""));
+    }
+
+    #[test]
+    fn renders_phases_and_shed_counts() {
+        let m = Metrics::new(vec!["anonymous".into(), "bank".into()], 1);
+        m.observe(Route::BatchVerify, 1, 503, Duration::from_micros(70));
+        m.observe_phase(
+            Route::BatchVerify,
+            1,
+            Phase::QueueWait,
+            Duration::from_millis(60),
+        );
+        m.shed(Route::BatchVerify, 1, ShedReason::QueueWait);
+        assert_eq!(m.shed_count(Route::BatchVerify), 1);
+        let text = m.render(&Gauges::default());
+        let labels = r#"route="batch_verify",client="bank""#;
+        for line in [
+            format!(r#"dancu_http_queue_wait_seconds_bucket{{{labels},le="0.05"}} 0"#),
+            format!(r#"dancu_http_queue_wait_seconds_bucket{{{labels},le="0.1"}} 1"#),
+            format!(r#"dancu_shed_total{{{labels},reason="queue_wait"}} 1"#),
+            format!(r#"dancu_shed_total{{{labels},reason="client_share"}} 0"#),
+            format!(r#"dancu_http_throttled_total{{{labels}}} 0"#),
+        ] {
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        // A phase never observed has no series.
+        assert!(!text.contains("dancu_http_write_seconds_count{"));
     }
 }

@@ -13,13 +13,9 @@
 //!   with one listener, or one current-thread runtime per core, each with
 //!   its own `SO_REUSEPORT` listener.
 
-use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,13 +23,14 @@ use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::address_share::AddressShare;
+use crate::admission::BatchPool;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::config::{Config, Layout, Limits};
+use crate::conn::{ConnClock, ConnIo};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::service::Service;
@@ -162,8 +159,14 @@ impl Server {
             None => None,
         };
         let threads = config.layout.threads();
+        let batches =
+            BatchPool::start(config.limits.admission.clone()).map_err(|source| Error::Io {
+                path: "batch pool threads".into(),
+                source,
+            })?;
         let state = Arc::new(State {
-            metrics: Metrics::new(keys.client_names(), threads + 2),
+            metrics: Metrics::new(keys.client_names(), threads + 2 + batches_threads(&config)),
+            batches,
             keys: ArcSwap::from_pointee(keys),
             keys_path: config.keys.clone(),
             keys_reload: parking_lot::Mutex::new(()),
@@ -274,6 +277,13 @@ impl Server {
         self.state.reload().map(|report| report.snapshot)
     }
 
+    /// Test hook: while `held`, batch requests queue on the batch pool but
+    /// none starts (see [`BatchPool::hold`]).
+    #[doc(hidden)]
+    pub fn hold_batches(&self, held: bool) {
+        self.state.batches.hold(held);
+    }
+
     /// Starts a graceful shutdown (what SIGTERM does). Returns at once.
     pub fn shutdown(&self) {
         self.stop.send_replace(true);
@@ -289,6 +299,11 @@ impl Server {
             None => Ok(()),
         }
     }
+}
+
+/// The batch pool's threads (they count into metrics shards like workers).
+fn batches_threads(config: &Config) -> usize {
+    config.limits.admission.batch_threads
 }
 
 fn spread_ids(served: &ServedSnapshot, n: usize) -> Vec<Sample> {
@@ -444,10 +459,16 @@ async fn serve(
             _ = stop.wait_for(|s| *s) => break,
         };
         let _ = stream.set_nodelay(true);
-        let stream = WriteTimeout::new(stream, limits.write_timeout);
+        let clock = Arc::new(ConnClock::new(&stream));
+        let stream = ConnIo::new(
+            stream,
+            Arc::clone(&clock),
+            Arc::clone(&state),
+            limits.write_timeout,
+        );
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            Service::new(Arc::clone(&state), address_slot, Some(peer.ip())),
+            Service::new(Arc::clone(&state), address_slot, Some(peer.ip()), clock),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -459,107 +480,6 @@ async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(limits.shutdown_timeout) => {}
-    }
-}
-
-/// A connection whose writes fail with `TimedOut` once the client has taken
-/// no bytes for `timeout`. hyper has no write timeout: a client that sends
-/// requests and never reads the responses would otherwise hold its
-/// connection, and its slot under the connection cap, forever. The timer is
-/// armed only when the socket refuses a write (its send buffer is full), so
-/// a client that reads costs nothing; any progress disarms it, so a slow
-/// but steady reader is not cut off.
-struct WriteTimeout {
-    stream: TcpStream,
-    timeout: Duration,
-    /// Set while a write is refused.
-    stalled: bool,
-    /// The deadline of the current stall; kept to be reset, not reallocated.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl WriteTimeout {
-    fn new(stream: TcpStream, timeout: Duration) -> WriteTimeout {
-        WriteTimeout {
-            stream,
-            timeout,
-            stalled: false,
-            timer: None,
-        }
-    }
-
-    fn check<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        result: Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        if result.is_ready() {
-            self.stalled = false;
-            return result;
-        }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timer = match (&mut self.timer, self.stalled) {
-            (Some(timer), true) => timer,
-            (Some(timer), false) => {
-                timer.as_mut().reset(deadline);
-                timer
-            }
-            (timer @ None, _) => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        self.stalled = true;
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client has not read its responses",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl AsyncRead for WriteTimeout {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for WriteTimeout {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.check(cx, result)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.check(cx, result)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let result = Pin::new(&mut this.stream).poll_flush(cx);
-        this.check(cx, result)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -656,6 +576,8 @@ fn control(
             let _ = worker.join();
         }
     }
+    // Batches still queued are answered (or shed) before the pool stops.
+    state.batches.stop();
     let audit = state.audit.as_ref().map_or(Ok(()), AuditLog::close);
     rt.shutdown_timeout(Duration::from_millis(100));
     result.and(audit)

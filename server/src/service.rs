@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dancu_engine::FieldSet;
@@ -28,11 +28,14 @@ use hyper::{Request, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::address_share::AddressSlot;
+use crate::admission;
 use crate::api_error::ApiError;
 use crate::audit::{self, Durable, Operation};
 use crate::auth::{authorize, required_scopes, KeyCache};
 use crate::body::HttpResponse;
-use crate::keys::Scopes;
+use crate::conn::ConnClock;
+use crate::keys::{Class, ClientId, Scopes};
+use crate::metrics::{Phase, ShedReason};
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
 use crate::routes::{admin, biometrics, citizens, feed, public, qr, statistics, verify, writes};
@@ -50,17 +53,25 @@ pub struct Service {
     /// The connection's place in its address's share, given up once a
     /// request authenticates (see [`crate::address_share`]).
     address_slot: RefCell<Option<AddressSlot>>,
+    /// When the request's bytes arrived; times the response's write.
+    clock: Arc<ConnClock>,
 }
 
 impl Service {
     /// The service of a new connection.
-    pub fn new(state: Arc<State>, address_slot: AddressSlot, peer: Option<IpAddr>) -> Service {
+    pub fn new(
+        state: Arc<State>,
+        address_slot: AddressSlot,
+        peer: Option<IpAddr>,
+        clock: Arc<ConnClock>,
+    ) -> Service {
         Service {
             state,
             peer,
             keys: KeyCache::default(),
             projections: ProjectionCache::default(),
             address_slot: RefCell::new(Some(address_slot)),
+            clock,
         }
     }
 }
@@ -108,7 +119,14 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let start = Instant::now();
         let state = &*self.state;
         let ready = |route, client, resp| {
-            ResponseFuture::Ready(Some(state.finish(route, client, start, resp)))
+            ResponseFuture::Ready(Some(state.finish(
+                &self.clock,
+                route,
+                client,
+                start,
+                Duration::ZERO,
+                resp,
+            )))
         };
         let (route, param) = match router::route(req.method(), req.uri().path()) {
             Ok(found) => found,
@@ -146,6 +164,28 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         if let Ok(mut slot) = self.address_slot.try_borrow_mut() {
             slot.take();
         }
+        // Admission: a request that waited past its class's budget is
+        // answered 503 at once (its body, if any, read and dropped so that
+        // the connection stays usable).
+        let class = state.keys.load().class(client);
+        let waited = self.clock.queue_wait();
+        state
+            .metrics
+            .observe_phase(route, client, Phase::QueueWait, waited);
+        if admission::sheddable(route) && waited > state.limits.admission.budget(class) {
+            state.metrics.shed(route, client, ShedReason::QueueWait);
+            let shed = admission::overloaded(ShedReason::QueueWait).into_response();
+            if req.method() == hyper::Method::GET {
+                return ready(route, client, shed);
+            }
+            let (state, clock) = (Arc::clone(&self.state), Arc::clone(&self.clock));
+            return ResponseFuture::Boxed(Box::pin(async move {
+                let received = Instant::now();
+                let _ = read_body(&state, req).await;
+                let receive = received.elapsed();
+                state.finish(&clock, route, client, start, receive, shed)
+            }));
+        }
         let source = source_address(self.peer, &req, &state.trusted_proxies);
         let request_id = next_request_id();
         let ticket = AuditTicket::default();
@@ -174,7 +214,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             }
             Route::SnapshotInfo => admin::snapshot_info(state),
             _ => {
-                let state = Arc::clone(&self.state);
+                let (state, clock) = (Arc::clone(&self.state), Arc::clone(&self.clock));
                 return ResponseFuture::Boxed(Box::pin(async move {
                     let ticket = AuditTicket::default();
                     let access = Access {
@@ -187,10 +227,14 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                         digest_prefix: 0,
                         ticket: &ticket,
                     };
-                    let resp = post(&state, route, access, scopes, req).await;
+                    let mut receive = Duration::ZERO;
+                    let (resp, durable) =
+                        post(&state, route, access, class, scopes, req, &mut receive).await;
+                    let durable = durable.or_else(|| ticket.take());
+                    let resp = respond(route, resp);
                     let resp =
-                        answer_when_durable(respond(route, resp), ticket.take(), request_id).await;
-                    state.finish(route, client, start, resp)
+                        answer_when_durable(&state, route, client, resp, durable, request_id).await;
+                    state.finish(&clock, route, client, start, receive, resp)
                 }));
             }
         };
@@ -199,10 +243,12 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             // Buffered, off, or nothing audited: answer now, no allocation.
             None => ready(route, client, resp),
             Some(durable) => {
-                let state = Arc::clone(&self.state);
+                let (state, clock) = (Arc::clone(&self.state), Arc::clone(&self.clock));
                 ResponseFuture::Boxed(Box::pin(async move {
-                    let resp = answer_when_durable(resp, Some(durable), request_id).await;
-                    state.finish(route, client, start, resp)
+                    let resp =
+                        answer_when_durable(&state, route, client, resp, Some(durable), request_id)
+                            .await;
+                    state.finish(&clock, route, client, start, Duration::ZERO, resp)
                 }))
             }
         }
@@ -210,18 +256,29 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 }
 
 /// `resp` once its audit entry is durable; `503 audit_failing` instead if
-/// the entry could not be made durable (the access was not answered).
+/// the entry could not be made durable (the access was not answered). The
+/// wait is the [`Phase::AuditWait`] of the request.
 async fn answer_when_durable(
+    state: &State,
+    route: Route,
+    client: ClientId,
     resp: HttpResponse,
     durable: Option<Durable>,
     request_id: u64,
 ) -> HttpResponse {
     let resp = match durable {
         None => resp,
-        Some(durable) => match durable.await {
-            Ok(()) => resp,
-            Err(e) => ApiError::audit_unavailable(e).into_response(),
-        },
+        Some(durable) => {
+            let waiting = Instant::now();
+            let durable = durable.await;
+            state
+                .metrics
+                .observe_phase(route, client, Phase::AuditWait, waiting.elapsed());
+            match durable {
+                Ok(()) => resp,
+                Err(e) => ApiError::audit_unavailable(e).into_response(),
+            }
+        }
     };
     with_request_id(resp, request_id)
 }
@@ -281,45 +338,57 @@ fn source_address(
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The routes that read a body.
+/// The routes that read a body: the response, and the durability ticket of
+/// its audit entries when they were appended on the batch pool (else
+/// `access.ticket` holds it). `receive` is set to the time the body took
+/// to read.
 async fn post(
     state: &Arc<State>,
     route: Route,
     access: Access<'_>,
+    class: Class,
     scopes: Scopes,
     req: Request<Incoming>,
-) -> Result<HttpResponse, ApiError> {
+    receive: &mut Duration,
+) -> (Result<HttpResponse, ApiError>, Option<Durable>) {
     let is_write = matches!(
         route,
         Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric
     );
     if let (true, Some(follower)) = (is_write, &state.follower) {
-        return Err(follower.refuse_write());
+        return (Err(follower.refuse_write()), None);
     }
     match route {
-        Route::Reload => return admin::reload(state).await,
-        Route::Compact => return admin::compact(state).await,
-        Route::Changes => return feed::changes(state, access, req.uri().query()).await,
-        Route::Statistics => return statistics::statistics(state, req.uri().query()).await,
+        Route::Reload => return (admin::reload(state).await, None),
+        Route::Compact => return (admin::compact(state).await, None),
+        Route::Changes => return (feed::changes(state, access, req.uri().query()).await, None),
+        Route::Statistics => return (statistics::statistics(state, req.uri().query()).await, None),
         _ => {}
     }
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
-    let body = read_body(state, req).await?;
+    let received = Instant::now();
+    let body = read_body(state, req).await;
+    *receive = received.elapsed();
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return (Err(e), None),
+    };
+    if admission::is_batch(route) {
+        return run_batch(state, route, access, class, scopes, body).await;
+    }
     let with = |operation| Access {
         operation,
         ..access
     };
-    match route {
+    let resp = match route {
         Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
-            let (_, param) = router::route(&method_of(route), &path).map_err(ApiError::from)?;
-            writes::write(state, route, access, param, &headers, &body).await
+            match router::route(&method_of(route), &path) {
+                Ok((_, param)) => writes::write(state, route, access, param, &headers, &body).await,
+                Err(no_route) => Err(ApiError::from(no_route)),
+            }
         }
-        Route::BatchGet => citizens::batch_get(state, with(Operation::BatchGet), scopes, &body),
         Route::Verify => verify::verify(state, with(Operation::Verify), scopes, &body),
-        Route::BatchVerify => {
-            verify::batch_verify(state, with(Operation::BatchVerify), scopes, &body)
-        }
         Route::Identify => biometrics::identify(state, with(Operation::Identify), &body),
         Route::QrVerify => qr::qr_verify(state, with(Operation::Verify), &body),
         _ => Err(ApiError::new(
@@ -327,7 +396,55 @@ async fn post(
             "route_not_found",
             "no such route",
         )),
-    }
+    };
+    (resp, None)
+}
+
+/// A batch route's handler, run on the batch pool (never on a runtime
+/// thread: see [`crate::admission`]); `503 overloaded` when it is shed.
+async fn run_batch(
+    state: &Arc<State>,
+    route: Route,
+    access: Access<'_>,
+    class: Class,
+    scopes: Scopes,
+    body: Bytes,
+) -> (Result<HttpResponse, ApiError>, Option<Durable>) {
+    let (client, source, request_id, time_us) = (
+        access.client,
+        access.source,
+        access.request_id,
+        access.time_us,
+    );
+    let pool_state = Arc::clone(state);
+    let ran = state
+        .batches
+        .run(client, class, move || {
+            let state = &*pool_state;
+            let ticket = AuditTicket::default();
+            let access = |operation| Access {
+                client,
+                operation,
+                time_us,
+                source,
+                request_id,
+                fields: FieldSet::NONE,
+                digest_prefix: 0,
+                ticket: &ticket,
+            };
+            let resp = match route {
+                Route::BatchGet => {
+                    citizens::batch_get(state, access(Operation::BatchGet), scopes, &body)
+                }
+                _ => verify::batch_verify(state, access(Operation::BatchVerify), scopes, &body),
+            };
+            (resp, ticket.take())
+        })
+        .await;
+    ran.unwrap_or_else(|reason| {
+        state.metrics.shed(route, client, reason);
+        (Err(admission::overloaded(reason)), None)
+    })
 }
 
 /// The method a route answers.

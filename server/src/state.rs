@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dancu_engine::{FieldSet, Verification};
@@ -14,12 +14,14 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::address_share::AddressShare;
+use crate::admission::BatchPool;
 use crate::api_error::{ApiError, ErrorHeader};
 use crate::audit::{AuditLog, Durable, Entry, Operation, Outcome};
 use crate::body::HttpResponse;
 use crate::config::Limits;
+use crate::conn::ConnClock;
 use crate::keys::{retry_after_secs, ClientId, KeyStore};
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::{Gauges, Metrics, Phase};
 use crate::router::Route;
 use crate::snapshot::{ReloadOutcome, SnapshotSwap};
 use crate::throttle::MismatchThrottle;
@@ -33,6 +35,8 @@ pub struct State {
     /// One key reload at a time (each makes the next generation).
     pub(crate) keys_reload: Mutex<()>,
     pub(crate) metrics: Metrics,
+    /// The threads that run batches (see [`crate::admission`]).
+    pub(crate) batches: BatchPool,
     pub(crate) audit: Option<AuditLog>,
     pub(crate) snapshots: SnapshotSwap,
     pub(crate) limits: Limits,
@@ -158,6 +162,8 @@ impl State {
             audit_failure: self.audit.as_ref().and_then(AuditLog::failure),
             verify_mismatch_refused: self.mismatches.refused(),
             connections_refused_per_address: self.address_share.refused(),
+            batches_queued: self.batches.depth().0,
+            batches_running: self.batches.depth().1,
         }
     }
 
@@ -281,16 +287,33 @@ impl State {
         }
     }
 
-    /// Counts an answered request in the metrics.
+    /// Counts an answered request in the metrics: its status and duration,
+    /// its service time (the duration without `receive`, the body's), and
+    /// tells the connection's clock to time the response's write.
     pub(crate) fn finish(
         &self,
+        clock: &ConnClock,
         route: Route,
         client: ClientId,
         start: Instant,
+        receive: Duration,
         resp: HttpResponse,
     ) -> HttpResponse {
+        let elapsed = start.elapsed();
         self.metrics
-            .observe(route, client, resp.status().as_u16(), start.elapsed());
+            .observe(route, client, resp.status().as_u16(), elapsed);
+        self.metrics.observe_phase(
+            route,
+            client,
+            Phase::Service,
+            elapsed.saturating_sub(receive),
+        );
+        // Zero for the routes without a body (a read always takes time).
+        if !receive.is_zero() {
+            self.metrics
+                .observe_phase(route, client, Phase::Receive, receive);
+        }
+        clock.response_ready(route, client);
         resp
     }
 }

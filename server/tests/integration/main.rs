@@ -9,6 +9,7 @@ mod errors;
 mod follower;
 mod hardening;
 mod openapi;
+mod overload;
 mod qr;
 mod register;
 mod reload;

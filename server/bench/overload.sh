@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The national mix with a bounded tail (issue 18): one loadgen profile run
+# against dancu-server with one key per caller (so /metrics splits the wait
+# per client), the durable audit log and a change log (the registrar
+# caller writes), loadgen and server on this box. Prints loadgen's text
+# summary (admitted and shed latency per caller, server/bench/latency.py),
+# then the server's queue-wait / service / write histograms and
+# shed counts from /metrics, summarised per route and client.
+#
+# Takes the shared CPU lock itself for the run: do NOT wrap it in flock.
+#
+# Usage: server/bench/overload.sh
+# Knobs: PROFILE (loadgen/profiles/national-day.toml), SCALE (1), DURATION
+#   (120s), SNAP (/work/main/data/demo/demo-1m.snap), SERVER (the release
+#   dancu-server), LOADGEN (the release dancu-loadgen), CLASSES (1: mark
+#   social-insurance `class = "bulk"` in keys.toml; 0 for servers that do not
+#   know key classes), SERVER_ARGS (extra server flags), LOADGEN_ARGS (extra
+#   loadgen flags, e.g. "--connections 8000"), OUT (directory for
+#   report.json/html and metrics.txt; default a temp dir that is removed),
+#   PORT (28180).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+PROFILE="${PROFILE:-loadgen/profiles/national-day.toml}"
+SCALE="${SCALE:-1}"
+DURATION="${DURATION:-120s}"
+SNAP="${SNAP:-/work/main/data/demo/demo-1m.snap}"
+CLASSES="${CLASSES:-1}"
+PORT="${PORT:-28180}"
+# shellcheck source=server/bench/lib.sh
+. server/bench/lib.sh
+SERVER="${SERVER:-$BIN/dancu-server}"
+LOADGEN="${LOADGEN:-$BIN/dancu-loadgen}"
+OUT="${OUT:-$TMP/out}"
+mkdir -p "$OUT"
+require_snapshot
+
+# One key per caller of the profile; the registrar needs its scope.
+keys="$TMP/keys.toml"
+profile="$TMP/profile.toml"
+: >"$keys"
+cp "$PROFILE" "$profile"
+for caller in $(awk -F'"' '/^\[\[callers\]\]/ { c = 1; next } c && /^name *=/ { print $2; c = 0 }' "$PROFILE"); do
+  key="bench-$caller-key"
+  scopes='"citizen:read", "citizen:read:basic", "citizen:verify", "biometric:identify"'
+  [ "$caller" = registrar ] && scopes='"citizen:read", "registrar"'
+  {
+    echo "[[client]]"
+    echo "name = \"$caller\""
+    echo "key_sha256 = \"$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)\""
+    echo "scopes = [$scopes]"
+    if [ "$CLASSES" = 1 ] && [ "$caller" = social-insurance ]; then echo 'class = "bulk"'; fi
+    echo
+  } >>"$keys"
+  # The caller's key, right after its name in the profile copy.
+  sed -i "s/^name *= *\"$caller\".*/&\nkey = \"$key\"/" "$profile"
+done
+{
+  echo "[[client]]"
+  echo "name = \"ops\""
+  echo "key_sha256 = \"$(printf '%s' bench-ops-key | sha256sum | cut -d' ' -f1)\""
+  echo 'scopes = ["admin"]'
+} >>"$keys"
+
+echo "profile $PROFILE x$SCALE for $DURATION; snapshot $SNAP; server $SERVER"
+echo "$(nproc) CPUs; load at start $(cut -d' ' -f1-3 /proc/loadavg)"
+
+run() {
+  # shellcheck disable=SC2086 # SERVER_ARGS and LOADGEN_ARGS are lists of flags
+  "$SERVER" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --keys "$keys" \
+    --audit "$TMP/bench.audit" --changes "$TMP/changes" --compact-after 0 --no-verify \
+    ${SERVER_ARGS:-} >"$TMP/server.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_http "http://127.0.0.1:$PORT/readyz"
+  "$LOADGEN" --target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP" \
+    --profile "$profile" --scale "$SCALE" --duration "$DURATION" --report "$OUT" -q --json \
+    ${LOADGEN_ARGS:-} \
+    >"$OUT/loadgen.json" 2>"$OUT/loadgen.err" || echo "loadgen exited with $?" >&2
+  curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics.txt" || true
+  kill -TERM "$pid"
+  wait "$pid" || true
+}
+# The lock for the run only (the server and loadgen inherit the descriptor;
+# both have exited when it is closed).
+exec 9>>/tmp/dancu-cpu.lock
+flock 9
+run
+exec 9>&-
+
+tail -40 "$OUT/loadgen.err"
+echo "== loadgen: admitted (2xx/4xx) latency and shed (5xx) per caller"
+python3 "$BENCH_DIR/latency.py" "$OUT/report.json"
+echo
+echo "== server /metrics: count, share over 5/50 ms, by route and client (p = histogram family)"
+awk -f "$BENCH_DIR/histograms.awk" "$OUT/metrics.txt"
+grep -E '^dancu_(shed_total|http_throttled_total|batches|audit_refused)' "$OUT/metrics.txt" | grep -v ' 0$' || true

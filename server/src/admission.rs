@@ -1,0 +1,432 @@
+//! Admission control: who is served, who waits, and who is told to come
+//! back later when the national mix exceeds what the box can do.
+//!
+//! - **Batches run on their own pool** ([`BatchPool`]), never on the
+//!   runtime threads that serve single requests: a 1,000-claim
+//!   `batchVerify` takes a millisecond or more of CPU, and on a
+//!   current-thread runtime every other connection of that core would
+//!   wait for it. The pool's threads run at a lower OS priority (`nice`),
+//!   so a runtime thread woken by a single request preempts them.
+//! - **Priorities**: the pool takes interactive clients' batches before
+//!   bulk ones ([`Class`]), and bulk requests have a smaller queue-wait
+//!   budget, so under pressure bulk work waits and is shed first.
+//! - **Shedding**: a request that waited longer than its class's budget
+//!   (from the arrival of its bytes to its handler, or from its submission
+//!   to its batch's turn) is answered at once with `503 overloaded` and
+//!   `Retry-After`, instead of being served seconds late; so is a batch
+//!   that finds the pool's queue full or its client holding its share of
+//!   it. The answer is cheap and the backlog drains, so the server
+//!   recovers as soon as the peak passes.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use crate::api_error::{ApiError, ErrorHeader};
+use crate::keys::{Class, ClientId};
+use crate::metrics::ShedReason;
+use crate::router::Route;
+
+/// What admission control allows; part of [`crate::Limits`].
+#[derive(Clone, Debug)]
+pub struct Admission {
+    /// Longest an interactive request may wait for its handler (or its
+    /// batch for the pool) before it is shed.
+    pub queue_wait_budget: Duration,
+    /// The same for bulk clients: smaller, so they are shed first.
+    pub bulk_queue_wait_budget: Duration,
+    /// Threads of the batch pool; 0 runs batches on the runtime threads,
+    /// as before the pool existed (kept to measure the difference).
+    pub batch_threads: usize,
+    /// Most batches waiting for the pool (both classes); more are shed.
+    pub batch_queue: usize,
+    /// Most batches one client may have queued or running; more are shed.
+    pub client_batches: usize,
+    /// The `nice` value of the batch pool's threads (0 = as the runtime's).
+    pub batch_nice: i32,
+}
+
+impl Default for Admission {
+    fn default() -> Admission {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Admission {
+            queue_wait_budget: Duration::from_millis(50),
+            bulk_queue_wait_budget: Duration::from_millis(20),
+            batch_threads: cores,
+            batch_queue: 64,
+            client_batches: 16,
+            batch_nice: 10,
+        }
+    }
+}
+
+impl Admission {
+    /// The queue-wait budget of a class.
+    pub fn budget(&self, class: Class) -> Duration {
+        match class {
+            Class::Interactive => self.queue_wait_budget,
+            Class::Bulk => self.bulk_queue_wait_budget,
+        }
+    }
+}
+
+/// Whether admission control may shed a route: the data reads. Writes,
+/// the change feed, admin and public routes are always served (a registrar's
+/// birth and a replica's catch-up are not optional work).
+pub fn sheddable(route: Route) -> bool {
+    matches!(
+        route,
+        Route::GetCitizen
+            | Route::Legacy
+            | Route::BatchGet
+            | Route::Verify
+            | Route::BatchVerify
+            | Route::Identify
+            | Route::QrVerify
+            | Route::Statistics
+    )
+}
+
+/// Whether a route runs on the batch pool.
+pub fn is_batch(route: Route) -> bool {
+    matches!(route, Route::BatchGet | Route::BatchVerify)
+}
+
+/// The answer of a shed request: `503 overloaded` with `Retry-After: 1`.
+pub fn overloaded(reason: ShedReason) -> ApiError {
+    let message = match reason {
+        ShedReason::QueueWait => {
+            "the server is over capacity and this request waited past its budget; \
+             retry after the Retry-After seconds"
+        }
+        ShedReason::BatchQueueFull => {
+            "the server is over capacity and its batch queue is full; retry after the \
+             Retry-After seconds"
+        }
+        ShedReason::ClientShare => {
+            "this client already has its share of batches queued or running; retry after \
+             the Retry-After seconds"
+        }
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+        .with_header(ErrorHeader::RetryAfter(1))
+}
+
+type Job = Box<dyn FnOnce(Result<(), ShedReason>) + Send>;
+
+struct Queued {
+    client: ClientId,
+    class: Class,
+    submitted: Instant,
+    job: Job,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// By class, in [`Class::ALL`] order.
+    waiting: [VecDeque<Queued>; 2],
+    /// Batches queued or running, by client.
+    per_client: Vec<u32>,
+    /// Test hook: while held, no batch starts.
+    held: bool,
+    stopping: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    wake: Condvar,
+    config: Admission,
+    running: AtomicU64,
+}
+
+/// The threads that run batch requests, interactive clients' first.
+pub struct BatchPool {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for BatchPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchPool")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+fn class_slot(class: Class) -> usize {
+    match class {
+        Class::Interactive => 0,
+        Class::Bulk => 1,
+    }
+}
+
+impl BatchPool {
+    /// Starts `config.batch_threads` threads.
+    pub fn start(config: Admission) -> std::io::Result<BatchPool> {
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            wake: Condvar::new(),
+            running: AtomicU64::new(0),
+            config,
+        });
+        let mut threads = Vec::new();
+        for i in 0..shared.config.batch_threads {
+            let shared = Arc::clone(&shared);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("dancu-batch-{i}"))
+                    .spawn(move || work(&shared))?,
+            );
+        }
+        Ok(BatchPool {
+            shared,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Runs `work` on the pool and waits for it; `Err` when the batch is
+    /// shed (queue full, client share, or waited past its class's budget).
+    /// If the caller goes away (the client hung up) before its turn, the
+    /// work is skipped.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        client: ClientId,
+        class: Class,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ShedReason> {
+        if self.shared.config.batch_threads == 0 {
+            return Ok(work());
+        }
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |admitted| {
+            if tx.is_closed() {
+                return;
+            }
+            let _ = tx.send(admitted.map(|()| work()));
+        });
+        self.submit(client, class, job)?;
+        // A dropped sender means the pool stopped (shutdown).
+        rx.await.unwrap_or(Err(ShedReason::BatchQueueFull))
+    }
+
+    fn submit(&self, client: ClientId, class: Class, job: Job) -> Result<(), ShedReason> {
+        let config = &self.shared.config;
+        let mut q = self.shared.queues.lock();
+        if q.stopping {
+            return Err(ShedReason::BatchQueueFull);
+        }
+        let client_slot = usize::from(client);
+        if q.per_client.len() <= client_slot {
+            q.per_client.resize(client_slot + 1, 0);
+        }
+        if q.per_client[client_slot] as usize >= config.client_batches {
+            return Err(ShedReason::ClientShare);
+        }
+        if q.waiting.iter().map(VecDeque::len).sum::<usize>() >= config.batch_queue {
+            return Err(ShedReason::BatchQueueFull);
+        }
+        q.per_client[client_slot] += 1;
+        q.waiting[class_slot(class)].push_back(Queued {
+            client,
+            class,
+            submitted: Instant::now(),
+            job,
+        });
+        drop(q);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Batches waiting, by class (interactive, bulk), and running.
+    pub fn depth(&self) -> ([u64; 2], u64) {
+        let q = self.shared.queues.lock();
+        (
+            [q.waiting[0].len() as u64, q.waiting[1].len() as u64],
+            self.shared.running.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Test hook: while held, batches queue but none starts (so a test can
+    /// show, by order rather than by time, that singles are served while
+    /// batches wait, and fill the queue).
+    pub fn hold(&self, held: bool) {
+        self.shared.queues.lock().held = held;
+        self.shared.wake.notify_all();
+    }
+
+    /// Stops the threads once the queue is empty; batches submitted after
+    /// this are shed.
+    pub fn stop(&self) {
+        {
+            let mut q = self.shared.queues.lock();
+            q.stopping = true;
+            q.held = false;
+        }
+        self.shared.wake.notify_all();
+        for thread in self.threads.lock().drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BatchPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One pool thread: the next batch, interactive first; shed if it waited
+/// past its budget, else run.
+fn work(shared: &Shared) {
+    lower_priority(shared.config.batch_nice);
+    loop {
+        let next = {
+            let mut q = shared.queues.lock();
+            loop {
+                if !q.held {
+                    if let Some(next) = q.waiting.iter_mut().find_map(VecDeque::pop_front) {
+                        break next;
+                    }
+                    if q.stopping {
+                        return;
+                    }
+                }
+                shared.wake.wait(&mut q);
+            }
+        };
+        let waited = next.submitted.elapsed();
+        let admitted = if waited > shared.config.budget(next.class) {
+            Err(ShedReason::QueueWait)
+        } else {
+            Ok(())
+        };
+        shared.running.fetch_add(1, Ordering::Relaxed);
+        (next.job)(admitted);
+        shared.running.fetch_sub(1, Ordering::Relaxed);
+        let mut q = shared.queues.lock();
+        if let Some(n) = q.per_client.get_mut(usize::from(next.client)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: `nice` is per
+/// thread), so that the runtime threads preempt batch work.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: gettid has no preconditions; setpriority on our own thread ID
+    // only changes this thread's nice value (a failure leaves it as it was).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(batch_queue: usize, client_batches: usize) -> Admission {
+        Admission {
+            batch_threads: 1,
+            batch_queue,
+            client_batches,
+            batch_nice: 0,
+            ..Admission::default()
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn runs_interactive_batches_before_bulk_ones() {
+        let pool = BatchPool::start(config(8, 8)).unwrap();
+        pool.hold(true);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let results = block_on(async {
+            let run = |class, tag| {
+                let order = Arc::clone(&order);
+                pool.run(1, class, move || order.lock().push(tag))
+            };
+            let bulk = run(Class::Bulk, "bulk");
+            let interactive = run(Class::Interactive, "interactive");
+            // Both are queued (the futures submit on first poll).
+            let both = async { tokio::join!(bulk, interactive) };
+            tokio::pin!(both);
+            assert!(futures_poll_once(&mut both).await.is_none());
+            assert_eq!(pool.depth().0, [1, 1]);
+            pool.hold(false);
+            both.await
+        });
+        assert!(results.0.is_ok() && results.1.is_ok());
+        assert_eq!(*order.lock(), ["interactive", "bulk"]);
+    }
+
+    #[test]
+    fn sheds_past_the_client_share_and_the_queue_bound() {
+        let pool = BatchPool::start(config(2, 1)).unwrap();
+        pool.hold(true);
+        block_on(async {
+            let first = pool.run(1, Class::Interactive, || 1);
+            tokio::pin!(first);
+            assert!(futures_poll_once(&mut first).await.is_none());
+            // Client 1 holds its one share.
+            assert_eq!(
+                pool.run(1, Class::Interactive, || 2).await,
+                Err(ShedReason::ClientShare)
+            );
+            let second = pool.run(2, Class::Bulk, || 3);
+            tokio::pin!(second);
+            assert!(futures_poll_once(&mut second).await.is_none());
+            // Two queued: the queue is full for anyone.
+            assert_eq!(
+                pool.run(3, Class::Interactive, || 4).await,
+                Err(ShedReason::BatchQueueFull)
+            );
+            pool.hold(false);
+            assert_eq!(first.await, Ok(1));
+            assert_eq!(second.await, Ok(3));
+        });
+    }
+
+    #[test]
+    fn sheds_a_batch_that_waited_past_its_budget() {
+        let mut config = config(8, 8);
+        config.bulk_queue_wait_budget = Duration::ZERO;
+        let pool = BatchPool::start(config).unwrap();
+        pool.hold(true);
+        block_on(async {
+            let bulk = pool.run(1, Class::Bulk, || ());
+            tokio::pin!(bulk);
+            assert!(futures_poll_once(&mut bulk).await.is_none());
+            // Any wait at all is past a zero budget.
+            std::thread::sleep(Duration::from_millis(1));
+            pool.hold(false);
+            assert_eq!(bulk.await, Err(ShedReason::QueueWait));
+        });
+    }
+
+    /// Polls a future once: its output if it was ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+}
