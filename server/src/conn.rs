@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -48,6 +48,10 @@ pub struct ConnClock {
     fd: RawFd,
     /// When the last read returned bytes, in nanoseconds since [`epoch`].
     read_ns: AtomicU64,
+    /// Whether the runtime thread that made that read had read nothing for
+    /// more than a jiffy before it: only then can bytes have sat unread in
+    /// the socket long enough for `TCP_INFO` to tell more than `read_ns`.
+    thread_was_away: AtomicBool,
     /// When the last response was handed to hyper, in nanoseconds since
     /// [`epoch`]; 0 when no response waits to be flushed.
     ready_ns: AtomicU64,
@@ -76,6 +80,7 @@ impl ConnClock {
         ConnClock {
             fd: stream.as_raw_fd(),
             read_ns: AtomicU64::new(0),
+            thread_was_away: AtomicBool::new(true),
             ready_ns: AtomicU64::new(0),
             ready_cell: AtomicU32::new(0),
         }
@@ -90,6 +95,14 @@ impl ConnClock {
             0 => Duration::ZERO,
             read => Duration::from_nanos(since_epoch_ns(now).saturating_sub(read)),
         };
+        if !self.thread_was_away.load(Ordering::Relaxed) {
+            // The thread read another socket less than a jiffy before this
+            // one, so it was not stalled by a long handler; the kernel's
+            // age, a jiffy coarse, would rarely add to `since_read` then.
+            // Asked on every request, the syscall cost 11 % of a GET's
+            // throughput (server/bench/overload-cost.sh).
+            return since_read;
+        }
         since_read.max(last_data_age(self.fd).saturating_sub(JIFFY))
     }
 
@@ -103,8 +116,15 @@ impl ConnClock {
     }
 
     fn read(&self) {
-        self.read_ns
-            .store(since_epoch_ns(Instant::now()), Ordering::Relaxed);
+        thread_local! {
+            /// When this runtime thread last read bytes from any socket.
+            static LAST_READ_NS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+        let now = since_epoch_ns(Instant::now());
+        let previous = LAST_READ_NS.replace(now);
+        let away = now.saturating_sub(previous) > JIFFY.as_nanos() as u64;
+        self.thread_was_away.store(away, Ordering::Relaxed);
+        self.read_ns.store(now, Ordering::Relaxed);
     }
 
     /// Observes the write time of the response that was ready, if any.
