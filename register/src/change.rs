@@ -187,8 +187,28 @@ pub(crate) fn apply_patch(
                 unreachable!("the schema marks {other:?} changeable but patches cannot set it")
             }
         };
+        // A relative or household patch is merged into the current one:
+        // its own form is checked first (400), while a merge that leaves
+        // the object incomplete depends on the record (422).
+        let merged_object = matches!(
+            field,
+            Field::Father
+                | Field::Mother
+                | Field::Spouse
+                | Field::Representative
+                | Field::Household
+        ) && change.is_object();
+        if merged_object {
+            check_object_patch(field, change).map_err(|e| invalid(key.as_str(), e.to_string()))?;
+        }
         merge_patch(&mut value, change);
-        let bad = |e: serde_json::Error| invalid(key.as_str(), e.to_string());
+        let bad = |e: serde_json::Error| {
+            if merged_object {
+                inconsistent(key.as_str(), format!("the patched value: {e}"))
+            } else {
+                invalid(key.as_str(), e.to_string())
+            }
+        };
         match field {
             Field::FullName => c.full_name = from_value(value).map_err(bad)?,
             Field::LegacyId => c.legacy_id = from_value(value).map_err(bad)?,
@@ -227,6 +247,45 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
             }
         }
         other => *target = other.clone(),
+    }
+}
+
+/// The form of a merge patch of a relative or the household: every
+/// property optional, null clearing it, nothing unknown.
+fn check_object_patch(field: Field, patch: &serde_json::Value) -> serde_json::Result<()> {
+    use dancu_engine::{Country, Relationship};
+    use serde::Deserialize;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // read by serde only
+    struct RelativePatch {
+        full_name: Option<String>,
+        #[serde(default)]
+        id: Option<Option<PersonalId>>,
+        #[serde(default)]
+        nationality: Option<Option<Country>>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // read by serde only
+    struct HouseholdPatch {
+        #[serde(default)]
+        head_id: Option<Option<PersonalId>>,
+        head_name: Option<String>,
+        relationship: Option<Relationship>,
+    }
+    if field == Field::Household {
+        HouseholdPatch::deserialize(patch).map(drop)
+    } else {
+        RelativePatch::deserialize(patch).map(drop)
+    }
+}
+
+/// A 422 naming `field`: well-formed, but the record or the date says no.
+pub(crate) fn inconsistent(field: impl Into<String>, message: impl Into<String>) -> Rejection {
+    Rejection::Inconsistent {
+        field: field.into(),
+        message: message.into(),
     }
 }
 

@@ -83,6 +83,18 @@ pub enum Rejection {
         /// What is wrong with it.
         message: String,
     },
+    /// A well-formed request that the register's state or today's date
+    /// contradicts (422): a date of birth or death in the future, a death
+    /// before birth, a merge patch that leaves a relative or household
+    /// incomplete. Names the field. No request schema can rule these out,
+    /// so they are not 400.
+    #[error("{field}: {message}")]
+    Inconsistent {
+        /// The JSON field at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The subject does not exist (404).
     #[error("no citizen has ID {0}")]
     UnknownCitizen(String),

@@ -19,7 +19,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::change::{
-    citizen_from_json, invalid, legacy_of, modality_bit, ChangeRequest, LoggedChange, Provenance,
+    citizen_from_json, inconsistent, invalid, legacy_of, modality_bit, ChangeRequest, LoggedChange,
+    Provenance,
 };
 use crate::error::{Error, Rejection, Result};
 use crate::idempotency::IdempotencyKeys;
@@ -597,7 +598,7 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
             ChangeRequest::Register(record) => {
                 let mut c = self.new_citizen(record, rng)?;
                 if c.date_of_birth > today {
-                    return Err(invalid(Field::DateOfBirth.key(), "is in the future"));
+                    return Err(inconsistent(Field::DateOfBirth.key(), "is in the future"));
                 }
                 c.date_of_death = None;
                 self.check_references(&c)?;
@@ -631,13 +632,13 @@ impl<D: AsRef<[u8]>> Reader<'_, D> {
                     )));
                 }
                 if date < c.date_of_birth {
-                    return Err(invalid(
+                    return Err(inconsistent(
                         Field::DateOfDeath.key(),
                         "is before the date of birth",
                     ));
                 }
                 if date > today {
-                    return Err(invalid(Field::DateOfDeath.key(), "is in the future"));
+                    return Err(inconsistent(Field::DateOfDeath.key(), "is in the future"));
                 }
                 c.date_of_death = Some(date);
                 Ok((c, inherited))

@@ -220,6 +220,11 @@ impl From<dancu_register::Error> for ApiError {
             Error::Rejected(Rejection::Invalid { .. }) => {
                 ApiError::bad_request("invalid_record", message)
             }
+            Error::Rejected(Rejection::Inconsistent { .. }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "inconsistent_record",
+                message,
+            ),
             Error::Rejected(Rejection::UnknownCitizen(_)) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }

@@ -64,6 +64,7 @@ pub mod follower;
 pub mod keys;
 pub mod lookup;
 pub mod metrics;
+pub mod openapi;
 mod projection;
 pub mod ratelimit;
 pub mod router;

@@ -55,8 +55,7 @@ pub fn narrow(scopes: Scopes, list: Option<&str>) -> Result<FieldSet, ApiError> 
         FieldSet::BASIC
     };
     let Some(list) = list else { return Ok(allowed) };
-    let asked = FieldSet::parse_list(list)
-        .map_err(|message| ApiError::bad_request("invalid_fields", message))?;
+    let asked = parse_fields(list)?;
     if !allowed.contains(asked) {
         let hidden: Vec<&str> = asked
             .names()
@@ -68,6 +67,18 @@ pub fn narrow(scopes: Scopes, list: Option<&str>) -> Result<FieldSet, ApiError> 
         )));
     }
     Ok(asked)
+}
+
+/// The fields of `name(,name)*`, exactly as `openapi.yaml`'s `FieldList`
+/// says: no spaces around a name and no empty name.
+fn parse_fields(list: &str) -> Result<FieldSet, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("invalid_fields", message);
+    if let Some(name) = list.split(',').find(|n| n.is_empty() || n.trim() != *n) {
+        return Err(invalid(format!(
+            "field name {name:?} in {list:?}: the list is comma-separated names without spaces"
+        )));
+    }
+    FieldSet::parse_list(list).map_err(invalid)
 }
 
 /// Decodes `%XX` and `+` in a query value; malformed escapes stay as they
@@ -137,5 +148,14 @@ mod tests {
                 .status(),
             400
         );
+        for strayed in ["fields=", "fields=id,", "fields=id,%20sex", "fields=,id"] {
+            assert_eq!(
+                projection(Scopes::READ, Some(strayed))
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{strayed}"
+            );
+        }
     }
 }

@@ -45,7 +45,8 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    const ALL: [Dimension; 4] = [
+    /// Every dimension, in the order of the report's columns.
+    pub const ALL: [Dimension; 4] = [
         Dimension::Province,
         Dimension::Sex,
         Dimension::AgeBand,
@@ -71,10 +72,14 @@ impl Dimension {
         }
     }
 
-    /// Parses `?by=` (comma-separated, each at most once; empty: none).
+    /// Parses `?by=` (comma-separated, each at most once). An empty name
+    /// (`by=`, `sex,,province`) is refused: the total alone is asked for by
+    /// leaving `by` out. (`by=` cannot mean "no dimension": a list with
+    /// one empty name is sent the same way, and `openapi.yaml` must say
+    /// one thing of it.)
     pub fn parse_list(list: &str) -> Result<Vec<Dimension>, String> {
         let mut out: Vec<Dimension> = Vec::new();
-        for name in list.split(',').filter(|n| !n.is_empty()) {
+        for name in list.split(',') {
             let d = Dimension::ALL
                 .into_iter()
                 .find(|d| d.key() == name)
@@ -265,9 +270,10 @@ mod tests {
             Dimension::parse_list("sex,province").unwrap(),
             [Dimension::Sex, Dimension::Province]
         );
-        assert!(Dimension::parse_list("").unwrap().is_empty());
+        assert!(Dimension::parse_list("").is_err());
         assert!(Dimension::parse_list("sex,sex").is_err());
         assert!(Dimension::parse_list("shoe_size").is_err());
+        assert!(Dimension::parse_list("sex,").is_err());
     }
 
     #[test]

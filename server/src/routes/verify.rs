@@ -169,6 +169,8 @@ enum VerifyItem {
     Invalid(ApiError),
     /// Refused: too many mismatches on this subject (429 for this item).
     Throttled(PersonalId, std::time::Duration),
+    /// A subject an earlier item names (400 for this item).
+    Duplicate(PersonalId),
 }
 
 impl VerifyItem {
@@ -219,24 +221,34 @@ fn parse_batch(body: &[u8]) -> Result<Vec<VerifyItem>, ApiError> {
 fn item_id(item: &VerifyItem) -> Option<PersonalId> {
     match item {
         VerifyItem::Claims(c) => Some(c.id),
-        VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) => Some(*id),
+        VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) | VerifyItem::Duplicate(id) => {
+            Some(*id)
+        }
         VerifyItem::Invalid(_) => None,
     }
 }
 
-/// `400` when one subject is named twice: a batch asking several questions
-/// about one person would read the record out in one request.
-fn check_distinct_subjects(items: &[VerifyItem]) -> Result<(), ApiError> {
+/// A batch asking several questions about one person would read the
+/// record out in one request, so only the first item naming a subject is
+/// checked; every later one is answered `400 duplicate_subject` (per item,
+/// like every other fault of one item: no JSON Schema can say "distinct
+/// IDs", and `openapi.yaml` must describe what is accepted).
+fn refuse_repeated_subjects(items: &mut [VerifyItem]) {
     let mut seen = HashSet::with_capacity(items.len());
-    for id in items.iter().filter_map(item_id) {
-        if !seen.insert(id.get()) {
-            return Err(ApiError::bad_request(
-                "duplicate_subject",
-                format!("a batch names each subject at most once; {id} appears twice"),
-            ));
+    for item in items {
+        if let Some(id) = item_id(item) {
+            if !seen.insert(id.get()) {
+                *item = VerifyItem::Duplicate(id);
+            }
         }
     }
-    Ok(())
+}
+
+fn duplicate_subject(id: PersonalId) -> ApiError {
+    ApiError::bad_request(
+        "duplicate_subject",
+        format!("a batch names each subject at most once; {id} appears earlier in it"),
+    )
 }
 
 /// `POST /v1/citizens:batchVerify`: one result per request, in order.
@@ -253,7 +265,7 @@ pub fn batch_verify(
             check_claim_policy(scopes, c)?;
         }
     }
-    check_distinct_subjects(&items)?;
+    refuse_repeated_subjects(&mut items);
     let now = Instant::now();
     state.charge_batch_items(client, items.len(), now)?;
     for item in &mut items {
@@ -330,9 +342,10 @@ pub fn batch_verify(
                 error.write_object(&mut out);
                 out.push(b'}');
             }
-            VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) => {
+            VerifyItem::OnlyId(id) | VerifyItem::Throttled(id, _) | VerifyItem::Duplicate(id) => {
                 let (status, error) = match item {
                     VerifyItem::Throttled(_, wait) => (&b"429"[..], too_many_mismatches(*wait)),
+                    VerifyItem::Duplicate(_) => (&b"400"[..], duplicate_subject(*id)),
                     _ => (&b"400"[..], empty_claims()),
                 };
                 out.extend_from_slice(b"{\"id\":\"");

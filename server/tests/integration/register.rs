@@ -270,6 +270,12 @@ fn every_write_route_changes_every_read_at_once() {
     assert_eq!(lines[0]["citizen"]["full_name"], "Nguyễn Thị Bé");
     assert_eq!(lines[2]["reason"], "test certificate 1");
     assert_eq!(lines[3]["sequence"], 4);
+    // Past the head, even at the largest sequence number: no lines (this
+    // overflowed the log reader's `after + 1`, a 500).
+    for after in [4, u64::MAX] {
+        let r = c.get(&format!("/v1/changes?after={after}"), Some(key::FEED));
+        assert_eq!((r.status, r.text()), (200, String::new()), "after={after}");
+    }
     let r = c.get("/v1/changes?after=0", Some(key::READER));
     assert_eq!(r.status, 403);
 
