@@ -16,8 +16,8 @@ STOP_FILE.started; it runs until the file STOP_FILE exists, then checks:
   writes: a retry never registered anyone twice.
 
 Prints one JSON line (reads, writes, what the writer saw while writes were
-refused, the longest write pause, the followers' catch-up time) and exits
-1 if a check failed. Usage: load-and-verify.py STOP_FILE [READERS]
+refused, the longest write pause, the followers' catch-up time, reads and
+writes per second of the run: the blips) and exits 1 if a check failed. Usage: load-and-verify.py STOP_FILE [READERS]
 """
 import http.client
 import json
@@ -35,6 +35,17 @@ auth = {"Authorization": f"Bearer {env['ADMIN_KEY']}"}
 tls = ssl.create_default_context(cafile=f"{directory}/tls/ca.crt")
 run = f"{os.getpid()}-{int(time.time())}"
 RETRYABLE = {502, 503, 504}
+STARTED = time.monotonic()
+
+
+def tick(per_second):
+    """Counts one event in the current second of the run (the timeline)."""
+    second = int(time.monotonic() - STARTED)
+    per_second[second] = per_second.get(second, 0) + 1
+
+
+def timeline(counters, seconds):
+    return [sum(c.get(s, 0) for c in counters) for s in range(int(seconds) + 1)]
 
 
 def nginx():
@@ -65,6 +76,14 @@ def newborn(name):
     })
 
 
+def error_code(body):
+    """dancu's error code, or who else answered (nginx's HTML page)."""
+    try:
+        return json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return "from-nginx" if body.lstrip().startswith(b"<html>") else "no-answer"
+
+
 class Writer:
     """Registers citizens one after another, each retried until acknowledged."""
 
@@ -73,6 +92,7 @@ class Writer:
         self.replayed = 0
         self.refusals = {}  # what the writer saw while writes were refused
         self.longest_pause_s = 0.0
+        self.per_second = {}
         self.error = None
 
     def register(self, conn, i):
@@ -90,11 +110,13 @@ class Writer:
             if status == 201:
                 self.longest_pause_s = max(self.longest_pause_s, time.monotonic() - first_try)
                 self.acknowledged.append((json.loads(body)["id"], name))
+                tick(self.per_second)
                 self.replayed += headers.get("idempotent-replayed") == "true"
                 return conn
             if status not in RETRYABLE and not isinstance(status, str):
                 raise RuntimeError(f"write {i}: {status} {body[:200]!r}")
-            self.refusals[str(status)] = self.refusals.get(str(status), 0) + 1
+            seen = f"{status} {error_code(body)}"
+            self.refusals[seen] = self.refusals.get(seen, 0) + 1
             if time.monotonic() - first_try > 60:
                 raise RuntimeError(f"write {i} not acknowledged in 60 s (last {status})")
             time.sleep(0.05)
@@ -112,6 +134,7 @@ class Writer:
 class Reader:
     def __init__(self, ids):
         self.ids, self.ok, self.failed, self.errors = ids, 0, 0, {}
+        self.per_second = {}
 
     def run(self):
         conn, i = nginx(), 0
@@ -126,6 +149,7 @@ class Reader:
                 conn = nginx()
             if status == 200:
                 self.ok += 1
+                tick(self.per_second)
             else:
                 self.failed += 1
                 self.errors[str(status)] = self.errors.get(str(status), 0) + 1
@@ -160,7 +184,8 @@ def main():
     before = applied()
     writer, reading = Writer(), [Reader(ids) for _ in range(readers)]
     threads = [threading.Thread(target=t.run) for t in [writer, *reading]]
-    started = time.monotonic()
+    global STARTED
+    started = STARTED = time.monotonic()
     for t in threads:
         t.start()
     open(f"{stop_file}.started", "w").close()
@@ -193,6 +218,8 @@ def main():
         "sequences_added": after - before,
         "missing_after": missing,
         "followers_caught_up_s": round(catch_up_s, 2),
+        "reads_ok_per_s": timeline([r.per_second for r in reading], seconds),
+        "writes_acknowledged_per_s": timeline([writer.per_second], seconds),
         "writer_error": writer.error,
     }
     print(json.dumps(summary))

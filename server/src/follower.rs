@@ -229,6 +229,17 @@ fn describe(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The start of an answer's body for a log line: a proxy's error page is
+/// HTML over many lines.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && *l != "<html>");
+    line.unwrap_or_default().chars().take(200).collect()
+}
+
 /// One line of the replica feed.
 #[derive(Deserialize)]
 struct ReplicaLine {
@@ -321,17 +332,14 @@ async fn poll(
                  {after}; this follower cannot catch up by replay. Copy the primary's newest \
                  snapshot generation beside this one, empty the change-log directory and \
                  restart (deploy/README.md). The primary said: {}",
-                String::from_utf8_lossy(&body)
+                excerpt(&body)
             );
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(after);
     }
     if code != StatusCode::OK {
-        return Err(format!(
-            "the primary answered {code}: {}",
-            String::from_utf8_lossy(&body)
-        ));
+        return Err(format!("the primary answered {code}: {}", excerpt(&body)));
     }
     status.behind_compaction.store(false, Ordering::Release);
     let mut last = after;
@@ -360,4 +368,21 @@ async fn poll(
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn an_error_page_is_logged_by_its_first_meaningful_line() {
+        let nginx = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(
+            excerpt(nginx),
+            "<head><title>502 Bad Gateway</title></head>"
+        );
+        let dancu = br#"{"error":{"code":"unauthenticated","message":"send a key"}}"#;
+        assert_eq!(excerpt(dancu), String::from_utf8_lossy(dancu));
+        assert_eq!(excerpt(b""), "");
+    }
 }
