@@ -134,12 +134,7 @@ struct ServeArgs {
     follow_ca: Option<PathBuf>,
     /// Present this client certificate (PEM chain) to the primary's TLS
     /// terminator (mTLS); with --follow-cert-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "follow",
-        requires = "follow_cert_key"
-    )]
+    #[arg(long, value_name = "FILE", requires_all = ["follow", "follow_cert_key"])]
     follow_cert: Option<PathBuf>,
     /// The private key of --follow-cert (PEM).
     #[arg(long, value_name = "FILE", requires = "follow_cert")]

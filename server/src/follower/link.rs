@@ -279,22 +279,17 @@ mod tests {
     }
 
     #[test]
-    fn tls_files_are_refused_on_a_plain_link() {
-        let config = FollowConfig {
-            ca_file: Some("/nonexistent/ca.pem".into()),
-            ..FollowConfig::new("http://127.0.0.1:8080".into(), "k".into())
-        };
-        let e = PrimaryLink::new(&config).err().expect("refused");
-        assert!(e.contains("https://"), "{e}");
-    }
-
-    #[test]
-    fn a_missing_ca_file_is_named() {
-        let config = FollowConfig {
-            ca_file: Some("/nonexistent/ca.pem".into()),
-            ..FollowConfig::new("https://127.0.0.1:8443".into(), "k".into())
-        };
-        let e = PrimaryLink::new(&config).err().expect("refused");
-        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    fn tls_files_need_https_and_a_missing_one_is_named() {
+        for (url, expected) in [
+            ("http://127.0.0.1:8080", "https://"),
+            ("https://127.0.0.1:8443", "/nonexistent/ca.pem"),
+        ] {
+            let config = FollowConfig {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..FollowConfig::new(url.into(), "k".into())
+            };
+            let e = PrimaryLink::new(&config).err().expect("refused");
+            assert!(e.contains(expected), "{url}: {e}");
+        }
     }
 }
