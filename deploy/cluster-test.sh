@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The short cluster test CI runs (about 10 s): a local cluster
-# (deploy/local-cluster.sh) takes registrations through nginx, every one is
-# readable on both followers, a follower refuses a write naming the
-# primary, and a follower killed with SIGKILL is routed around by nginx,
-# restarts and catches up. Skips (exit 0) when nginx is not installed.
+# The short cluster test CI runs (about 15 s): a local cluster
+# (deploy/local-cluster.sh, followers reading the feed through nginx's mTLS
+# port) takes registrations through nginx, every one is readable on both
+# followers; the feed port refuses a client without a certificate; a
+# follower refuses a write naming the primary; a follower killed with
+# SIGKILL is routed around by nginx, restarts and catches up; and the
+# primary, restarted (SIGTERM) and then killed (SIGKILL) under reads through
+# nginx and retried writes, loses no read and no acknowledged write
+# (deploy/load-and-verify.py). Skips (exit 0) when nginx is not installed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CLUSTER_DIR=${CLUSTER_DIR:-$(mktemp -u /tmp/dancu-cluster-test.XXXXXX)}
@@ -20,9 +24,13 @@ fail() { echo "cluster-test: FAIL: $*" >&2; exit 1; }
 
 python3 "$ROOT/deploy/measure-replication.py" 50 || fail "replication"
 
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CLUSTER_DIR/tls/ca.crt" \
+    -H "Authorization: Bearer $FOLLOWER_KEY" "$FEED_URL/v1/changes?after=0&limit=1")
+[[ $code == 400 ]] || fail "the feed port answered $code to a client without a certificate"
+
 code=$(curl -s -o /tmp/cluster-test.$$ -w '%{http_code}' -X POST "$F1_URL/v1/citizens" \
     -H "Authorization: Bearer $ADMIN_KEY" -H 'X-Change-Reason: test' -d '{}')
-grep -q "$PRIMARY_URL" /tmp/cluster-test.$$ && [[ $code == 421 ]] || fail "a follower took a write ($code)"
+grep -q not_primary /tmp/cluster-test.$$ && [[ $code == 421 ]] || fail "a follower took a write ($code)"
 rm -f /tmp/cluster-test.$$
 
 "$CLUSTER" kill9 f1
@@ -44,4 +52,22 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [[ $applied -ge $primary ]] || fail "f1 did not catch up ($applied < $primary)"
+
+# The primary: a graceful restart, then SIGKILL and a start, while reads go
+# through nginx and writes are retried with their Idempotency-Key.
+stop=$CLUSTER_DIR/stop-load
+python3 "$ROOT/deploy/load-and-verify.py" "$stop" >"$CLUSTER_DIR/load.json" &
+load=$!
+for _ in $(seq 300); do [[ -e $stop.started ]] && break; sleep 0.1; done
+[[ -e $stop.started ]] || fail "the load did not start"
+sleep "${PHASE_S:-1}"
+"$CLUSTER" stop p
+"$CLUSTER" start p
+sleep "${PHASE_S:-1}"
+"$CLUSTER" kill9 p
+"$CLUSTER" start p
+sleep "${PHASE_S:-1}"
+touch "$stop"
+wait "$load" || fail "primary restarts: $(cat "$CLUSTER_DIR/load.json")"
+echo "cluster-test: primary restarts: $(cat "$CLUSTER_DIR/load.json")"
 echo "cluster-test: ok (f1 caught up to $applied)"

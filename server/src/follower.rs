@@ -21,9 +21,12 @@
 //!   follower's snapshot, empties the follower's change-log directory and
 //!   restarts it (`deploy/README.md`).
 //!
-//! The link to the primary is plain HTTP/1.1 on the private network (the
-//! primary's own listener, not nginx's TLS port).
+//! The link to the primary ([`link`]) is plain HTTP/1.1 to the primary's
+//! own listener on a private network, or TLS (and mTLS) through nginx.
 
+mod link;
+
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,13 +37,14 @@ use dancu_register::Register;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper::StatusCode;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
 use crate::routes::feed::APPLIED_HEADER;
 use crate::state::State;
+
+pub use link::{ClientCert, PrimaryLink};
 
 /// Seconds one long-poll waits on the primary when there is nothing new.
 pub const POLL_WAIT_S: u64 = 1;
@@ -52,38 +56,39 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// What `--follow` configures.
 #[derive(Clone, Debug)]
 pub struct FollowConfig {
-    /// The primary, `http://host:port`.
+    /// The primary: `http://host:port` (its own listener) or
+    /// `https://host[:port]` (a TLS terminator in front of it).
     pub primary: String,
     /// A key with the `changes:read` scope on the primary.
     pub key: String,
     /// Past this lag `/readyz` says not ready.
     pub max_lag: Duration,
+    /// Trust only these CAs (PEM) for an https:// primary; `None`: the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Present this certificate when the primary's TLS terminator asks
+    /// (mTLS).
+    pub client_cert: Option<ClientCert>,
 }
 
 impl FollowConfig {
-    /// `host:port` of the primary, or why the URL is not usable.
-    pub fn authority(&self) -> Result<String, String> {
-        let rest = self.primary.strip_prefix("http://").ok_or_else(|| {
-            format!(
-                "--follow {}: give the primary's own http:// address (followers talk plain \
-                 HTTP on the private network, not through nginx's TLS port)",
-                self.primary
-            )
-        })?;
-        let authority = rest.trim_end_matches('/');
-        if authority.is_empty() || authority.contains('/') {
-            return Err(format!(
-                "--follow {}: expected http://host:port",
-                self.primary
-            ));
+    /// A follower of `primary` with `key`, not ready past 10 s of lag,
+    /// with the system's trust store and no client certificate.
+    pub fn new(primary: String, key: String) -> FollowConfig {
+        FollowConfig {
+            primary,
+            key,
+            max_lag: Duration::from_secs(10),
+            ca_file: None,
+            client_cert: None,
         }
-        Ok(authority.to_owned())
     }
 }
 
 /// How far the follower has come; shared with `/readyz` and `/metrics`.
 pub struct FollowerStatus {
     config: FollowConfig,
+    link: PrimaryLink,
     /// The primary's last durable sequence, as of the last answer.
     primary_applied: AtomicU64,
     /// The last sequence applied here.
@@ -104,17 +109,21 @@ fn now_ms() -> u64 {
 }
 
 impl FollowerStatus {
-    /// A follower of `config.primary` that has applied up to `applied`.
-    pub fn new(config: FollowConfig, applied: u64) -> FollowerStatus {
-        FollowerStatus {
+    /// A follower of `config.primary` that has applied up to `applied`, or
+    /// why `config` cannot reach a primary (a bad URL, an unreadable
+    /// certificate).
+    pub fn new(config: FollowConfig, applied: u64) -> Result<FollowerStatus, String> {
+        let link = PrimaryLink::new(&config)?;
+        Ok(FollowerStatus {
             config,
+            link,
             primary_applied: AtomicU64::new(0),
             applied: AtomicU64::new(applied),
             in_sync_ms: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             behind_compaction: AtomicBool::new(false),
             last_error: Mutex::new(None),
-        }
+        })
     }
 
     /// The primary's URL.
@@ -207,6 +216,30 @@ impl FollowerStatus {
     }
 }
 
+/// An error and its sources: hyper's own message ("connection error") says
+/// less than the TLS alert under it ("peer sent no certificates").
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// The start of an answer's body for a log line: a proxy's error page is
+/// HTML over many lines.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && *l != "<html>");
+    line.unwrap_or_default().chars().take(200).collect()
+}
+
 /// One line of the replica feed.
 #[derive(Deserialize)]
 struct ReplicaLine {
@@ -221,44 +254,21 @@ pub fn start(state: &Arc<State>) -> std::io::Result<()> {
         return Ok(());
     };
     let state = Arc::clone(state);
-    let authority = status
-        .config
-        .authority()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name("dancu-follower".into())
-        .spawn(move || rt.block_on(follow(status, register, state, authority)))?;
+        .spawn(move || rt.block_on(follow(status, register, state)))?;
     Ok(())
 }
 
-async fn connect(authority: &str) -> Result<SendRequest<Empty<Bytes>>, String> {
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("cannot reach the primary at {authority}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-async fn follow(
-    status: Arc<FollowerStatus>,
-    register: Arc<Register>,
-    state: Arc<State>,
-    authority: String,
-) {
+async fn follow(status: Arc<FollowerStatus>, register: Arc<Register>, state: Arc<State>) {
     let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
     let mut after = register.progress().applied;
     while !state.shutting_down.load(Ordering::Acquire) {
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            match connect(&authority).await {
+            match status.link.connect().await {
                 Ok(s) => sender = Some(s),
                 Err(e) => {
                     status.failed(e);
@@ -268,7 +278,7 @@ async fn follow(
             }
         }
         let Some(s) = sender.as_mut() else { continue };
-        match poll(&status, &register, s, &authority, after).await {
+        match poll(&status, &register, s, after).await {
             Ok(last) => after = last,
             Err(e) => {
                 sender = None;
@@ -285,13 +295,12 @@ async fn poll(
     status: &FollowerStatus,
     register: &Register,
     sender: &mut SendRequest<Empty<Bytes>>,
-    authority: &str,
     after: u64,
 ) -> Result<u64, String> {
     let request = hyper::Request::get(format!(
         "/v1/changes?after={after}&limit={POLL_LIMIT}&wait={POLL_WAIT_S}&format=replica"
     ))
-    .header(hyper::header::HOST, authority)
+    .header(hyper::header::HOST, status.link.host_header())
     .header(
         hyper::header::AUTHORIZATION,
         format!("Bearer {}", status.config.key),
@@ -304,7 +313,7 @@ async fn poll(
     )
     .await
     .map_err(|_| "the primary did not answer in time".to_string())?
-    .map_err(|e| format!("polling the primary: {e}"))?;
+    .map_err(|e| format!("polling the primary: {}", describe(&e)))?;
     let code = response.status();
     let primary_applied = response
         .headers()
@@ -314,7 +323,7 @@ async fn poll(
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("reading the feed: {e}"))?
+        .map_err(|e| format!("reading the feed: {}", describe(&e)))?
         .to_bytes();
     if code == StatusCode::GONE {
         if !status.behind_compaction.swap(true, Ordering::AcqRel) {
@@ -323,17 +332,14 @@ async fn poll(
                  {after}; this follower cannot catch up by replay. Copy the primary's newest \
                  snapshot generation beside this one, empty the change-log directory and \
                  restart (deploy/README.md). The primary said: {}",
-                String::from_utf8_lossy(&body)
+                excerpt(&body)
             );
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
         return Ok(after);
     }
     if code != StatusCode::OK {
-        return Err(format!(
-            "the primary answered {code}: {}",
-            String::from_utf8_lossy(&body)
-        ));
+        return Err(format!("the primary answered {code}: {}", excerpt(&body)));
     }
     status.behind_compaction.store(false, Ordering::Release);
     let mut last = after;
@@ -362,4 +368,21 @@ async fn poll(
         }
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn an_error_page_is_logged_by_its_first_meaningful_line() {
+        let nginx = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(
+            excerpt(nginx),
+            "<head><title>502 Bad Gateway</title></head>"
+        );
+        let dancu = br#"{"error":{"code":"unauthenticated","message":"send a key"}}"#;
+        assert_eq!(excerpt(dancu), String::from_utf8_lossy(dancu));
+        assert_eq!(excerpt(b""), "");
+    }
 }

@@ -157,6 +157,9 @@ pub enum Error {
         #[source]
         source: dancu_register::Error,
     },
+    /// `--follow` and its TLS files are not usable.
+    #[error("{0}")]
+    Follow(String),
     /// A bug: a thread panicked.
     #[error("internal error: {0}")]
     Internal(String),

@@ -115,7 +115,8 @@ struct ServeArgs {
     /// on POST /v1/admin/compact).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     compact_after: u64,
-    /// Follow this primary (http://host:port, its own listener): replay its
+    /// Follow this primary (http://host:port, its own listener, or
+    /// https://host[:port], a TLS terminator in front of it): replay its
     /// change feed into --changes DIR and serve reads; writes are refused.
     #[arg(
         long,
@@ -127,6 +128,17 @@ struct ServeArgs {
     /// File holding a key with `changes:read` on the primary (one line).
     #[arg(long, value_name = "FILE", requires = "follow")]
     follow_key_file: Option<PathBuf>,
+    /// Trust only the CA certificates in this PEM file for an https://
+    /// --follow URL (default: the system's trust store).
+    #[arg(long, value_name = "FILE", requires = "follow")]
+    follow_ca: Option<PathBuf>,
+    /// Present this client certificate (PEM chain) to the primary's TLS
+    /// terminator (mTLS); with --follow-cert-key.
+    #[arg(long, value_name = "FILE", requires_all = ["follow", "follow_cert_key"])]
+    follow_cert: Option<PathBuf>,
+    /// The private key of --follow-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "follow_cert")]
+    follow_cert_key: Option<PathBuf>,
     /// A follower further behind than this many seconds is not ready.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     max_lag_s: u64,
@@ -378,9 +390,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             bail!("{} holds no key", key_file.display());
         }
         config.follow = Some(dancu_server::follower::FollowConfig {
-            primary,
-            key,
             max_lag: Duration::from_secs(args.max_lag_s),
+            ca_file: args.follow_ca,
+            client_cert: args
+                .follow_cert
+                .zip(args.follow_cert_key)
+                .map(|(cert_file, key_file)| dancu_server::follower::ClientCert {
+                    cert_file,
+                    key_file,
+                }),
+            ..dancu_server::follower::FollowConfig::new(primary, key)
         });
     }
     config.handle_signals = true;

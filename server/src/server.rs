@@ -127,13 +127,10 @@ impl Server {
         };
         let follower = match (&config.follow, &register) {
             (None, _) => None,
-            (Some(follow), Some(register)) => {
-                follow.authority().map_err(Error::Internal)?;
-                Some(Arc::new(crate::follower::FollowerStatus::new(
-                    follow.clone(),
-                    register.progress().applied,
-                )))
-            }
+            (Some(follow), Some(register)) => Some(Arc::new(
+                crate::follower::FollowerStatus::new(follow.clone(), register.progress().applied)
+                    .map_err(Error::Follow)?,
+            )),
             (Some(_), None) => {
                 return Err(Error::Internal(
                     "a follower needs its own change log (--changes DIR)".into(),

@@ -12,23 +12,18 @@ use dancu_server::{Config, Server};
 use crate::register::{newborn, write};
 use crate::support::*;
 
-fn follow(primary: &TestServer) -> FollowConfig {
-    FollowConfig {
-        primary: format!("http://{}", primary.addr),
-        key: key::FEED.into(),
-        max_lag: Duration::from_secs(10),
-    }
+pub(crate) fn follow(primary: &TestServer) -> FollowConfig {
+    FollowConfig::new(format!("http://{}", primary.addr), key::FEED.into())
 }
 
 /// A server in `dir` over its own copy of `base`, with a change log;
-/// following `primary` if given.
-fn start_in(dir: &Path, base: &Path, primary: Option<&TestServer>) -> TestServer {
+/// a follower if `follow` is given.
+pub(crate) fn start_in(dir: &Path, base: &Path, follow: Option<FollowConfig>) -> TestServer {
     std::fs::create_dir_all(dir).unwrap();
     let snapshot = dir.join("base.snap");
     if !snapshot.exists() {
         std::fs::copy(base, &snapshot).unwrap();
     }
-    let follow = primary.map(follow);
     let changes = dir.join("changes");
     TestServer::start(&snapshot, |c| {
         c.changes = Some(changes);
@@ -37,7 +32,7 @@ fn start_in(dir: &Path, base: &Path, primary: Option<&TestServer>) -> TestServer
 }
 
 /// Waits (at most 20 s) until `id` reads 200 on `server`.
-fn wait_readable(server: &TestServer, id: &str) {
+pub(crate) fn wait_readable(server: &TestServer, id: &str) {
     let mut c = server.client();
     let deadline = Instant::now() + Duration::from_secs(20);
     while c
@@ -50,7 +45,7 @@ fn wait_readable(server: &TestServer, id: &str) {
     }
 }
 
-fn register_some(primary: &TestServer, n: usize, tag: &str) -> Vec<String> {
+pub(crate) fn register_some(primary: &TestServer, n: usize, tag: &str) -> Vec<String> {
     let mut c = primary.client();
     (0..n)
         .map(|i| {
@@ -78,7 +73,7 @@ fn a_follower_replays_refuses_writes_catches_up_and_compacts_alike() {
     build(&base, 1, 300);
     let (p_dir, f_dir) = (dir.path().join("primary"), dir.path().join("follower"));
     let primary = start_in(&p_dir, &base, None);
-    let mut follower = start_in(&f_dir, &base, Some(&primary));
+    let mut follower = start_in(&f_dir, &base, Some(follow(&primary)));
 
     let ids = register_some(&primary, 5, "a");
     for id in &ids {
@@ -99,7 +94,7 @@ fn a_follower_replays_refuses_writes_catches_up_and_compacts_alike() {
     follower.stop();
     drop(follower);
     let more = register_some(&primary, 3, "b");
-    let follower = start_in(&f_dir, &base, Some(&primary));
+    let follower = start_in(&f_dir, &base, Some(follow(&primary)));
     for id in &more {
         wait_readable(&follower, id);
     }
@@ -145,7 +140,7 @@ fn a_follower_replays_refuses_writes_catches_up_and_compacts_alike() {
     late.wait().unwrap();
     std::fs::copy(generation_file(&p_dir, 2), generation_file(&late_dir, 2)).unwrap();
     std::fs::remove_dir_all(late_dir.join("changes")).unwrap();
-    let late = start_in(&late_dir, &base, Some(&primary));
+    let late = start_in(&late_dir, &base, Some(follow(&primary)));
     let last = register_some(&primary, 1, "c");
     wait_readable(&late, &last[0]);
     wait_readable(&late, &ids[0]);

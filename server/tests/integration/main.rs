@@ -7,6 +7,7 @@ mod banner;
 mod crash;
 mod errors;
 mod follower;
+mod follower_tls;
 mod hardening;
 mod openapi;
 mod overload;
