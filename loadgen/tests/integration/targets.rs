@@ -18,13 +18,14 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
+use crate::common::ServerThread;
+
 /// A server on 127.0.0.1 that counts the requests it answers (200 with a
 /// small JSON body), over TLS when given an acceptor. Stops when dropped.
 struct CountingServer {
     addr: SocketAddr,
     answered: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl CountingServer {
@@ -79,24 +80,12 @@ impl CountingServer {
         CountingServer {
             addr: addr_rx.recv().unwrap(),
             answered,
-            stop: Some(stop),
-            thread: Some(thread),
+            _thread: ServerThread::new(stop, thread),
         }
     }
 
     fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for CountingServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -168,46 +157,44 @@ fn the_closed_model_spreads_connections_over_targets() {
     assert_eq!(a.answered() + b.answered(), 300);
 }
 
-#[test]
-fn https_targets_are_loaded_through_a_private_ca() {
-    let (acceptor, pem) = self_signed();
+/// An open-model run of `requests` GETs over one second against a TLS
+/// server using `acceptor`, trusting the certificates in `ca_pem`; returns
+/// the report and how many requests the server answered.
+fn https_run(acceptor: TlsAcceptor, ca_pem: &str, requests: u64) -> (Report, u64) {
     let server = CountingServer::start(Some(acceptor));
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, pem).unwrap();
+    std::fs::write(&ca, ca_pem).unwrap();
     let mut config = RunConfig::open(
         Target::parse(&format!("https://{}", server.addr)).unwrap(),
-        300.0,
+        requests as f64,
         Duration::from_secs(1),
     );
     config.threads = 1;
+    config.timeout = Duration::from_secs(2);
     config.tls = Some(TlsClient::new(Some(&ca)).unwrap());
-    let r = run_open(&config);
+    let report = run_open(&config);
+    let answered = server.answered();
+    (report, answered)
+}
+
+#[test]
+fn https_targets_are_loaded_through_a_private_ca() {
+    let (acceptor, pem) = self_signed();
+    let (r, answered) = https_run(acceptor, &pem, 300);
     assert_eq!(r.summary.requests, 300);
     assert_eq!(r.summary.errors, 0, "{:?}", r.statuses);
-    assert_eq!(server.answered(), 300);
+    assert_eq!(answered, 300);
 }
 
 #[test]
 fn an_https_target_whose_certificate_is_not_trusted_fails_every_request() {
     let (acceptor, _) = self_signed();
     let (_, other_pem) = self_signed();
-    let server = CountingServer::start(Some(acceptor));
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("other-ca.pem");
-    std::fs::write(&ca, other_pem).unwrap();
-    let mut config = RunConfig::open(
-        Target::parse(&format!("https://{}", server.addr)).unwrap(),
-        50.0,
-        Duration::from_millis(400),
-    );
-    config.threads = 1;
-    config.timeout = Duration::from_secs(2);
-    config.tls = Some(TlsClient::new(Some(&ca)).unwrap());
-    let r = run_open(&config);
+    let (r, answered) = https_run(acceptor, &other_pem, 20);
     assert_eq!(r.summary.requests, 20);
     assert_eq!(r.summary.errors, 20);
-    assert_eq!(server.answered(), 0);
+    assert_eq!(answered, 0);
 }
 
 #[test]
