@@ -19,6 +19,7 @@ use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
 use crate::runner::{default_threads, run, Model, RunConfig};
+use crate::tls::TlsClient;
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
 
@@ -93,9 +94,15 @@ pub enum ClientArg {
 /// Options of a load run.
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
-    /// Server base URL (http://host:port); repeat for several, the load is split evenly.
-    #[arg(long, value_name = "URL")]
+    /// Server base URL (http://host:port or https://host:port); repeat or
+    /// separate with commas for several: the open model sends to each in
+    /// turn, the closed model spreads connections over them.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub target: Vec<String>,
+    /// PEM file of the CA certificates that https targets are checked
+    /// against (a private CA, a self-signed certificate) [the system bundle].
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// API key sent as `Authorization: Bearer KEY` (callers in a profile may name their own).
     #[arg(long)]
     pub key: Option<String>,
@@ -369,8 +376,14 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
     let model = pace(args, profile.as_ref(), duration)?;
     let keys = load_keys(args, seed)?;
     workload.check_keys(&keys)?;
+    let tls = if targets.iter().any(Target::is_https) || args.ca.is_some() {
+        Some(TlsClient::new(args.ca.as_deref())?)
+    } else {
+        None
+    };
     let config = RunConfig {
         targets,
+        tls,
         model,
         duration,
         max_requests: args.requests,

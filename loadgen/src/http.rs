@@ -4,6 +4,9 @@
 //! buffer and parses the answer's head in place with `httparse`, reading
 //! the body into the same buffer and dropping it. It does no pipelining,
 //! so each connection has at most one request in flight, exactly like wrk.
+//!
+//! Both speak over plain TCP or, for `https://` targets, TLS
+//! ([`crate::tls`]).
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -15,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
+use crate::tls::{Stream, TlsClient};
 use crate::workload::{Method, Request};
 use crate::writes::{CHANGE_REASON, CHANGE_REASON_NAME, CHANGE_REASON_VALUE};
 
@@ -29,18 +33,26 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Path prefix put before every API path (usually empty).
     pub base_path: String,
+    /// For `https://` targets, the name the server's certificate must
+    /// carry (the host without the port); `None` for `http://`.
+    pub tls_name: Option<String>,
 }
 
 impl Target {
-    /// Parses `http://host:port[/prefix]` and resolves the host.
+    /// Parses `http://host[:port][/prefix]` or `https://...` and resolves
+    /// the host.
     pub fn parse(url: &str) -> Result<Target> {
         let bad = |reason: &str| Error::InvalidTarget {
             url: url.to_string(),
             reason: reason.to_string(),
         };
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("only http:// targets are supported"))?;
+        let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false, 80)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true, 443)
+        } else {
+            return Err(bad("only http:// and https:// targets are supported"));
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -48,14 +60,22 @@ impl Target {
         if authority.is_empty() {
             return Err(bad("no host"));
         }
-        let with_port = if authority
+        let port_given = authority
             .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
+            .filter(|(_, p)| p.parse::<u16>().is_ok())
+            .map(|(host, _)| host);
+        let with_port = match port_given {
+            Some(_) => authority.to_string(),
+            None => format!("{authority}:{default_port}"),
         };
+        let host_only = port_given.unwrap_or(authority);
+        // An IPv6 literal is bracketed in a URL but not in a server name.
+        let tls_name = tls.then(|| {
+            host_only
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        });
         let addr = with_port
             .to_socket_addrs()
             .map_err(|e| bad(&e.to_string()))?
@@ -66,7 +86,13 @@ impl Target {
             host: authority.to_string(),
             addr,
             base_path: path.to_string(),
+            tls_name,
         })
+    }
+
+    /// Whether requests go over TLS.
+    pub fn is_https(&self) -> bool {
+        self.tls_name.is_some()
     }
 }
 
@@ -145,11 +171,26 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    /// Connects to a target. The hyper client spawns its connection task
-    /// with `spawn_local`, so it must run inside a `LocalSet`.
-    pub async fn connect(kind: ClientKind, target: &Target) -> io::Result<Conn> {
-        let stream = TcpStream::connect(target.addr).await?;
-        stream.set_nodelay(true)?;
+    /// Connects to a target, with a TLS handshake through `tls` for an
+    /// `https://` target. The hyper client spawns its connection task with
+    /// `spawn_local`, so it must run inside a `LocalSet`.
+    pub async fn connect(
+        kind: ClientKind,
+        target: &Target,
+        tls: Option<&TlsClient>,
+    ) -> io::Result<Conn> {
+        let tcp = TcpStream::connect(target.addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = match (&target.tls_name, tls) {
+            (None, _) => Stream::Plain(tcp),
+            (Some(name), Some(tls)) => Stream::Tls(Box::new(tls.connect(name, tcp).await?)),
+            (Some(_), None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an https:// target needs a TLS client configuration",
+                ))
+            }
+        };
         match kind {
             ClientKind::Raw => Ok(Conn::Raw(RawConn::new(stream))),
             ClientKind::Hyper => {
@@ -192,7 +233,7 @@ impl Conn {
 
 /// The lean client's connection.
 pub struct RawConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     closed: bool,
 }
@@ -206,7 +247,7 @@ enum Framing {
 const READ_CHUNK: usize = 16 * 1024;
 
 impl RawConn {
-    fn new(stream: TcpStream) -> RawConn {
+    fn new(stream: Stream) -> RawConn {
         RawConn {
             stream,
             // Small to start: most answers are a record or less, and an idle
@@ -229,6 +270,11 @@ impl RawConn {
 
     async fn round_trip(&mut self, wire: &[u8]) -> io::Result<Answer> {
         self.stream.write_all(wire).await?;
+        if let Stream::Tls(_) = self.stream {
+            // rustls may hold records back until flushed; a plain TCP
+            // stream has nothing to flush.
+            self.stream.flush().await?;
+        }
         self.buf.clear();
         let mut retry_after = false;
         let (status, head_len, framing) = loop {
@@ -438,7 +484,15 @@ mod tests {
         assert_eq!(t.base_path, "");
         let t = Target::parse("http://127.0.0.1:9/api/").unwrap();
         assert_eq!(t.base_path, "/api");
-        assert!(Target::parse("https://x").is_err());
+        assert_eq!(t.tls_name, None);
+        let t = Target::parse("https://localhost:8443/x").unwrap();
+        assert_eq!(t.tls_name.as_deref(), Some("localhost"));
+        assert_eq!(t.host, "localhost:8443");
+        assert_eq!(t.base_path, "/x");
+        let t = Target::parse("https://127.0.0.1").unwrap();
+        assert_eq!(t.addr.port(), 443);
+        assert_eq!(t.tls_name.as_deref(), Some("127.0.0.1"));
+        assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("http://").is_err());
     }
 

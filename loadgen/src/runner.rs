@@ -35,6 +35,7 @@ use crate::keys::KeyPool;
 use crate::rate::{RateCurve, Schedule};
 use crate::stats::{Recorder, Stats};
 use crate::timer::{reduce_timer_slack, PreciseTimer};
+use crate::tls::TlsClient;
 use crate::units::{Count, Micros};
 use crate::workload::{Generator, Request, Workload};
 
@@ -60,8 +61,12 @@ pub enum Model {
 /// Everything a run needs besides the workload and keys.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Servers; the load is split evenly across them.
+    /// Servers; the load is split evenly across them (open model: request
+    /// by request in turn; closed model: connection by connection).
     pub targets: Vec<Target>,
+    /// TLS client for `https://` targets; `None` trusts the system's CA
+    /// bundle when a target needs TLS.
+    pub tls: Option<TlsClient>,
     /// Open or closed.
     pub model: Model,
     /// How long to send.
@@ -104,6 +109,7 @@ impl RunConfig {
     pub fn closed(target: Target, connections: usize, duration: Duration) -> RunConfig {
         RunConfig {
             targets: vec![target],
+            tls: None,
             model: Model::Closed { connections },
             duration,
             max_requests: None,
@@ -311,7 +317,11 @@ pub fn run(
     let thread_live: Vec<Arc<ThreadLive>> = (0..threads)
         .map(|_| Arc::new(ThreadLive::default()))
         .collect();
-    let config = Arc::new(config.clone());
+    let mut config = config.clone();
+    if config.tls.is_none() && config.targets.iter().any(Target::is_https) {
+        config.tls = Some(TlsClient::new(None)?);
+    }
+    let config = Arc::new(config);
     let started_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -660,7 +670,7 @@ async fn execute(
     let attempt = async {
         let reused = conn.is_some();
         if !reused {
-            *conn = Some(Conn::connect(client, t).await?);
+            *conn = Some(Conn::connect(client, t, sh.config.tls.as_ref()).await?);
             sh.live.connected();
         }
         let first = match conn.as_mut() {
@@ -676,7 +686,7 @@ async fn execute(
                 if conn.take().is_some() {
                     sh.live.disconnected();
                 }
-                let c = conn.insert(Conn::connect(client, t).await?);
+                let c = conn.insert(Conn::connect(client, t, sh.config.tls.as_ref()).await?);
                 sh.live.connected();
                 c.send(wire, req, t, auth).await
             }
@@ -882,7 +892,12 @@ async fn open_connection(sh: Rc<Shared>, target: usize, first: Instant) {
     // Connect before taking the first request, so that the dispatcher
     // learns when the handshake is done. A failure leaves `conn` empty and
     // `execute` tries again, recording the error against the request.
-    let mut conn = match tokio::time::timeout(sh.config.timeout, Conn::connect(client, t)).await {
+    let mut conn = match tokio::time::timeout(
+        sh.config.timeout,
+        Conn::connect(client, t, sh.config.tls.as_ref()),
+    )
+    .await
+    {
         Ok(Ok(c)) => {
             sh.live.connected();
             Some(c)

@@ -86,7 +86,15 @@ mod imp {
                     }
                 });
                 match read {
-                    Ok(result) => return result,
+                    Ok(result) => {
+                        // The expiry is consumed. Without this the next
+                        // sleep would find the old readiness, read, get
+                        // EAGAIN and only then wait: one wasted system call
+                        // per wake. Clearing is safe: the next expiry is a
+                        // new edge that sets readiness again.
+                        guard.clear_ready();
+                        return result;
+                    }
                     // Stale readiness from an earlier expiry: wait again.
                     Err(_would_block) => continue,
                 }

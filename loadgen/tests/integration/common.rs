@@ -172,9 +172,19 @@ impl ClosingServer {
 }
 
 /// A test server's thread: told to stop and joined when dropped.
-struct ServerThread {
+pub struct ServerThread {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Owns `thread`, which stops when `stop` is sent to.
+    pub fn new(stop: tokio::sync::oneshot::Sender<()>, thread: JoinHandle<()>) -> ServerThread {
+        ServerThread {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
 }
 
 impl Drop for ServerThread {

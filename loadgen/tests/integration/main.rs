@@ -9,5 +9,6 @@ mod keep_alive;
 mod profiles;
 mod rate_curves;
 mod reports;
+mod targets;
 mod writes;
 mod zipf;
