@@ -22,6 +22,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligne
 use crate::citizen::{Citizen, Modality, Relative};
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::name_index::NameKeys;
 
 /// Number of staging partitions (by the top bits of the ID hash).
 pub const PARTITIONS: usize = 128;
@@ -179,6 +180,7 @@ impl SnapshotBuilder {
         let mut legacy_keys: Vec<(u32, u32, u32)> = Vec::new(); // (fingerprint, legacy, slot)
         let mut bio_keys: Vec<(u32, u32, [u8; 16])> = Vec::new(); // (fingerprint, tag, digest)
         let mut reps: Vec<RepresentativeEntry> = Vec::new();
+        let mut name_keys = NameKeys::with_capacity(n as usize);
         out.begin(SectionKind::Records)?;
         let mut buf = Vec::new();
         let mut previous_id = None;
@@ -203,6 +205,7 @@ impl SnapshotBuilder {
                 }
                 previous_id = Some(s.record.id.get());
                 let slot = pages.push(&mut out, s.hash.get(), &s.record)?;
+                name_keys.add(&self.heap.bytes, &s.record, slot);
                 let legacy = s.record.legacy_id.get();
                 if legacy != 0 {
                     legacy_keys.push((legacy_fingerprint(legacy, HASH_SEED), legacy, slot));
@@ -315,6 +318,10 @@ impl SnapshotBuilder {
         out.write(&self.heap.bytes)?;
         out.end()?;
 
+        out.begin(SectionKind::NameIndex)?;
+        let name_home_slots = name_keys.write(&mut out)?;
+        out.end()?;
+
         let build_time = self.options.build_time_unix.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -337,7 +344,8 @@ impl SnapshotBuilder {
             flags: 0.into(),
             sections: [SectionEntry::default(); 7],
             folded_sequence: self.options.folded_sequence.into(),
-            reserved: [0; 24],
+            name_home_slots: name_home_slots.into(),
+            reserved: [0; 16],
             header_checksum: 0.into(),
         };
         header.sections[..out.sections.len()].copy_from_slice(&out.sections);
@@ -554,13 +562,13 @@ pub fn build_snapshot<'a>(
 /// are assigned by the state, not chosen by whoever queries them, so a
 /// keyed hash buys nothing here.
 #[inline]
-fn home_slots_for(keys: usize) -> u64 {
+pub(crate) fn home_slots_for(keys: usize) -> u64 {
     (keys as u64 * SLOTS_PER_NINE_KEYS).div_ceil(9).max(1)
 }
 
 /// Writes an ordered linear-probing table: keys sorted by fingerprint, each at
 /// its home slot or the first free slot after it, empty slots in between.
-fn write_ordered_table<K, S: IntoBytes + Immutable>(
+pub(crate) fn write_ordered_table<K, S: IntoBytes + Immutable>(
     out: &mut SectionWriter,
     keys: &[K],
     home_slots: u64,
@@ -697,7 +705,7 @@ impl TextHeap {
 }
 
 /// Writes sections with alignment and streaming checksums.
-struct SectionWriter<'p> {
+pub(crate) struct SectionWriter<'p> {
     inner: BufWriter<File>,
     path: &'p Path,
     position: u64,

@@ -4,5 +4,6 @@ mod common;
 mod corruption;
 mod exercise;
 mod lookups;
+mod matching;
 mod owned;
 mod robustness;
