@@ -566,6 +566,18 @@ impl MatchSummary {
         self.with_candidates += u64::from(r.candidate_count > 0);
     }
 
+    /// Adds the counts of another run (a block matched elsewhere).
+    pub fn merge(&mut self, other: &MatchSummary) {
+        self.rows += other.rows;
+        for (a, b) in self.by_status.iter_mut().zip(other.by_status) {
+            *a += b;
+        }
+        for (a, b) in self.mismatched.iter_mut().zip(other.mismatched) {
+            *a += b;
+        }
+        self.with_candidates += other.with_candidates;
+    }
+
     /// Rows with this status.
     pub fn count(&self, status: MatchStatus) -> u64 {
         self.by_status[MatchStatus::ALL
