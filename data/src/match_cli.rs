@@ -99,7 +99,8 @@ pub(crate) fn run_match(args: MatchArgs, out: &mut dyn Write) -> Result<()> {
     if to_stdout {
         eprint!("{report}");
     } else {
-        out.write_all(report.as_bytes()).map_err(Error::io("output"))?;
+        out.write_all(report.as_bytes())
+            .map_err(Error::io("output"))?;
     }
     Ok(())
 }

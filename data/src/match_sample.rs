@@ -45,14 +45,18 @@ pub fn write_sample<D: AsRef<[u8]>>(
         source: e,
     };
     if snapshot.is_empty() {
-        return Err(Error::BadHeader("the snapshot has no records to draw from".into()));
+        return Err(Error::BadHeader(
+            "the snapshot has no records to draw from".into(),
+        ));
     }
     let mut rng = Rng::new(seed, 0x6d61_7463);
     if format == Format::Csv {
         rows.write_all(b"id,full_name,date_of_birth,sex,permanent_residence,province\n")
             .map_err(io)?;
     }
-    expect.write_all(b"row,status,mismatched,true_id\n").map_err(io)?;
+    expect
+        .write_all(b"row,status,mismatched,true_id\n")
+        .map_err(io)?;
     let mut line = Vec::with_capacity(256);
     for row in 1..=n {
         let index = (rng.next_u64() % snapshot.len() as u64) as u32;
@@ -102,7 +106,11 @@ fn plant<D: AsRef<[u8]>>(
         permanent_residence: view.permanent_residence().unwrap_or_default().to_string(),
         province: None,
         expected: Expected {
-            status: if dead { MatchStatus::Deceased } else { MatchStatus::Found },
+            status: if dead {
+                MatchStatus::Deceased
+            } else {
+                MatchStatus::Found
+            },
             mismatched: "",
             true_id: id.get(),
         },
@@ -123,7 +131,11 @@ fn plant<D: AsRef<[u8]>>(
             mismatch(&mut p, "date_of_birth");
         }
         13 => {
-            p.sex = if p.sex == Sex::Male { Sex::Female } else { Sex::Male };
+            p.sex = if p.sex == Sex::Male {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
             mismatch(&mut p, "sex");
         }
         14 | 15 => {

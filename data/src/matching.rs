@@ -399,9 +399,7 @@ pub fn match_stream<S: MatchSource + Sync>(
         }
         let outputs: Vec<BlockOutput> = blocks
             .par_iter()
-            .map(|(first_row, block)| {
-                match_block(source, &parser, *first_row, block, options)
-            })
+            .map(|(first_row, block)| match_block(source, &parser, *first_row, block, options))
             .collect();
         let mut out = Vec::new();
         for block in outputs {
@@ -493,7 +491,7 @@ fn count_records(block: &[u8], format: Format) -> u64 {
 }
 
 /// The end of the last complete record of `buf`.
-fn last_record_end(buf: &[u8], format: Format) -> Option<usize> {
+pub fn last_record_end(buf: &[u8], format: Format) -> Option<usize> {
     match format {
         Format::Ndjson => buf.iter().rposition(|&b| b == b'\n'),
         Format::Csv => {
@@ -540,7 +538,10 @@ mod tests {
         csv.read_header(b"id,full_name,date_of_birth,sex,province\r")
             .unwrap();
         let mut a = MatchRow::default();
-        csv.read_row(b"079089012345,NGUYEN VAN AN,1989-03-14,male,Ho Chi Minh", &mut a);
+        csv.read_row(
+            b"079089012345,NGUYEN VAN AN,1989-03-14,male,Ho Chi Minh",
+            &mut a,
+        );
         let mut json = RowParser::new(Format::Ndjson);
         let mut b = MatchRow::default();
         json.read_row(
@@ -557,6 +558,8 @@ mod tests {
         assert!(b.refused.is_some(), "a claim beyond the card is refused");
         json.read_row(br#"{"id":"079089012345"}"#, &mut b);
         assert_eq!(b.refused.unwrap().code, "empty_claims");
-        assert!(RowParser::new(Format::Csv).read_header(b"id,blood_type").is_err());
+        assert!(RowParser::new(Format::Csv)
+            .read_header(b"id,blood_type")
+            .is_err());
     }
 }

@@ -261,7 +261,11 @@ impl RowResult {
 /// register's changes.
 pub trait MatchSource {
     /// Calls `visit(i, record)` for each `ids[i]`, in order.
-    fn lookup_many(&self, ids: &[PersonalId], visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>));
+    fn lookup_many(
+        &self,
+        ids: &[PersonalId],
+        visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>),
+    );
 
     /// Calls `visit` with every record (as it is now) whose folded name and
     /// date of birth are `key`'s, until `visit` returns false.
@@ -273,7 +277,11 @@ pub trait MatchSource {
 }
 
 impl<D: AsRef<[u8]>> MatchSource for Snapshot<D> {
-    fn lookup_many(&self, ids: &[PersonalId], visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>)) {
+    fn lookup_many(
+        &self,
+        ids: &[PersonalId],
+        visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>),
+    ) {
         let mut views = Vec::with_capacity(ids.len());
         self.get_many(ids, &mut views);
         for (i, v) in views.into_iter().enumerate() {
@@ -312,7 +320,12 @@ impl Matcher {
     /// Matches `rows` against `source`; `out` receives one result per row,
     /// in order (it is cleared first). The IDs of the block are looked up
     /// together, so their memory loads overlap.
-    pub fn match_rows(&mut self, source: &dyn MatchSource, rows: &[MatchRow], out: &mut Vec<RowResult>) {
+    pub fn match_rows(
+        &mut self,
+        source: &dyn MatchSource,
+        rows: &[MatchRow],
+        out: &mut Vec<RowResult>,
+    ) {
         out.clear();
         out.extend(rows.iter().map(initial_result));
         self.ids.clear();
@@ -341,7 +354,12 @@ impl Matcher {
         }
     }
 
-    fn find_candidates(&mut self, source: &dyn MatchSource, row: &MatchRow, result: &mut RowResult) {
+    fn find_candidates(
+        &mut self,
+        source: &dyn MatchSource,
+        row: &MatchRow,
+        result: &mut RowResult,
+    ) {
         let Some(dob) = row.date_of_birth else {
             return;
         };
@@ -396,7 +414,10 @@ fn check_row(row: &MatchRow, view: &CitizenView<'_>, result: &mut RowResult) {
         }
     };
     if !row.full_name.is_empty() {
-        differs(MatchField::FullName, names_match(&row.full_name, view.full_name()));
+        differs(
+            MatchField::FullName,
+            names_match(&row.full_name, view.full_name()),
+        );
     }
     if let Some(dob) = row.date_of_birth {
         differs(MatchField::DateOfBirth, view.date_of_birth() == dob);

@@ -31,7 +31,7 @@ use crate::view::CitizenView;
 pub struct NameDob {
     folded: String,
     date_of_birth: u32,
-    fingerprint: u32,
+    hash: u64,
 }
 
 impl NameDob {
@@ -46,7 +46,17 @@ impl NameDob {
     pub fn set(&mut self, full_name: &str, dob: Date) {
         fold_into(full_name, &mut self.folded);
         self.date_of_birth = dob.to_packed();
-        self.fingerprint = fingerprint(&self.folded, self.date_of_birth);
+        self.hash = name_dob_hash(self.folded.as_bytes(), self.date_of_birth);
+    }
+
+    /// The key's 64-bit hash ([`name_dob_hash`]), for indexes of changed
+    /// records.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    fn fingerprint(&self) -> u32 {
+        (self.hash >> 32) as u32
     }
 
     /// The folded name.
@@ -140,13 +150,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let Ok(slots) = <[NameSlot]>::ref_from_bytes(table) else {
             return;
         };
-        let home = home_slot(key.fingerprint, home_slots) as usize;
+        let home = home_slot(key.fingerprint(), home_slots) as usize;
         for slot in slots.get(home..).unwrap_or_default() {
             let (fp, record) = (slot.fingerprint.get(), slot.record.get());
-            if record == EMPTY || fp > key.fingerprint {
+            if record == EMPTY || fp > key.fingerprint() {
                 return;
             }
-            if fp == key.fingerprint {
+            if fp == key.fingerprint() {
                 if let Some(view) = self.slot_view(record) {
                     if key.matches(&view) && !visit(view) {
                         return;
@@ -166,9 +176,9 @@ mod tests {
         let dob = Date::new(1989, 3, 14).unwrap();
         let a = NameDob::new("Nguyễn Văn  An", dob);
         let b = NameDob::new("NGUYEN VAN AN", dob);
-        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.folded_name(), "nguyen van an");
         let other_day = NameDob::new("NGUYEN VAN AN", Date::new(1989, 3, 15).unwrap());
-        assert_ne!(a.fingerprint, other_day.fingerprint);
+        assert_ne!(a.hash(), other_day.hash());
     }
 }

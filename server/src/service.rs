@@ -35,7 +35,9 @@ use crate::body::HttpResponse;
 use crate::keys::Scopes;
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, feed, public, qr, statistics, verify, writes};
+use crate::routes::{
+    admin, biometrics, citizens, feed, matching, public, qr, statistics, verify, writes,
+};
 use crate::state::{Access, AuditTicket, State};
 
 /// The hyper service of one connection.
@@ -301,6 +303,8 @@ async fn post(
         Route::Compact => return admin::compact(state).await,
         Route::Changes => return feed::changes(state, access, req.uri().query()).await,
         Route::Statistics => return statistics::statistics(state, req.uri().query()).await,
+        // Streamed both ways: the body is read as the rows are answered.
+        Route::Match => return matching::match_rows(state, access, req).await,
         _ => {}
     }
     let path = req.uri().path().to_owned();

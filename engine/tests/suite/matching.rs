@@ -11,7 +11,9 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::common::{build, citizen};
 
 fn population(n: u32) -> Vec<Citizen> {
-    (0..n).map(|i| citizen(i * 7 + 3, u64::from(i) * 0x9E37_79B9)).collect()
+    (0..n)
+        .map(|i| citizen(i * 7 + 3, u64::from(i) * 0x9E37_79B9))
+        .collect()
 }
 
 fn oracle(citizens: &[Citizen], name: &str, dob: Date) -> BTreeSet<u64> {
@@ -43,7 +45,10 @@ fn name_index_finds_exactly_the_people_with_that_name_and_birthday() {
         sizes.insert(expected.len());
         assert_eq!(found, expected, "{shouted} {}", c.date_of_birth);
     }
-    assert!(sizes.iter().any(|&n| n > 1), "no shared name and birthday tested");
+    assert!(
+        sizes.iter().any(|&n| n > 1),
+        "no shared name and birthday tested"
+    );
     let nobody = NameDob::new("Không Ai Cả", Date::new(1950, 1, 1).unwrap());
     snap.find_by_name_dob(&nobody, |_| panic!("nobody has this name"));
 }
@@ -52,7 +57,9 @@ fn name_index_finds_exactly_the_people_with_that_name_and_birthday() {
 fn downgrade_to_version_4(bytes: &mut Vec<u8>) {
     let (mut header, _) = format::Header::read_from_prefix(bytes).unwrap();
     let name_index = header.sections[SectionKind::NameIndex as usize - 1];
-    bytes.truncate(header.sections[5].offset.get() as usize + header.sections[5].length.get() as usize);
+    bytes.truncate(
+        header.sections[5].offset.get() as usize + header.sections[5].length.get() as usize,
+    );
     assert!(name_index.offset.get() as usize >= bytes.len());
     header.format_version = 4.into();
     header.section_count = 6.into();
@@ -101,7 +108,11 @@ fn matcher_reports_each_planted_kind_of_row() {
     let alive = citizens.iter().find(|c| c.date_of_death.is_none()).unwrap();
     let dead = citizens.iter().find(|c| c.date_of_death.is_some()).unwrap();
     let mut rows = vec![row(1, alive), row(2, dead), row(3, dead), row(4, alive)];
-    rows[2].sex = Some(if dead.sex == Sex::Male { Sex::Female } else { Sex::Male });
+    rows[2].sex = Some(if dead.sex == Sex::Male {
+        Sex::Female
+    } else {
+        Sex::Male
+    });
     rows[3].full_name = "Tên Khác Hẳn".into();
     rows[3].permanent_residence = "somewhere else".into();
     let mut missing = row(5, alive);
@@ -125,11 +136,23 @@ fn matcher_reports_each_planted_kind_of_row() {
     use MatchStatus::*;
     assert_eq!(
         statuses,
-        [Found, Deceased, Found, Found, MissingId, MalformedId, NotFound, Invalid]
+        [
+            Found,
+            Deceased,
+            Found,
+            Found,
+            MissingId,
+            MalformedId,
+            NotFound,
+            Invalid
+        ]
     );
     assert!(results[0].matched() && results[0].candidates().is_empty());
     // A death is not told to a row whose claims do not all hold.
-    assert_eq!(results[2].mismatched_fields().collect::<Vec<_>>(), [MatchField::Sex]);
+    assert_eq!(
+        results[2].mismatched_fields().collect::<Vec<_>>(),
+        [MatchField::Sex]
+    );
     assert_eq!(
         results[3].mismatched_fields().collect::<Vec<_>>(),
         [MatchField::FullName, MatchField::PermanentResidence]

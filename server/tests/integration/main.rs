@@ -8,6 +8,7 @@ mod crash;
 mod errors;
 mod follower;
 mod hardening;
+mod matching;
 mod openapi;
 mod qr;
 mod register;
