@@ -102,7 +102,7 @@ pub(crate) fn human_bytes(v: u64) -> String {
 
 /// A progress bar on standard error when asked for and standard error is a
 /// terminal; hidden otherwise.
-fn progress_bar(wanted: bool, len: u64, unit: &str) -> ProgressBar {
+pub(crate) fn progress_bar(wanted: bool, len: u64, unit: &str) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

@@ -88,6 +88,40 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Match a ministry's rows against a snapshot (what `POST
+    /// /v1/citizens:match` answers), offline.
+    ///
+    /// Each row of --input (NDJSON or CSV: id, full_name, date_of_birth,
+    /// sex, optional permanent_residence and province) gets one result line
+    /// in --out, in order: found, deceased, not_found, malformed_id,
+    /// missing_id or invalid, the claimed fields that disagree, and with
+    /// --candidates up to 5 IDs found by name + date of birth (+ province)
+    /// for rows whose ID is missing, malformed, unknown or disagrees. A
+    /// summary goes to standard output at the end.
+    Match(MatchArgs),
+    /// Write a planted bulk-match input whose results are known (for
+    /// `match --expect`): 50 % exact rows, 20 % with one wrong field, 10 %
+    /// unknown IDs, 5 % malformed IDs, 15 % without ID.
+    MatchSample {
+        /// The snapshot to draw citizens from.
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Number of rows.
+        #[arg(long, value_name = "N")]
+        n: u64,
+        /// The rows (format from the file name or --format).
+        #[arg(long)]
+        out: PathBuf,
+        /// The expected results (CSV).
+        #[arg(long)]
+        expect: PathBuf,
+        /// Format of --out.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Seed of the random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print lookup keys for load tests, one per line.
     ///
     /// Keys that exist in the snapshot (12-digit IDs, 9-digit legacy IDs or
@@ -139,6 +173,36 @@ pub struct BuildArgs {
     /// Build time written in the header, seconds since the Unix epoch (default: now).
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub build_time: Option<i64>,
+    /// Never show a progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Arguments of `match`.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// The snapshot to match against.
+    #[arg(long)]
+    pub snapshot: PathBuf,
+    /// The rows (NDJSON or CSV; `-` for standard input).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The results (`-` for standard output, then the summary goes to
+    /// standard error).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Format of --input (default: from the file name).
+    #[arg(long, value_enum)]
+    pub input_format: Option<Format>,
+    /// Format of --out (default: from the file name, else that of --input).
+    #[arg(long, value_enum)]
+    pub output_format: Option<Format>,
+    /// Search candidate IDs by name + date of birth (+ province).
+    #[arg(long)]
+    pub candidates: bool,
+    /// Compare the results with an expectation file of `match-sample`.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
     /// Never show a progress bar (it is shown only on a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
@@ -282,6 +346,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 }
             }
         }
+        Command::Match(args) => crate::match_cli::run_match(args, out)?,
+        Command::MatchSample {
+            snapshot,
+            n,
+            out: path,
+            expect,
+            format,
+            seed,
+        } => crate::match_cli::run_sample(&snapshot, n, &path, &expect, format, seed)?,
         Command::SampleKeys {
             from,
             n,

@@ -24,6 +24,8 @@
 //!   columns) with line-numbered errors;
 //! - [`export()`]: write a snapshot back as NDJSON or CSV;
 //! - [`sample_keys`]: keys for load tests;
+//! - [`matching`]: bulk match input and output (`dancu-data match` and the
+//!   server's `citizens:match`);
 //! - [`cli`]: the `dancu-data` command line.
 //!
 //! # Example
@@ -58,6 +60,9 @@ mod error;
 mod export;
 mod import;
 mod keys;
+mod match_cli;
+pub mod match_sample;
+pub mod matching;
 pub mod reference;
 mod rng;
 pub mod synth;

@@ -160,7 +160,7 @@ impl SnapshotBuilder {
     }
 
     fn write_file(&mut self, tmp: &Path) -> Result<u64> {
-        let mut assembler = Assembler::create(tmp, self.count)?;
+        let mut assembler = Assembler::create(tmp, self.count, [&self.heap.bytes, &[]])?;
         // Reading and sorting partition p + 1 (one thread) overlaps laying
         // out partition p (this one): each takes about half of the time.
         std::thread::scope(|scope| -> Result<()> {
@@ -185,7 +185,7 @@ impl SnapshotBuilder {
             }
             Ok(())
         })?;
-        assembler.finish(&[&self.heap.bytes], &self.options)
+        assembler.finish(&self.options)
     }
 }
 

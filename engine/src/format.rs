@@ -12,9 +12,12 @@ pub const MAGIC: [u8; 8] = *b"DANCUSNP";
 /// Written as a little-endian u32; any other value means a foreign writer.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 /// The version this build writes.
-pub const FORMAT_VERSION: u32 = 4;
-/// The oldest version this build reads.
+pub const FORMAT_VERSION: u32 = 5;
+/// The oldest version this build reads (versions 3 and 4 have no name
+/// index: they read as snapshots whose candidate search is unavailable).
 pub const OLDEST_READABLE_VERSION: u32 = 3;
+/// The first version with a name + date-of-birth index (section 7).
+pub const NAME_INDEX_VERSION: u32 = 5;
 /// Sections start on a multiple of this (a page), so each can be advised alone.
 pub const SECTION_ALIGN: u64 = 4096;
 /// Seed of the xxh3 hashes that place keys in the indexes.
@@ -57,18 +60,31 @@ pub enum SectionKind {
     Representatives = 5,
     /// Length-prefixed UTF-8 strings referenced by offset.
     TextHeap = 6,
+    /// Folded full name + date of birth → records, ordered linear-probing
+    /// table (version 5 on; see `name_index.rs`).
+    NameIndex = 7,
 }
 
 impl SectionKind {
     /// All sections in file order.
-    pub const ALL: [SectionKind; 6] = [
+    pub const ALL: [SectionKind; 7] = [
         SectionKind::Records,
         SectionKind::PageRanks,
         SectionKind::LegacyIndex,
         SectionKind::BiometricIndex,
         SectionKind::Representatives,
         SectionKind::TextHeap,
+        SectionKind::NameIndex,
     ];
+
+    /// The sections a file of format `version` has, in file order.
+    pub fn of_version(version: u32) -> &'static [SectionKind] {
+        if version >= NAME_INDEX_VERSION {
+            &Self::ALL
+        } else {
+            &Self::ALL[..6]
+        }
+    }
 
     /// The section's name in reports and errors.
     pub fn name(self) -> &'static str {
@@ -79,6 +95,7 @@ impl SectionKind {
             SectionKind::BiometricIndex => "biometric_index",
             SectionKind::Representatives => "representatives",
             SectionKind::TextHeap => "text_heap",
+            SectionKind::NameIndex => "name_index",
         }
     }
 }
@@ -128,18 +145,20 @@ pub struct Header {
     pub legacy_home_slots: U64,
     /// Home slots of the biometric table.
     pub biometric_home_slots: U64,
-    /// Number of sections in use (6 in versions 1 and 2).
+    /// Number of sections in use (6 before version 5, 7 from it).
     pub section_count: U32,
     /// Zero.
     pub flags: U32,
-    /// The section table; the unused row is zero.
+    /// The section table; before version 5 the last row is zero.
     pub sections: [SectionEntry; 7],
     /// The last change-log sequence number folded into this snapshot (0: none).
     /// Version 3 had an eighth, always-zero section row here, so a version 3
     /// file reads as having folded nothing.
     pub folded_sequence: U64,
+    /// Home slots of the name index (0 before version 5).
+    pub name_home_slots: U64,
     /// Zero.
-    pub reserved: [u8; 24],
+    pub reserved: [u8; 16],
     /// xxh3-64 of all header bytes before this field.
     pub header_checksum: U64,
 }
@@ -245,6 +264,25 @@ pub struct BiometricSlot {
     /// Record number in the low 31 bits, modality (0 face, 1 fingerprint) in
     /// the top bit; [`EMPTY`] when the slot is empty.
     pub tag: U32,
+}
+
+/// A slot of the name + date-of-birth table (same shape as a legacy slot).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct NameSlot {
+    /// High 32 bits of the key's hash ([`name_dob_hash`]); slots are in
+    /// ascending order of it.
+    pub fingerprint: U32,
+    /// Slot number of the record, or [`EMPTY`].
+    pub record: U32,
+}
+
+/// The hash of a folded full name and a packed date of birth that places
+/// the pair in the name index: xxh3-64 of the folded name's bytes, seeded
+/// with [`HASH_SEED`] xor the packed date.
+#[inline]
+pub fn name_dob_hash(folded_name: &[u8], date_of_birth_packed: u32) -> u64 {
+    key_hash(folded_name, HASH_SEED ^ u64::from(date_of_birth_packed))
 }
 
 /// A legal representative of the record `record`.
@@ -420,6 +458,7 @@ mod tests {
         assert_eq!(RECORD_SIZE, 108);
         assert_eq!(HEADER_SIZE, 352);
         assert_eq!(std::mem::size_of::<LegacySlot>(), 8);
+        assert_eq!(std::mem::size_of::<NameSlot>(), 8);
         assert_eq!(std::mem::size_of::<BiometricSlot>(), 20);
         assert_eq!(std::mem::size_of::<RepresentativeEntry>(), 18);
         assert_eq!(std::mem::size_of::<PageHeader>(), PAGE_HEADER_SIZE);

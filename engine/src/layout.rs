@@ -18,6 +18,7 @@ use crate::builder::{BuildOptions, Staged};
 use crate::citizen::Modality;
 use crate::error::{Error, Result};
 use crate::format::*;
+use crate::name_index::NameKeys;
 
 /// Renames the finished (synced) file `tmp` over `path`, durably.
 pub(crate) fn publish(tmp: &Path, path: &Path) -> Result<()> {
@@ -50,14 +51,22 @@ pub(crate) struct Assembler<'p> {
     legacy_keys: Vec<(u32, u32, u32)>, // (fingerprint, legacy, slot)
     bio_keys: Vec<(u32, u32, [u8; 16])>, // (fingerprint, tag, digest)
     reps: Vec<RepresentativeEntry>,
+    name_keys: NameKeys,
+    /// The text heap the records point into, in parts laid end to end.
+    heap: [&'p [u8]; 2],
     /// (hash, ID) of the last record pushed.
     previous: Option<(u64, u64)>,
     pushed: u64,
 }
 
 impl<'p> Assembler<'p> {
-    /// Starts the file `tmp` for exactly `records` records.
-    pub(crate) fn create(tmp: &'p Path, records: u64) -> Result<Assembler<'p>> {
+    /// Starts the file `tmp` for exactly `records` records whose text is
+    /// in `heap` (its two parts laid end to end; the second may be empty).
+    pub(crate) fn create(
+        tmp: &'p Path,
+        records: u64,
+        heap: [&'p [u8]; 2],
+    ) -> Result<Assembler<'p>> {
         let file = File::create(tmp).map_err(Error::io(tmp))?;
         let mut out = SectionWriter::new(BufWriter::with_capacity(1 << 20, file), tmp);
         out.write(&[0; HEADER_SIZE])?; // the header is written last, over these zeros
@@ -70,6 +79,8 @@ impl<'p> Assembler<'p> {
             legacy_keys: Vec::new(),
             bio_keys: Vec::new(),
             reps: Vec::new(),
+            name_keys: NameKeys::with_capacity(records as usize),
+            heap,
             previous: None,
             pushed: 0,
         })
@@ -96,6 +107,8 @@ impl<'p> Assembler<'p> {
         }
         self.pushed += 1;
         let slot = self.pages.push(&mut self.out, s.hash.get(), &s.record)?;
+        let name = self.text(s.record.full_name.get()).unwrap_or_default();
+        self.name_keys.add(name, &s.record, slot);
         let legacy = s.record.legacy_id.get();
         if legacy != 0 {
             self.legacy_keys
@@ -121,9 +134,19 @@ impl<'p> Assembler<'p> {
         Ok(())
     }
 
-    /// Writes the indexes, `heap` (its parts one after the other) and the
-    /// header, and syncs the file. Returns the file's size.
-    pub(crate) fn finish(self, heap: &[&[u8]], options: &BuildOptions) -> Result<u64> {
+    /// The heap text at `offset`, in whichever part holds it.
+    fn text(&self, offset: u32) -> Option<&'p str> {
+        let [first, second] = self.heap;
+        let bytes = match (offset as usize).checked_sub(first.len()) {
+            None => crate::text::read_text_bytes(first, offset)?,
+            Some(at) => crate::text::read_text_bytes(second, u32::try_from(at).ok()?)?,
+        };
+        std::str::from_utf8(bytes).ok()
+    }
+
+    /// Writes the indexes, the heap and the header, and syncs the file.
+    /// Returns the file's size.
+    pub(crate) fn finish(self, options: &BuildOptions) -> Result<u64> {
         let Assembler {
             tmp,
             mut out,
@@ -132,6 +155,8 @@ impl<'p> Assembler<'p> {
             mut legacy_keys,
             mut bio_keys,
             reps,
+            name_keys,
+            heap,
             pushed,
             ..
         } = self;
@@ -239,6 +264,10 @@ impl<'p> Assembler<'p> {
         }
         out.end()?;
 
+        out.begin(SectionKind::NameIndex)?;
+        let name_home_slots = name_keys.write(&mut out)?;
+        out.end()?;
+
         let build_time = options.build_time_unix.unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -261,7 +290,8 @@ impl<'p> Assembler<'p> {
             flags: 0.into(),
             sections: [SectionEntry::default(); 7],
             folded_sequence: options.folded_sequence.into(),
-            reserved: [0; 24],
+            name_home_slots: name_home_slots.into(),
+            reserved: [0; 16],
             header_checksum: 0.into(),
         };
         header.sections[..out.sections.len()].copy_from_slice(&out.sections);
@@ -356,13 +386,13 @@ impl PageWriter {
 
 /// Home slots of an ordered table of `keys` keys (at most 9 keys per
 /// `SLOTS_PER_NINE_KEYS` slots).
-fn home_slots_for(keys: usize) -> u64 {
+pub(crate) fn home_slots_for(keys: usize) -> u64 {
     (keys as u64 * SLOTS_PER_NINE_KEYS).div_ceil(9).max(1)
 }
 
 /// Writes an ordered linear-probing table: keys sorted by fingerprint, each at
 /// its home slot or the first free slot after it, empty slots in between.
-fn write_ordered_table<K, S: IntoBytes + Immutable>(
+pub(crate) fn write_ordered_table<K, S: IntoBytes + Immutable>(
     out: &mut SectionWriter,
     keys: &[K],
     home_slots: u64,
@@ -394,7 +424,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Writes sections with alignment and streaming checksums.
-struct SectionWriter<'p> {
+pub(crate) struct SectionWriter<'p> {
     inner: BufWriter<File>,
     path: &'p Path,
     position: u64,

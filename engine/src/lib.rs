@@ -19,6 +19,9 @@
 //! - [`Claims`] matches what a caller asserts about a citizen (the API's
 //!   "verify") without disclosing the record; names compare after
 //!   [`fold`]ing.
+//! - [`matching`] checks a ministry's rows in bulk ([`matching::Matcher`]),
+//!   finding candidates through the name + date-of-birth index
+//!   ([`NameDob`], [`Snapshot::find_by_name_dob`]).
 //! - [`write_citizen_json`] writes the API's JSON form of a record;
 //!   [`prefetch_citizen_json`] warms its heap strings a few records ahead.
 //!
@@ -55,7 +58,9 @@ pub mod format;
 pub mod id;
 mod json;
 mod layout;
+pub mod matching;
 mod memory;
+mod name_index;
 mod next_generation;
 mod owned;
 mod reader;
@@ -77,6 +82,7 @@ pub use json::{
     prefetch_citizen_json, write_citizen_json, write_str as write_json_str, write_verification_json,
 };
 pub use memory::{Memory, SnapshotBytes, StableBytes};
+pub use name_index::NameDob;
 pub use next_generation::{write_next_generation, Replacement};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};

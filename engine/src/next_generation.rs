@@ -75,8 +75,9 @@ pub fn write_next_generation<D: AsRef<[u8]>>(
     let records = snapshot.len() as u64 + added;
 
     let tmp = temporary_sibling(path, "next");
-    let result = merge(snapshot, staged, records, &tmp)
-        .and_then(|assembler| assembler.finish(&[old_heap, interner.appended()], &options));
+    let heap = [old_heap, interner.appended()];
+    let result = merge(snapshot, staged, records, heap, &tmp)
+        .and_then(|assembler| assembler.finish(&options));
     let file_bytes = match result {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -98,6 +99,7 @@ fn merge<'p, D: AsRef<[u8]>>(
     snapshot: &Snapshot<D>,
     staged: Vec<(Staged, Enrolled)>,
     records: u64,
+    heap: [&'p [u8]; 2],
     tmp: &'p Path,
 ) -> Result<Assembler<'p>> {
     let malformed = |m: String| Error::Malformed(m);
@@ -116,7 +118,7 @@ fn merge<'p, D: AsRef<[u8]>>(
             .map_err(|_| malformed("representatives section is not whole entries".into()))?;
     let mut representatives = representatives.iter().peekable();
 
-    let mut assembler = Assembler::create(tmp, records)?;
+    let mut assembler = Assembler::create(tmp, records, heap)?;
     let mut new = staged.into_iter().peekable();
     for view in snapshot.iter() {
         let slot = view.slot().expect("a snapshot's views have slots");

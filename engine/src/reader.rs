@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use zerocopy::little_endian::U32;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::citizen::{Modality, TemplateDigest};
 use crate::error::{Error, Result};
@@ -52,12 +52,20 @@ pub(crate) struct SectionTable {
     page_count: u64,
     legacy_home_slots: u64,
     biometric_home_slots: u64,
-    sections: [Range<usize>; 6],
+    /// 0 when the file has no name index (before version 5).
+    name_home_slots: u64,
+    /// Empty for a section the file's version does not have.
+    sections: [Range<usize>; 7],
 }
 
 impl SectionTable {
     pub(crate) fn section(&self, kind: SectionKind) -> Range<usize> {
         self.sections[kind as usize - 1].clone()
+    }
+
+    /// The sections the file has.
+    fn kinds(&self) -> &'static [SectionKind] {
+        SectionKind::of_version(self.header.format_version.get())
     }
 }
 
@@ -135,7 +143,8 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     /// [`StableBytes`] reads text without validating each string).
     pub fn verify_checksums(&self) -> Result<()> {
         let bytes = self.data.as_ref();
-        for (entry, kind) in self.table.header.sections.iter().zip(SectionKind::ALL) {
+        for (entry, kind) in self.table.header.sections.iter().zip(self.table.kinds()) {
+            let kind = *kind;
             let found = xxhash_rust::xxh3::xxh3_64(&bytes[self.table.section(kind)]);
             if found != entry.checksum.get() {
                 return Err(Error::ChecksumMismatch {
@@ -148,7 +157,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         // Padding (after the header, between sections) must be zero, so that
         // no byte of the file can change unnoticed.
         let mut previous_end = HEADER_SIZE;
-        for kind in SectionKind::ALL {
+        for &kind in self.table.kinds() {
             let section = self.table.section(kind);
             if let Some(at) = bytes[previous_end..section.start]
                 .iter()
@@ -218,7 +227,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
             sections: h
                 .sections
                 .iter()
-                .zip(SectionKind::ALL)
+                .zip(self.table.kinds())
                 .map(|(e, kind)| SectionInfo {
                     name: kind.name(),
                     offset: e.offset.get(),
@@ -227,6 +236,28 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
                 })
                 .collect(),
         }
+    }
+
+    /// The format version of the file.
+    pub(crate) fn info_version(&self) -> u32 {
+        self.table.header.format_version.get()
+    }
+
+    /// The name index's bytes and home slot count, if the file has one.
+    pub(crate) fn name_table(&self) -> Option<(&[u8], u64)> {
+        (self.table.name_home_slots != 0).then(|| {
+            (
+                self.slice(SectionKind::NameIndex),
+                self.table.name_home_slots,
+            )
+        })
+    }
+
+    /// The record in slot `slot`, if the slot is in use (for indexes that
+    /// refer to records by slot).
+    #[inline]
+    pub(crate) fn slot_view(&self, slot: u32) -> Option<CitizenView<'_>> {
+        self.view(slot)
     }
 
     /// The generation number.
@@ -651,18 +682,30 @@ fn validate(bytes: &[u8]) -> Result<SectionTable> {
             "{home_pages} home pages for {n} records"
         )));
     }
-    if header.reserved != [0; 24] || (version == 3 && header.folded_sequence.get() != 0) {
+    let has_name_index = version >= NAME_INDEX_VERSION;
+    if header.reserved != [0; 16]
+        || (version == 3 && header.folded_sequence.get() != 0)
+        || (!has_name_index && header.name_home_slots.get() != 0)
+    {
         return Err(malformed("reserved header bytes are not zero".into()));
     }
-    if header.section_count.get() as usize != SectionKind::ALL.len() {
+    let kinds = SectionKind::of_version(version);
+    if header.section_count.get() as usize != kinds.len() {
         return Err(malformed(format!(
-            "{} sections, expected 6",
-            header.section_count.get()
+            "{} sections, expected {} in format version {version}",
+            header.section_count.get(),
+            kinds.len()
         )));
     }
-    let mut sections: [Range<usize>; 6] = Default::default();
+    if header.sections[kinds.len()..]
+        .iter()
+        .any(|e| e.as_bytes() != [0; 32])
+    {
+        return Err(malformed("an unused section row is not zero".into()));
+    }
+    let mut sections: [Range<usize>; 7] = Default::default();
     let mut previous_end = HEADER_SIZE as u64;
-    for (entry, kind) in header.sections.iter().zip(SectionKind::ALL) {
+    for (entry, &kind) in header.sections.iter().zip(kinds) {
         if entry.kind.get() != kind as u32 {
             return Err(malformed(format!(
                 "section {} has kind {}",
@@ -711,6 +754,7 @@ fn validate(bytes: &[u8]) -> Result<SectionTable> {
             SectionKind::BiometricIndex => expected_len(20, None)?,
             SectionKind::Representatives => expected_len(18, None)?,
             SectionKind::TextHeap => {}
+            SectionKind::NameIndex => expected_len(8, None)?,
         }
         sections[kind as usize - 1] = offset as usize..end as usize;
         previous_end = end;
@@ -738,6 +782,11 @@ fn validate(bytes: &[u8]) -> Result<SectionTable> {
     {
         return Err(malformed("index home slots exceed their tables".into()));
     }
+    let name_home_slots = header.name_home_slots.get();
+    let name_len = sections[SectionKind::NameIndex as usize - 1].len() as u64 / 8;
+    if has_name_index && (name_home_slots == 0 || name_home_slots > name_len) {
+        return Err(malformed("name index home slots exceed its table".into()));
+    }
     Ok(SectionTable {
         header,
         record_count: n,
@@ -745,6 +794,7 @@ fn validate(bytes: &[u8]) -> Result<SectionTable> {
         page_count,
         legacy_home_slots,
         biometric_home_slots,
+        name_home_slots,
         sections,
     })
 }

@@ -82,6 +82,9 @@ struct Facts {
     deceased: bool,
     /// 0 unknown, 1 male, 2 female.
     sex: u8,
+    /// The permanent residence in `addresses` (length 0: unknown).
+    address_start: u32,
+    address_len: u16,
 }
 
 /// The facts a verify request can carry for one personal ID.
@@ -93,6 +96,9 @@ pub struct Citizen<'a> {
     pub date_of_birth: Option<u32>,
     /// Sex, if known.
     pub sex: Option<Sex>,
+    /// Permanent residence as registered (empty when unknown): what the
+    /// chip card's QR code carries.
+    pub permanent_residence: &'a str,
 }
 
 /// The keys a run draws from, by kind.
@@ -101,6 +107,7 @@ pub struct KeyPool {
     ids: Vec<u64>,
     facts: Vec<Facts>,
     names: String,
+    addresses: String,
     legacy: Vec<u32>,
     face: Vec<[u8; 16]>,
     fingerprint: Vec<[u8; 16]>,
@@ -128,7 +135,19 @@ impl KeyPool {
                 Some(Sex::Female) => 2,
             },
             deceased: false,
+            address_start: 0,
+            address_len: 0,
         });
+    }
+
+    /// Sets the permanent residence of the personal ID pushed last.
+    pub fn set_last_address(&mut self, address: &str) {
+        let address = truncate_utf8(address, u16::MAX as usize);
+        let start = self.addresses.len() as u32;
+        self.addresses.push_str(address);
+        if let Some(f) = self.facts.last_mut() {
+            (f.address_start, f.address_len) = (start, address.len() as u16);
+        }
     }
 
     /// Marks the holder of the `i`-th personal ID as deceased: a `death`
@@ -192,6 +211,8 @@ impl KeyPool {
                 2 => Some(Sex::Female),
                 _ => None,
             },
+            permanent_residence: &self.addresses
+                [f.address_start as usize..f.address_start as usize + f.address_len as usize],
         }
     }
 

@@ -19,7 +19,7 @@
 //! [[callers]]
 //! name = "social-insurance"
 //! share = 0.25                          # shares add up to 1
-//! ops = { verify = 0.3, batch_verify = 0.7 }   # also get, get_basic, batch_get,
+//! ops = { verify = 0.3, batch_verify = 0.7 }   # also get, get_basic, batch_get, qr, match,
 //!                                       # legacy, identify; writes: register,
 //!                                       # update (a move), death
 //! batch = { min = 100, max = 1000 }     # or batch = 100; also batch_get / batch_verify

@@ -42,6 +42,7 @@ pub(crate) fn load(path: &Path, sample: usize) -> Result<KeyPool> {
             _ => None,
         };
         pool.push_id(view.id().get(), view.full_name(), Some(dob), sex);
+        pool.set_last_address(view.permanent_residence().unwrap_or_default());
         if view.date_of_death().is_some() {
             pool.mark_deceased(pool.len(KeyKind::Id) - 1);
         }

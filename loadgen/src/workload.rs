@@ -36,11 +36,16 @@ pub enum Op {
     Update,
     /// `POST /v1/citizens/{id}:recordDeath` for a person not yet dead.
     Death,
+    /// `POST /v1/qr:verify`: a checkpoint scans a chip card's QR code.
+    Qr,
+    /// `POST /v1/citizens:match`: a ministry's rows (NDJSON, one request
+    /// per batch of `batch_verify` rows), scope `citizen:match`.
+    Match,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 12] = [
         Op::Get,
         Op::GetBasic,
         Op::BatchGet,
@@ -51,6 +56,8 @@ impl Op {
         Op::Register,
         Op::Update,
         Op::Death,
+        Op::Qr,
+        Op::Match,
     ];
 
     /// The name used in profiles, flags and reports.
@@ -66,6 +73,8 @@ impl Op {
             Op::Register => "register",
             Op::Update => "update",
             Op::Death => "death",
+            Op::Qr => "qr",
+            Op::Match => "match",
         }
     }
 
@@ -80,7 +89,7 @@ impl Op {
                     "operation",
                     name,
                     "expected get, get_basic, batch_get, verify, batch_verify, legacy, identify, \
-                     register, update or death",
+                     register, update, death, qr or match",
                 )
             })
     }
@@ -563,35 +572,7 @@ impl Generator {
                 // random citizen's facts and name (two cache misses). Drawn
                 // in a loop of independent loads, the misses overlap
                 // instead of being paid one after another.
-                let mut draws = std::mem::take(&mut self.draws);
-                draws.clear();
-                // The server refuses a batch that names a subject twice
-                // (so that a batch cannot try many values of one field):
-                // every known subject of a batch is distinct.
-                let mut seen = std::collections::HashSet::with_capacity(n as usize);
-                for _ in 0..n {
-                    let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
-                    let (mut i, mut mismatch) = (0, false);
-                    if e == Expect::Success {
-                        (i, mismatch) = self.draw_verify_subject(plan);
-                        let mut tries = 0;
-                        while !seen.insert(i) && tries < 16 {
-                            i = self.rng.below(self.keys.len(KeyKind::Id) as u64) as usize;
-                            tries += 1;
-                        }
-                        if tries == 16 {
-                            e = Expect::NotFound;
-                        } else {
-                            std::hint::black_box((self.keys.id(i), self.keys.citizen(i).sex));
-                        }
-                    }
-                    draws.push((e, i, mismatch));
-                }
-                for &(e, i, _) in &draws {
-                    if e == Expect::Success {
-                        std::hint::black_box(self.keys.citizen(i).full_name.as_bytes().first());
-                    }
-                }
+                let draws = self.draw_distinct_subjects(plan, n);
                 for (k, &(e, i, mismatch)) in draws.iter().enumerate() {
                     if k > 0 {
                         req.body.push(b',');
@@ -600,6 +581,28 @@ impl Generator {
                 }
                 self.draws = draws;
                 req.body.extend_from_slice(b"]}");
+                Expect::Success
+            }
+            Op::Qr => {
+                req.method = Some(Method::Post);
+                req.path.extend_from_slice(b"/v1/qr:verify");
+                self.write_qr(plan, &mut req.body)
+            }
+            Op::Match => {
+                req.method = Some(Method::Post);
+                // The transport sends a fixed `Content-Type`; the query
+                // names the body's format.
+                req.path
+                    .extend_from_slice(b"/v1/citizens:match?format=ndjson");
+                let n = self.batch(plan.batch_verify);
+                let draws = self.draw_distinct_subjects(plan, n);
+                for &(e, i, mismatch) in &draws {
+                    // A row is a verify claim; a malformed ID is that row's
+                    // `malformed_id` line, the answer is still 200.
+                    self.write_verify_drawn(e, i, mismatch, &mut req.body);
+                    req.body.push(b'\n');
+                }
+                self.draws = draws;
                 Expect::Success
             }
             Op::Identify => {
@@ -637,6 +640,108 @@ impl Generator {
             expect,
             basic_key,
         }
+    }
+
+    /// Draws the `n` subjects of a batch (kind, key index, mismatch), every
+    /// known subject distinct: the server refuses a batch (or a block of
+    /// match rows) that names a subject twice, so that one request cannot
+    /// try many values of one field.
+    fn draw_distinct_subjects(&mut self, plan: &CallerPlan, n: u32) -> Vec<(Expect, usize, bool)> {
+        let mut draws = std::mem::take(&mut self.draws);
+        draws.clear();
+        // The server refuses a batch that names a subject twice
+        // (so that a batch cannot try many values of one field):
+        // every known subject of a batch is distinct.
+        let mut seen = std::collections::HashSet::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+            let (mut i, mut mismatch) = (0, false);
+            if e == Expect::Success {
+                (i, mismatch) = self.draw_verify_subject(plan);
+                let mut tries = 0;
+                while !seen.insert(i) && tries < 16 {
+                    i = self.rng.below(self.keys.len(KeyKind::Id) as u64) as usize;
+                    tries += 1;
+                }
+                if tries == 16 {
+                    e = Expect::NotFound;
+                } else {
+                    std::hint::black_box((self.keys.id(i), self.keys.citizen(i).sex));
+                }
+            }
+            draws.push((e, i, mismatch));
+        }
+        for &(e, i, _) in &draws {
+            if e == Expect::Success {
+                std::hint::black_box(self.keys.citizen(i).full_name.as_bytes().first());
+            }
+        }
+        draws
+    }
+
+    /// Writes a `qr:verify` body: the card of a known citizen (name and
+    /// address as printed, `Nam`/`Nữ`), or of an unknown or malformed ID.
+    fn write_qr(&mut self, plan: &CallerPlan, out: &mut Vec<u8>) -> Expect {
+        let e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
+        let mut card = Vec::with_capacity(160);
+        let (name, dob, sex, address) = match e {
+            Expect::Success => {
+                let (i, mismatch) = self.draw_verify_subject(plan);
+                let id = self.keys.id(i);
+                write_padded(&mut card, id, 12);
+                let keys = Arc::clone(&self.keys);
+                let c = keys.citizen(i);
+                let mut dob = c.date_of_birth.unwrap_or(birth_year(id) * 10_000 + 101);
+                if mismatch {
+                    dob = dob - dob % 100 + (dob % 100) % 28 + 1;
+                }
+                let sex = c.sex.unwrap_or_else(|| Sex::from_id(id));
+                let address = if c.permanent_residence.is_empty() {
+                    "?".to_string()
+                } else {
+                    c.permanent_residence.to_string()
+                };
+                (c.full_name.to_string(), dob, sex, address)
+            }
+            Expect::NotFound => {
+                let id = random_valid_id(&mut self.rng);
+                write_padded(&mut card, id, 12);
+                let dob = birth_year(id) * 10_000 + 101;
+                (
+                    "NGUYEN VAN AN".to_string(),
+                    dob,
+                    Sex::from_id(id),
+                    "?".to_string(),
+                )
+            }
+            Expect::BadRequest => {
+                self.write_malformed_id(&mut card);
+                (
+                    "NGUYEN VAN AN".to_string(),
+                    19_890_314,
+                    Sex::Male,
+                    "?".to_string(),
+                )
+            }
+        };
+        let name = if name.is_empty() {
+            "?".to_string()
+        } else {
+            name
+        };
+        let sex_word = match sex {
+            Sex::Male => "Nam",
+            Sex::Female => "Nữ",
+        };
+        let (y, m, d) = (dob / 10_000, dob / 100 % 100, dob % 100);
+        let card = format!(
+            "{}||{name}|{d:02}{m:02}{y:04}|{sex_word}|{address}|01072021",
+            String::from_utf8_lossy(&card)
+        );
+        out.extend_from_slice(b"{\"qr\":");
+        write_json_str(out, &card);
+        out.push(b'}');
+        e
     }
 
     fn batch(&mut self, b: BatchSize) -> u32 {
@@ -911,7 +1016,7 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_json() {
+    fn bodies_are_json_or_ndjson() {
         for op in Op::ALL {
             let mut c = Caller::single(op);
             c.malformed = 0.2;
@@ -924,7 +1029,13 @@ mod tests {
             for _ in 0..200 {
                 let meta = g.next(&mut req);
                 assert_eq!(meta.op, op);
-                if req.method.is_some_and(Method::has_body) {
+                if op == Op::Match {
+                    // NDJSON: one object per row.
+                    for row in req.body.split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
+                        let v: serde_json::Value = serde_json::from_slice(row).unwrap();
+                        assert!(v.is_object());
+                    }
+                } else if req.method.is_some_and(Method::has_body) {
                     let v: serde_json::Value =
                         serde_json::from_slice(&req.body).unwrap_or_else(|e| {
                             panic!("{op}: {e}: {}", String::from_utf8_lossy(&req.body))

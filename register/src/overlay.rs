@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dancu_engine::{
-    CitizenView, LegacyId, Modality, OwnedRecord, PersonalId, Snapshot, TemplateDigest,
+    CitizenView, LegacyId, Modality, NameDob, OwnedRecord, PersonalId, Snapshot, TemplateDigest,
 };
 use parking_lot::RwLock;
 
@@ -148,6 +148,9 @@ pub struct Overlay {
     writer: parking_lot::Mutex<()>,
     shards: Box<[RwLock<Shard>]>,
     legacy: RwLock<HashMap<u32, u64>>,
+    /// Changed records by [`NameDob::hash`] of their name and date of
+    /// birth now: the candidate search's view of births and corrections.
+    names: RwLock<HashMap<u64, Vec<u64>>>,
     templates: RwLock<HashMap<(u8, [u8; 16]), u64>>,
     len: AtomicUsize,
     bytes: AtomicUsize,
@@ -160,6 +163,7 @@ impl Default for Overlay {
             writer: parking_lot::Mutex::new(()),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             legacy: RwLock::default(),
+            names: RwLock::default(),
             templates: RwLock::default(),
             len: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
@@ -221,6 +225,7 @@ impl Overlay {
                 _ => None,
             })
             .collect();
+        let new_name = name_key(&view);
         let added = entry.bytes();
         let _writer = self.writer.lock();
         let (word, bit) = Self::filter_bit(id);
@@ -237,6 +242,10 @@ impl Overlay {
                             map.remove(&l);
                         }
                     }
+                }
+                let old_key = name_key(&old_view);
+                if old_key != new_name {
+                    remove_id(&mut self.names.write(), old_key, id);
                 }
                 let mut map = self.templates.write();
                 for m in Modality::ALL {
@@ -256,6 +265,12 @@ impl Overlay {
         if let Some(l) = legacy {
             self.legacy.write().insert(l, id);
         }
+        let mut names = self.names.write();
+        let ids = names.entry(new_name).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+        drop(names);
         if !new_templates.is_empty() {
             let mut map = self.templates.write();
             for key in new_templates {
@@ -309,6 +324,14 @@ impl Overlay {
         self.templates
             .write()
             .retain(|_, id| !removed_ids.contains(id));
+        let mut names = self.names.write();
+        for e in &removed {
+            remove_id(
+                &mut names,
+                name_key(&e.record.view()),
+                e.record.view().raw_id(),
+            );
+        }
         let freed: usize = removed.iter().map(|e| e.bytes()).sum();
         self.bytes.fetch_sub(freed, Ordering::Relaxed);
         self.len.fetch_sub(removed.len(), Ordering::Relaxed);
@@ -376,6 +399,35 @@ impl Overlay {
         }
     }
 
+    /// Calls `visit` with every record whose folded name and date of birth
+    /// are `key`'s now, until it returns false: changed records from this
+    /// overlay's name map, then the snapshot's hits that did not change (a
+    /// changed one, if it still has the name, was visited from the map).
+    pub fn find_by_name_dob<D: AsRef<[u8]>>(
+        &self,
+        snapshot: &Snapshot<D>,
+        key: &NameDob,
+        visit: &mut dyn FnMut(CitizenView<'_>) -> bool,
+    ) {
+        if !self.is_empty() {
+            let ids = self
+                .names
+                .read()
+                .get(&key.hash())
+                .cloned()
+                .unwrap_or_default();
+            for e in ids.into_iter().filter_map(|id| self.entry(id)) {
+                let view = e.record.view();
+                if key.matches(&view) && !visit(view) {
+                    return;
+                }
+            }
+        }
+        snapshot.find_by_name_dob(key, |view| {
+            self.entry(view.raw_id()).is_some() || visit(view)
+        });
+    }
+
     /// The record whose `modality` template is `digest` now.
     pub fn identify<'s, D: AsRef<[u8]>>(
         &self,
@@ -398,6 +450,21 @@ impl Overlay {
             None => Some(Found::Snapshot(view)),
             Some(e) if e.template(modality) == Template::Inherited => Some(Found::Changed(e)),
             Some(_) => None, // replaced since the snapshot
+        }
+    }
+}
+
+/// The [`NameDob::hash`] of a record's name and date of birth.
+fn name_key(view: &CitizenView<'_>) -> u64 {
+    NameDob::new(view.full_name(), view.date_of_birth()).hash()
+}
+
+/// Takes `id` out of the list of `key`, and the list once it is empty.
+fn remove_id(names: &mut HashMap<u64, Vec<u64>>, key: u64, id: u64) {
+    if let Some(ids) = names.get_mut(&key) {
+        ids.retain(|&other| other != id);
+        if ids.is_empty() {
+            names.remove(&key);
         }
     }
 }

@@ -64,6 +64,9 @@ pub fn required_scopes(route: Route) -> Option<Scopes> {
         }
         Route::Changes => Some(Scopes::CHANGES),
         Route::Statistics => Some(Scopes::STATISTICS),
+        // Only the card's fields may be claimed (the handler refuses other
+        // columns), and candidates are searched only by name and date.
+        Route::Match => Some(Scopes::MATCH),
         // Which snapshot is served is no personal data: any valid key.
         Route::SnapshotInfo => Some(Scopes::ALL),
         Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi | Route::Unmatched => None,

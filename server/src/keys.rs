@@ -66,11 +66,14 @@ impl Scopes {
     pub const CHANGES: Scopes = Scopes(128);
     /// `statistics:read`: population counts, never a person.
     pub const STATISTICS: Scopes = Scopes(256);
+    /// `citizen:match`: bulk matching of a dataset, with candidate search
+    /// by name and date of birth.
+    pub const MATCH: Scopes = Scopes(512);
     /// Every scope (the demo key).
-    pub const ALL: Scopes = Scopes(511);
+    pub const ALL: Scopes = Scopes(1023);
 
     /// The scope names of the API, with their bits.
-    pub const NAMES: [(&'static str, Scopes); 9] = [
+    pub const NAMES: [(&'static str, Scopes); 10] = [
         ("citizen:read", Scopes::READ),
         ("citizen:read:basic", Scopes::READ_BASIC),
         ("citizen:verify", Scopes::VERIFY),
@@ -80,6 +83,7 @@ impl Scopes {
         ("registrar", Scopes::REGISTRAR),
         ("changes:read", Scopes::CHANGES),
         ("statistics:read", Scopes::STATISTICS),
+        ("citizen:match", Scopes::MATCH),
     ];
 
     /// The scope with this name.

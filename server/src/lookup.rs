@@ -3,7 +3,8 @@
 //! A request holds the served snapshot with a [`SnapshotGuard`] (a swap in
 //! the meantime does not unmap it) and reads records only through
 //! [`Lookup::find`] (one key) and [`Lookup::find_many`] (a batch of personal
-//! IDs, prefetched). No handler calls the snapshot's `get`, `get_legacy`,
+//! IDs, prefetched), and searches by name and date of birth only through
+//! its [`MatchSource`] implementation (bulk match). No handler calls the snapshot's `get`, `get_legacy`,
 //! `get_many` or `identify` itself: when the server keeps a live register,
 //! these two methods read the register's overlay of changed records first
 //! ([`dancu_register::Overlay`]), so every read sees births, deaths, moves
@@ -12,7 +13,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dancu_engine::{LegacyId, Modality, PersonalId, Snapshot, TemplateDigest};
+use dancu_engine::matching::MatchSource;
+use dancu_engine::{
+    CitizenView, LegacyId, Modality, NameDob, PersonalId, Snapshot, TemplateDigest,
+};
 pub use dancu_register::Found;
 use dancu_register::Overlay;
 
@@ -112,5 +116,33 @@ impl<'s> Lookup<'s> {
                 out.extend(views.into_iter().map(|v| v.map(Found::Snapshot)));
             }
         }
+    }
+}
+
+/// Bulk matching reads through the overlay too: rows see today's births,
+/// deaths and corrections, and candidates are searched among the records
+/// as they are now.
+impl MatchSource for Lookup<'_> {
+    fn lookup_many(
+        &self,
+        ids: &[PersonalId],
+        visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>),
+    ) {
+        let mut found = Vec::with_capacity(ids.len());
+        self.find_many(ids, &mut found);
+        for (i, f) in found.iter().enumerate() {
+            visit(i, f.as_ref().map(Found::view));
+        }
+    }
+
+    fn find_by_name_dob(&self, key: &NameDob, visit: &mut dyn FnMut(CitizenView<'_>) -> bool) {
+        match self.overlay {
+            Some(o) => o.find_by_name_dob(self.snapshot, key, visit),
+            None => self.snapshot.find_by_name_dob(key, visit),
+        }
+    }
+
+    fn has_name_index(&self) -> bool {
+        self.snapshot.has_name_index()
     }
 }

@@ -45,6 +45,8 @@ pub enum Route {
     Changes,
     /// `POST /v1/admin/compact`: fold the change log into a new generation.
     Compact,
+    /// `POST /v1/citizens:match`: a dataset matched row by row, streamed.
+    Match,
     /// Anything else (only used as a metrics label).
     Unmatched,
 }
@@ -61,7 +63,7 @@ pub struct RouteSpec {
 }
 
 /// The routes, in the order of DESIGN.md's table.
-pub const ROUTES: [RouteSpec; 20] = [
+pub const ROUTES: [RouteSpec; 21] = [
     RouteSpec {
         route: Route::GetCitizen,
         method: Method::GET,
@@ -162,11 +164,16 @@ pub const ROUTES: [RouteSpec; 20] = [
         method: Method::POST,
         path: "/v1/admin/compact",
     },
+    RouteSpec {
+        route: Route::Match,
+        method: Method::POST,
+        path: "/v1/citizens:match",
+    },
 ];
 
 impl Route {
     /// Number of labels (including [`Route::Unmatched`]).
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 22;
 
     /// Dense index for metrics arrays.
     pub fn index(self) -> usize {
@@ -190,6 +197,7 @@ impl Route {
                 | Route::RecordDeath
                 | Route::EnrolBiometric
                 | Route::Changes
+                | Route::Match
         )
     }
 
@@ -216,6 +224,7 @@ impl Route {
             Route::EnrolBiometric => "enrol_biometric",
             Route::Changes => "changes",
             Route::Compact => "compact",
+            Route::Match => "match",
             Route::Unmatched => "unmatched",
         }
     }
@@ -242,6 +251,7 @@ impl Route {
         Route::EnrolBiometric,
         Route::Changes,
         Route::Compact,
+        Route::Match,
         Route::Unmatched,
     ];
 }
@@ -276,6 +286,7 @@ pub fn route<'p>(method: &Method, path: &'p str) -> Result<(Route, &'p str), NoR
             "/v1/citizens:batchGet" => Route::BatchGet,
             "/v1/citizens:verify" => Route::Verify,
             "/v1/citizens:batchVerify" => Route::BatchVerify,
+            "/v1/citizens:match" => Route::Match,
             "/v1/qr:verify" => Route::QrVerify,
             "/v1/statistics" => Route::Statistics,
             "/v1/biometrics:identify" => Route::Identify,

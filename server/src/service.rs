@@ -38,7 +38,9 @@ use crate::keys::{Class, ClientId, Scopes};
 use crate::metrics::{Phase, ShedReason};
 use crate::projection::ProjectionCache;
 use crate::router::{self, Route};
-use crate::routes::{admin, biometrics, citizens, feed, public, qr, statistics, verify, writes};
+use crate::routes::{
+    admin, biometrics, citizens, feed, matching, public, qr, statistics, verify, writes,
+};
 use crate::state::{Access, AuditTicket, State};
 
 /// The hyper service of one connection.
@@ -363,6 +365,8 @@ async fn post(
         Route::Compact => return (admin::compact(state).await, None),
         Route::Changes => return (feed::changes(state, access, req.uri().query()).await, None),
         Route::Statistics => return (statistics::statistics(state, req.uri().query()).await, None),
+        // Streamed both ways: the body is read as the rows are answered.
+        Route::Match => return (matching::match_rows(state, access, req).await, None),
         _ => {}
     }
     let path = req.uri().path().to_owned();

@@ -4,6 +4,7 @@ mod common;
 mod corruption;
 mod exercise;
 mod lookups;
+mod matching;
 mod next_generation;
 mod owned;
 mod robustness;

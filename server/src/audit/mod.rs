@@ -86,6 +86,8 @@ pub enum Operation {
     Enrol,
     /// One change read from `GET /v1/changes`.
     Changes,
+    /// One row of `POST /v1/citizens:match` (or a candidate it named).
+    Match,
 }
 
 impl Operation {
@@ -94,7 +96,7 @@ impl Operation {
     pub fn is_batch(self) -> bool {
         matches!(
             self,
-            Operation::BatchGet | Operation::BatchVerify | Operation::Changes
+            Operation::BatchGet | Operation::BatchVerify | Operation::Changes | Operation::Match
         )
     }
 
@@ -112,6 +114,7 @@ impl Operation {
             Operation::Death => "death",
             Operation::Enrol => "enrol",
             Operation::Changes => "changes",
+            Operation::Match => "match",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod biometrics;
 pub mod citizens;
 pub mod feed;
+pub mod matching;
 pub mod public;
 pub mod qr;
 pub mod statistics;

@@ -9,6 +9,7 @@ mod errors;
 mod follower;
 mod follower_tls;
 mod hardening;
+mod matching;
 mod openapi;
 mod overload;
 mod qr;

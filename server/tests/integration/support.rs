@@ -152,6 +152,7 @@ pub mod key {
     pub const REGISTRAR: &str = "registrar-key";
     pub const FEED: &str = "feed-key";
     pub const STATISTICS: &str = "statistics-key";
+    pub const MATCHER: &str = "matcher-key";
     pub const ALL: &str = "all-key";
 }
 
@@ -178,6 +179,7 @@ pub fn write_keys(dir: &Path) -> PathBuf {
         ("registrar", key::REGISTRAR, "\"registrar\"", ""),
         ("feed", key::FEED, "\"changes:read\"", ""),
         ("statistics", key::STATISTICS, "\"statistics:read\"", ""),
+        ("matcher", key::MATCHER, "\"citizen:match\"", ""),
         (
             "all",
             key::ALL,

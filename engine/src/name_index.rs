@@ -1,0 +1,180 @@
+//! The name + date-of-birth index (format version 5, section 7): folded
+//! full name and date of birth → the records that have them, for the
+//! candidate search of bulk matching ("which IDs belong to NGUYEN VAN AN
+//! born 1989-03-14?"). Never a free search: the server offers it only to
+//! `citizen:match` keys, and only for a name and a date given together.
+//!
+//! The table has the legacy index's shape (FORMAT.md, "Name index"): one
+//! 8-byte slot per record, `(fingerprint, slot number)`, sorted by
+//! fingerprint, each at its home slot or the first free one after it. People
+//! who share a name and a birthday share a fingerprint, so their slots are
+//! neighbours and one scan finds them all. A fingerprint is 32 bits of the
+//! key's hash, so a lookup compares each hit's folded name and date with
+//! the query before reporting it.
+//!
+//! The file layout's only contact with this module is [`NameKeys`]: one
+//! [`NameKeys::add`] per placed record, one [`NameKeys::write`] for the
+//! section (keys from several threads combine with [`NameKeys::merge`]).
+
+use zerocopy::FromBytes;
+
+use crate::citizen::Date;
+use crate::error::Result;
+use crate::fold::{fold_into, names_match};
+use crate::format::*;
+use crate::layout::{home_slots_for, write_ordered_table, SectionWriter};
+use crate::reader::Snapshot;
+use crate::view::CitizenView;
+
+/// A name and date of birth to search for, folded and hashed once.
+#[derive(Clone, Debug, Default)]
+pub struct NameDob {
+    folded: String,
+    date_of_birth: u32,
+    hash: u64,
+}
+
+impl NameDob {
+    /// The key of `full_name` (any spelling: it is folded) born on `dob`.
+    pub fn new(full_name: &str, dob: Date) -> NameDob {
+        let mut key = NameDob::default();
+        key.set(full_name, dob);
+        key
+    }
+
+    /// Makes this the key of `full_name` born on `dob`, reusing the buffer.
+    pub fn set(&mut self, full_name: &str, dob: Date) {
+        fold_into(full_name, &mut self.folded);
+        self.date_of_birth = dob.to_packed();
+        self.hash = name_dob_hash(self.folded.as_bytes(), self.date_of_birth);
+    }
+
+    /// The key's 64-bit hash ([`name_dob_hash`]), for indexes of changed
+    /// records.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    fn fingerprint(&self) -> u32 {
+        (self.hash >> 32) as u32
+    }
+
+    /// The folded name.
+    pub fn folded_name(&self) -> &str {
+        &self.folded
+    }
+
+    /// Whether a record has this name (folded) and date of birth.
+    #[inline]
+    pub fn matches(&self, view: &CitizenView<'_>) -> bool {
+        view.date_of_birth().to_packed() == self.date_of_birth
+            && names_match(view.full_name(), &self.folded)
+    }
+}
+
+fn fingerprint(folded: &str, dob_packed: u32) -> u32 {
+    (name_dob_hash(folded.as_bytes(), dob_packed) >> 32) as u32
+}
+
+/// The keys of the name index, collected while the builder places records.
+#[derive(Default)]
+pub(crate) struct NameKeys {
+    /// `(fingerprint, slot number)`.
+    keys: Vec<(u32, u32)>,
+    folded: String,
+}
+
+impl NameKeys {
+    /// Keys for about `records` records.
+    pub(crate) fn with_capacity(records: usize) -> NameKeys {
+        NameKeys {
+            keys: Vec::with_capacity(records),
+            folded: String::new(),
+        }
+    }
+
+    /// Indexes the record placed in `slot`, whose full name is `name`.
+    pub(crate) fn add(&mut self, name: &str, record: &RawRecord, slot: u32) {
+        fold_into(name, &mut self.folded);
+        let fp = fingerprint(&self.folded, record.date_of_birth.get());
+        self.keys.push((fp, slot));
+    }
+
+    /// Takes in the keys another collector gathered (a parallel build).
+    #[allow(dead_code)] // the hook for a build that places partitions in parallel
+    pub(crate) fn merge(&mut self, mut other: NameKeys) {
+        self.keys.append(&mut other.keys);
+    }
+
+    /// Writes the section (the caller has begun it) and returns its home
+    /// slot count for the header.
+    pub(crate) fn write(mut self, out: &mut SectionWriter<'_>) -> Result<u64> {
+        self.keys.sort_unstable();
+        let home_slots = home_slots_for(self.keys.len());
+        let empty = NameSlot {
+            fingerprint: 0.into(),
+            record: EMPTY.into(),
+        };
+        write_ordered_table(out, &self.keys, home_slots, empty, |&(fp, slot)| {
+            (
+                fp,
+                NameSlot {
+                    fingerprint: fp.into(),
+                    record: slot.into(),
+                },
+            )
+        })?;
+        Ok(home_slots)
+    }
+}
+
+impl<D: AsRef<[u8]>> Snapshot<D> {
+    /// Whether the snapshot has a name + date-of-birth index (format
+    /// version 5 on); without one, [`Snapshot::find_by_name_dob`] finds
+    /// nothing.
+    pub fn has_name_index(&self) -> bool {
+        self.info_version() >= NAME_INDEX_VERSION
+    }
+
+    /// Calls `visit` with every record whose folded full name and date of
+    /// birth are `key`'s, until `visit` returns false. Costs one random
+    /// read of the table, plus one record (and its name) per hit.
+    pub fn find_by_name_dob(&self, key: &NameDob, mut visit: impl FnMut(CitizenView<'_>) -> bool) {
+        let Some((table, home_slots)) = self.name_table() else {
+            return;
+        };
+        let Ok(slots) = <[NameSlot]>::ref_from_bytes(table) else {
+            return;
+        };
+        let home = home_slot(key.fingerprint(), home_slots) as usize;
+        for slot in slots.get(home..).unwrap_or_default() {
+            let (fp, record) = (slot.fingerprint.get(), slot.record.get());
+            if record == EMPTY || fp > key.fingerprint() {
+                return;
+            }
+            if fp == key.fingerprint() {
+                if let Some(view) = self.slot_view(record) {
+                    if key.matches(&view) && !visit(view) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_name_have_one_key() {
+        let dob = Date::new(1989, 3, 14).unwrap();
+        let a = NameDob::new("Nguyễn Văn  An", dob);
+        let b = NameDob::new("NGUYEN VAN AN", dob);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.folded_name(), "nguyen van an");
+        let other_day = NameDob::new("NGUYEN VAN AN", Date::new(1989, 3, 15).unwrap());
+        assert_ne!(a.hash(), other_day.hash());
+    }
+}
