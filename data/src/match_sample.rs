@@ -147,12 +147,10 @@ fn plant<D: AsRef<[u8]>>(
                 })
                 .filter_map(|r| r.ok())
                 .find(|other| snapshot.get(*other).is_none());
-            match unknown {
-                Some(other) => {
-                    p.id = other.to_string();
-                    p.expected.status = MatchStatus::NotFound;
-                }
-                None => {} // every serial taken: an exact row instead
+            // Every serial taken: an exact row instead.
+            if let Some(other) = unknown {
+                p.id = other.to_string();
+                p.expected.status = MatchStatus::NotFound;
             }
         }
         16 => {
