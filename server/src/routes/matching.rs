@@ -75,6 +75,9 @@ pub async fn match_rows(
     // A CSV header is read before answering, so that a bad one is a 400.
     let mut eof = false;
     while parser.wants_header() {
+        if eof && pending.is_empty() {
+            break; // an empty body is an empty dataset: no header, no rows
+        }
         if let Some(end) = next_record(&pending, format).or(eof.then_some(pending.len())) {
             parser
                 .read_header(&pending[..end])
@@ -118,7 +121,10 @@ fn input_format(req: &Request<Incoming>) -> Result<Format, ApiError> {
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     match essence.to_ascii_lowercase().as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
+        // No Content-Type (an empty body has none): NDJSON.
+        "" | "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+            Ok(Format::Ndjson)
+        }
         "text/csv" => Ok(Format::Csv),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

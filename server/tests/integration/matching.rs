@@ -216,6 +216,20 @@ fn scope_columns_and_format_are_checked_before_streaming() {
         (status, text.as_str()),
         (200, "row,id,status,mismatched,candidates,error\n")
     );
+    // An empty body is an empty dataset, in either format.
+    let (status, text) = post_match(server.addr, key::MATCHER, "", "text/csv", "");
+    assert_eq!(
+        (status, text.as_str()),
+        (200, "row,id,status,mismatched,candidates,error\n")
+    );
+    let (status, text) = post_match(server.addr, key::MATCHER, "", "application/x-ndjson", "");
+    assert_eq!((status, text.as_str()), (200, ""));
+    let (status, text) = post_match(server.addr, key::MATCHER, "", "", "");
+    assert_eq!(
+        (status, text.as_str()),
+        (200, ""),
+        "no Content-Type: NDJSON"
+    );
 }
 
 #[test]
