@@ -42,3 +42,10 @@ wait_http() {
 require_snapshot() {
   [ -f "$SNAP" ] || { echo "no snapshot at $SNAP (run 'cargo run --release -p dancu-server' once)" >&2; exit 1; }
 }
+
+# Server flags for throughput benchmarks: wrk sends every batch with one key
+# over 64 connections, and the per-client batch share (16 queued or running,
+# issue 18's shedding) would answer most of them 503. A benchmark measures
+# throughput, not that policy (server/tests/integration/overload.rs tests it).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+BENCH_SERVER_ARGS=(--client-batches 1024 --batch-queue 1024)

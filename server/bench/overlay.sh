@@ -25,7 +25,7 @@ export IDS_FILE="$TMP/ids.tsv"
 echo "filling a change log with $CHANGES changes" >&2
 "$BIN/register-bench" --snapshot "$SNAP" --changes "$CHANGES" --durable-changes 0 --fill-log "$TMP/full" >&2
 start() { # port, changes dir
-  "$BIN/dancu-server" --snapshot "$SNAP" --listen "127.0.0.1:$1" --changes "$2" --no-audit \
+  "$BIN/dancu-server" --snapshot "$SNAP" --listen "127.0.0.1:$1" --changes "$2" --no-audit "${BENCH_SERVER_ARGS[@]}" \
     --compact-after 0 >"$TMP/server-$1.log" 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$1/readyz"
