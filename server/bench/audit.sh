@@ -46,7 +46,8 @@ wait_http() {
 }
 start() { # args...
   "$BIN/dancu-server" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --runtime "$LAYOUT" \
-    --data-dir "$TMP" --client-batches 1024 --batch-queue 1024 "$@" >"$TMP/server.log" 2>&1 &
+    --data-dir "$TMP" --client-batches 1024 --batch-queue 1024 --queue-wait-budget-ms 60000 \
+      "$@" >"$TMP/server.log" 2>&1 &
   PID=$!
   wait_http "http://127.0.0.1:$PORT/readyz"
 }

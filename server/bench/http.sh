@@ -88,7 +88,8 @@ DANCU_PID=""
 start_dancu() { # extra args...
   # shellcheck disable=SC2086 # DANCU_ARGS is a list of flags
   "$BIN/dancu-server" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --runtime "$LAYOUT" \
-    --data-dir "$TMP" --client-batches 1024 --batch-queue 1024 ${DANCU_ARGS:-} "$@" >"$TMP/dancu.log" 2>&1 &
+    --data-dir "$TMP" --client-batches 1024 --batch-queue 1024 --queue-wait-budget-ms 60000 \
+      ${DANCU_ARGS:-} "$@" >"$TMP/dancu.log" 2>&1 &
   DANCU_PID=$!
   PIDS+=("$DANCU_PID")
   wait_http "http://127.0.0.1:$PORT/readyz"
