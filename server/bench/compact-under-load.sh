@@ -27,7 +27,7 @@ export IDS_FILE="$TMP/ids.tsv"
 "$BIN/register-bench" --snapshot "$TMP/base.snap" --changes "$CHANGES" --durable-changes 0 \
   --fill-log "$TMP/changes" >&2
 "$BIN/dancu-server" --snapshot "$TMP/base.snap" --listen "127.0.0.1:$PORT" --changes "$TMP/changes" \
-  --no-audit --compact-after 0 >"$TMP/server.log" 2>&1 &
+  --no-audit --compact-after 0 "${BENCH_SERVER_ARGS[@]}" >"$TMP/server.log" 2>&1 &
 PIDS+=($!)
 SERVER=$!
 wait_http "http://127.0.0.1:$PORT/readyz"
