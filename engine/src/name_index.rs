@@ -14,7 +14,7 @@
 //!
 //! The file layout's only contact with this module is [`NameKeys`]: one
 //! [`NameKeys::add`] per placed record, one [`NameKeys::write`] for the
-//! section (keys from several threads combine with [`NameKeys::merge`]).
+//! section.
 
 use zerocopy::FromBytes;
 
@@ -98,12 +98,6 @@ impl NameKeys {
         fold_into(name, &mut self.folded);
         let fp = fingerprint(&self.folded, record.date_of_birth.get());
         self.keys.push((fp, slot));
-    }
-
-    /// Takes in the keys another collector gathered (a parallel build).
-    #[allow(dead_code)] // the hook for a build that places partitions in parallel
-    pub(crate) fn merge(&mut self, mut other: NameKeys) {
-        self.keys.append(&mut other.keys);
     }
 
     /// Writes the section (the caller has begun it) and returns its home

@@ -22,26 +22,18 @@ AUDIT="${AUDIT:-durable}"
 PORT="${PORT:-28091}"
 KEY="${DANCU_KEY:-dancu-demo-key}"
 
-[ -f "$SNAP" ] || { echo "no snapshot at $SNAP" >&2; exit 1; }
-cargo build --release -p dancu-server --bin dancu-server -p dancu-data --bin dancu-data >&2
-BIN="$ROOT/target/release"
-TMP="$(mktemp -d)"
-PID=""
-cleanup() {
-  if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=server/bench/lib.sh
+. server/bench/lib.sh
+require_snapshot
+cargo_build -p dancu-server --bin dancu-server -p dancu-data --bin dancu-data
 
 "$BIN/dancu-data" match-sample --snapshot "$SNAP" --n "$ROWS" --out "$TMP/rows.ndjson" \
   --expect "$TMP/expect.csv" 2>/dev/null
 "$BIN/dancu-server" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --runtime "$LAYOUT" \
   --data-dir "$TMP" --audit "$TMP/bench.audit" --audit-durability "$AUDIT" >"$TMP/dancu.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 1200); do
-  curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz" && break
-  sleep 0.25
-done
+PIDS+=("$PID")
+wait_http "http://127.0.0.1:$PORT/readyz"
 
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$PID/status"; }
 run() { # query → "rows/s peak-RSS-MiB"
