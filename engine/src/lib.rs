@@ -65,6 +65,7 @@ mod next_generation;
 mod owned;
 mod reader;
 pub mod schema;
+mod section_table;
 mod text;
 mod view;
 mod vocab;

@@ -3,7 +3,8 @@
 use crate::citizen::*;
 use crate::format::*;
 use crate::id::{LegacyId, PersonalId};
-use crate::reader::{Heap, SectionTable};
+use crate::reader::Heap;
+use crate::section_table::SectionTable;
 use zerocopy::FromBytes;
 
 /// Stands in for text that cannot be read (only possible in an unverified,

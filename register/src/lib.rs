@@ -39,6 +39,7 @@
 
 mod change;
 mod compact;
+mod decide;
 mod error;
 mod idempotency;
 mod log;
@@ -49,8 +50,9 @@ pub use change::{
     merge_patch, ChangeKind, ChangeRequest, LoggedChange, Provenance, CHANGEABLE_FIELDS,
 };
 pub use compact::compact;
+pub use decide::province_of;
 pub use error::{Error, Rejection, Result};
 pub use idempotency::{KEYS_FILE, RETENTION_S};
 pub use log::{frame, ChangeLog, Durable, RawRecord, Recovery, TailCut, LOG_FORMAT_VERSION};
 pub use overlay::{Entry, Found, Overlay, Template};
-pub use register::{province_of, Accepted, FeedItem, Fold, Progress, Register};
+pub use register::{Accepted, FeedItem, Fold, Progress, Register};

@@ -29,6 +29,8 @@ const SHARDS: usize = 64;
 /// Bits of the filter in front of the shards: 2 MiB, which stays in the
 /// last-level cache; at a million changed citizens about 6 % of its bits are
 /// set, so 94 % of reads of unchanged citizens skip the shard lock and map.
+/// (Two bits per citizen in one word cut the false positives to 1.5 % but
+/// measured no faster: `register-bench`, 10 M + 1 M changes.)
 const FILTER_BITS: u64 = 1 << 24;
 
 /// The entries of one shard, by personal ID.
@@ -351,29 +353,59 @@ impl Overlay {
         }
     }
 
-    /// [`Overlay::get`] of many IDs, results in order: the snapshot's
-    /// prefetching batch lookup, then the overlay's versions put in place.
+    /// [`Overlay::get`] of many IDs, results in order: the overlay's
+    /// versions first, then the snapshot's prefetching batch lookup of only
+    /// the IDs that did not change (a changed citizen's snapshot record
+    /// would be read for nothing: at a million changes in ten million
+    /// citizens that skipped work pays for the overlay's own lookups).
     pub fn get_many<'s, D: AsRef<[u8]>>(
         &self,
         snapshot: &'s Snapshot<D>,
         ids: &[PersonalId],
         out: &mut Vec<Option<Found<'s>>>,
     ) {
-        let mut views = Vec::with_capacity(ids.len());
-        snapshot.get_many(ids, &mut views);
         out.clear();
+        let mut views = Vec::with_capacity(ids.len());
         if self.is_empty() {
+            snapshot.get_many(ids, &mut views);
             out.extend(views.into_iter().map(|v| v.map(Found::Snapshot)));
             return;
         }
-        out.extend(
-            ids.iter()
-                .zip(views)
-                .map(|(id, view)| match self.entry(id.get()) {
-                    Some(e) => Some(Found::Changed(e)),
-                    None => view.map(Found::Snapshot),
-                }),
-        );
+        // The filter's words of every ID first, without a branch between
+        // the loads: they are independent, so the core keeps many of them
+        // in flight (a miss in the 2 MiB filter each), where a lookup per ID
+        // would wait for each word before its branch.
+        let maybe: Vec<bool> = ids.iter().map(|id| self.may_hold(id.get())).collect();
+        let changed: Vec<Option<Arc<Entry>>> = ids
+            .iter()
+            .zip(&maybe)
+            .map(|(id, &maybe)| {
+                if maybe {
+                    self.shards[shard_of(id.get())]
+                        .read()
+                        .get(&id.get())
+                        .cloned()
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let unchanged: Vec<PersonalId> = ids
+            .iter()
+            .zip(&changed)
+            .filter_map(|(id, c)| c.is_none().then_some(*id))
+            .collect();
+        snapshot.get_many(&unchanged, &mut views);
+        let mut views = views.into_iter();
+        out.extend(changed.into_iter().map(|c| {
+            match c {
+                Some(e) => Some(Found::Changed(e)),
+                None => views
+                    .next()
+                    .expect("one snapshot lookup per unchanged ID")
+                    .map(Found::Snapshot),
+            }
+        }));
     }
 
     /// The record holding legacy ID `legacy` now.

@@ -2,7 +2,8 @@
 # The read cost of the live register's overlay over HTTP: GET (keep-alive)
 # and batchGet (1000 IDs) against two servers on the same snapshot, one
 # with an empty change log and one whose log holds CHANGES changes (replayed
-# into the overlay at start), in alternating rounds; prints the ratio.
+# into the overlay at start), in rounds whose order alternates; prints the
+# ratio of each round and their median.
 # Usage: server/bench/overlay.sh     Knobs: SNAP (1 M demo), CHANGES (1000000),
 #   ROUNDS (3), DURATION (10s), CONNS (64).
 set -euo pipefail
@@ -40,9 +41,20 @@ run() { # port, script, env...
 }
 echo "| round | GET empty | GET 1 M changes | ratio | batchGet empty (records/s) | batchGet 1 M changes | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
+GET_RATIOS=() BATCH_RATIOS=()
 for r in $(seq 1 "$ROUNDS"); do
-  g0=$(run 28101 get.lua); g1=$(run 28102 get.lua)
-  b0=$(run 28101 batch.lua MODE=get); b1=$(run 28102 batch.lua MODE=get)
+  # The order alternates, so that neither server always runs second (on a
+  # machine whose speed drifts, the later run of a pair is not the fresher).
+  if [ $((r % 2)) = 1 ]; then
+    g0=$(run 28101 get.lua); g1=$(run 28102 get.lua)
+    b0=$(run 28101 batch.lua MODE=get); b1=$(run 28102 batch.lua MODE=get)
+  else
+    g1=$(run 28102 get.lua); g0=$(run 28101 get.lua)
+    b1=$(run 28102 batch.lua MODE=get); b0=$(run 28101 batch.lua MODE=get)
+  fi
   printf "| %s | %s | %s | %.3f | %.0f | %.0f | %.3f |\n" "$r" "$g0" "$g1" "$(echo "$g1 / $g0" | bc -l)" \
     "$(echo "$b0 * 1000" | bc -l)" "$(echo "$b1 * 1000" | bc -l)" "$(echo "$b1 / $b0" | bc -l)"
+  GET_RATIOS+=("$(echo "$g1 / $g0" | bc -l)") BATCH_RATIOS+=("$(echo "$b1 / $b0" | bc -l)")
 done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f", m }'; }
+echo "median ratio: GET $(median "${GET_RATIOS[@]}"), batchGet $(median "${BATCH_RATIOS[@]}") (1 M changes / empty)"

@@ -535,3 +535,56 @@ fn a_damaged_idempotency_key_file_is_a_clear_error() {
         .expect("refused");
     assert!(err.to_string().contains("damaged"), "{err}");
 }
+
+#[test]
+fn a_batch_read_gives_what_single_reads_give_in_order() {
+    let fx = Fixture::new(2_000);
+    let snapshot = fx.snapshot();
+    let register = register(&snapshot, &fx.log_dir());
+    // Every third citizen moves; one newborn; one ID nobody holds.
+    for c in fx.citizens.iter().step_by(3).take(200) {
+        let patch =
+            json!({"permanent_residence": format!("Số {} Tràng Tiền, Hà Nội", c.id.get() % 97)});
+        submit(
+            &register,
+            &snapshot,
+            Some(c.id),
+            ChangeRequest::Update(patch),
+        )
+        .unwrap();
+    }
+    let born = submit(
+        &register,
+        &snapshot,
+        None,
+        ChangeRequest::Register(newborn("Trần Thị Mới", "2026-11-20", "female")),
+    )
+    .unwrap()
+    .id;
+    let nobody = PersonalId::parse("001099999999").unwrap();
+    let mut ids: Vec<PersonalId> = fx.citizens.iter().take(700).map(|c| c.id).collect();
+    ids.insert(350, born);
+    ids.insert(10, nobody);
+    ids.push(ids[5]); // a repeat
+
+    let mut batch = Vec::new();
+    register.overlay().get_many(&snapshot, &ids, &mut batch);
+    assert_eq!(batch.len(), ids.len());
+    for (id, got) in ids.iter().zip(&batch) {
+        let single = register.overlay().get(&snapshot, *id);
+        assert_eq!(
+            got.as_ref().map(|f| f.view().permanent_residence().to_owned()),
+            single.as_ref().map(|f| f.view().permanent_residence().to_owned()),
+            "{id}"
+        );
+        assert_eq!(
+            got.as_ref().map(|f| f.view().id()),
+            single.as_ref().map(|f| f.view().id())
+        );
+    }
+    assert!(batch[10].is_none());
+    assert!(matches!(
+        batch[351],
+        Some(dancu_register::Found::Changed(_))
+    ));
+}
