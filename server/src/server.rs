@@ -32,7 +32,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use crate::address_share::AddressShare;
-use crate::audit::{AuditLog, AuditOptions};
+use crate::audit::{AuditLog, AuditOptions, Durability, GatedIo};
 use crate::config::{Config, Layout, Limits};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
@@ -156,6 +156,7 @@ impl Server {
                     durability: config.audit_durability,
                     capacity: config.audit_queue,
                     rotation: config.audit_rotation,
+                    ..AuditOptions::default()
                 },
                 keys.client_names(),
             )?),
@@ -445,9 +446,17 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let stream = WriteTimeout::new(stream, limits.write_timeout);
+        // Durable audit: the socket holds answers until their entries are on
+        // disk (`audit::gate`).
+        let gate = state
+            .audit
+            .as_ref()
+            .filter(|log| log.durability() == Durability::Durable)
+            .map(AuditLog::answer_gate);
+        let stream = GatedIo::new(stream, gate.clone(), crate::service::refusal_bytes);
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            Service::new(Arc::clone(&state), address_slot, Some(peer.ip())),
+            Service::new(Arc::clone(&state), address_slot, Some(peer.ip()), gate),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
