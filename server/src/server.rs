@@ -420,6 +420,15 @@ async fn serve(
 ) {
     let http = http_builder(&limits);
     let graceful = GracefulShutdown::new();
+    // Durable audit: this worker's lane pump wakes the connections whose
+    // answers wait for a commit (`audit::lanes`).
+    let durable_audit = state
+        .audit
+        .as_ref()
+        .filter(|log| log.durability() == Durability::Durable);
+    if let Some(log) = durable_audit {
+        tokio::spawn(log.lane_pump());
+    }
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -448,11 +457,7 @@ async fn serve(
         let stream = WriteTimeout::new(stream, limits.write_timeout);
         // Durable audit: the socket holds answers until their entries are on
         // disk (`audit::gate`).
-        let gate = state
-            .audit
-            .as_ref()
-            .filter(|log| log.durability() == Durability::Durable)
-            .map(AuditLog::answer_gate);
+        let gate = durable_audit.map(AuditLog::answer_gate);
         let stream = GatedIo::new(stream, gate.clone(), crate::service::refusal_bytes);
         let conn = http.serve_connection(
             TokioIo::new(stream),

@@ -62,7 +62,7 @@ pub mod writer;
 pub use format::ChainState;
 pub use gate::{AnswerGate, GatedIo};
 pub use lanes::Commit;
-use lanes::Lanes;
+use lanes::{LanePump, Lanes};
 pub use query::{query, Line};
 pub use storage::{FileStorage, Rotation, Storage};
 pub use verify::{verify, Broken, VerifyReport};
@@ -680,6 +680,13 @@ impl AuditLog {
     /// commit they wait for is durable (see [`gate`]).
     pub fn answer_gate(&self) -> Arc<AnswerGate> {
         Arc::new(AnswerGate::new(Arc::clone(&self.shared)))
+    }
+
+    /// The pump of the calling worker's lane: spawn it on every worker
+    /// runtime (see [`lanes`]). Without one, the writer wakes waiting tasks
+    /// itself.
+    pub fn lane_pump(&self) -> LanePump {
+        LanePump::new(Arc::clone(&self.shared))
     }
 
     /// Counters for metrics.

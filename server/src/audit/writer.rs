@@ -85,6 +85,8 @@ impl Drop for StopGuard<'_> {
             let mut lane = lane.lock();
             lane.closed = true;
             lane.take_decided(Commit::MAX, &mut wakers);
+            wakers.append(&mut lane.ready);
+            wakers.extend(lane.pump.take());
         }
         wakers.into_iter().for_each(Waker::wake);
     }
@@ -183,7 +185,8 @@ pub fn run<S: Storage>(
         commit += 1;
         if durable && entries > 0 {
             for lane in shared.lanes.iter() {
-                lane.lock().take_decided(commit - 1, &mut wakers);
+                let pump = lane.lock().hand_decided(commit - 1, &mut wakers);
+                wakers.extend(pump);
             }
             wakers.drain(..).for_each(Waker::wake);
         }
