@@ -111,7 +111,7 @@ impl Lanes {
     }
 
     /// How many lanes.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.lanes.len()
     }
 }

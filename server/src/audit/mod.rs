@@ -563,7 +563,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             durability: options.durability,
-            lane_capacity: options.capacity.max(1).div_ceil(lanes.len()),
+            lane_capacity: options.capacity.max(1).div_ceil(lanes.count()),
             lanes,
             writer_thread: OnceLock::new(),
             decided: AtomicU64::new(0),
