@@ -11,7 +11,8 @@
 # Knobs: SNAP (data/demo/demo-1m.snap, built by demo mode on first run),
 #   ROUNDS (3), DURATION (5s), CONNS (64), WRK_THREADS (2), PIPELINE (16),
 #   LAYOUT (per-core:2), PORT (28090), AUDIT_DIR (a temp dir: where the
-#   logs are written, i.e. which disk is measured).
+#   logs are written, i.e. which disk is measured), BIN_DIR (binaries built
+#   earlier, e.g. a copy of target/release: no build).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -27,8 +28,12 @@ PORT="${PORT:-28090}"
 export BENCH_DIR="$ROOT/server/bench"
 command -v wrk >/dev/null || { apt-get install -y wrk || (apt-get update && apt-get install -y wrk); } >/dev/null
 
-cargo build --release -p dancu-server --bin dancu-server --example sample-ids >&2
-BIN="$ROOT/target/release"
+if [ -n "${BIN_DIR:-}" ]; then
+  BIN="$BIN_DIR"
+else
+  cargo build --release -p dancu-server --bin dancu-server --example sample-ids >&2
+  BIN="$ROOT/target/release"
+fi
 TMP="$(mktemp -d)"
 AUDIT_DIR="${AUDIT_DIR:-$TMP}"
 PID=""

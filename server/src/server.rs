@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::address_share::AddressShare;
 use crate::admission::BatchPool;
-use crate::audit::{AuditLog, AuditOptions};
+use crate::audit::{AuditLog, AuditOptions, Durability, GatedIo};
 use crate::config::{Config, Layout, Limits};
 use crate::conn::{ConnClock, ConnIo};
 use crate::keys::KeyStore;
@@ -150,6 +150,7 @@ impl Server {
                     durability: config.audit_durability,
                     capacity: config.audit_queue,
                     rotation: config.audit_rotation,
+                    ..AuditOptions::default()
                 },
                 keys.client_names(),
             )?),
@@ -431,6 +432,15 @@ async fn serve(
 ) {
     let http = http_builder(&limits);
     let graceful = GracefulShutdown::new();
+    // Durable audit: this worker's lane pump wakes the connections whose
+    // answers wait for a commit (`audit::lanes`).
+    let durable_audit = state
+        .audit
+        .as_ref()
+        .filter(|log| log.durability() == Durability::Durable);
+    if let Some(log) = durable_audit {
+        tokio::spawn(log.lane_pump());
+    }
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -463,9 +473,13 @@ async fn serve(
             Arc::clone(&state),
             limits.write_timeout,
         );
+        // Durable audit: the socket holds answers until their entries are on
+        // disk (`audit::gate`).
+        let gate = durable_audit.map(AuditLog::answer_gate);
+        let stream = GatedIo::new(stream, gate.clone(), crate::service::refusal_bytes);
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            Service::new(Arc::clone(&state), address_slot, Some(peer.ip()), clock),
+            Service::new(Arc::clone(&state), address_slot, Some(peer.ip()), clock, gate),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -2,9 +2,11 @@
 //! handlers of [`crate::routes`], count.
 //!
 //! `GET` routes are answered synchronously inside [`Service::call`] (a ready
-//! future: no boxing, no reference-count traffic) unless the audit log is
-//! durable: then the response waits, in a boxed future, for the fsync that
-//! covers its audit entry. Routes with a body always allocate a future.
+//! future: no boxing, no reference-count traffic). When the audit log is
+//! durable, the commit of the request's audit entry goes to the
+//! connection's [`AnswerGate`], which holds the answer's bytes back until
+//! the fsync that covers it (see [`crate::audit::gate`]). Routes with a
+//! body always allocate a future.
 //! Every authorized response carries `X-Request-Id`, the ID its audit entry
 //! has.
 
@@ -30,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::address_share::AddressSlot;
 use crate::admission;
 use crate::api_error::ApiError;
-use crate::audit::{self, Durable, Operation};
+use crate::audit::{self, AnswerGate, Durable, Operation};
 use crate::auth::{authorize, required_scopes, KeyCache};
 use crate::body::HttpResponse;
 use crate::conn::ConnClock;
@@ -57,15 +59,20 @@ pub struct Service {
     address_slot: RefCell<Option<AddressSlot>>,
     /// When the request's bytes arrived; times the response's write.
     clock: Arc<ConnClock>,
+    /// Holds the connection's answers until their audit entries are
+    /// durable (durable audit only).
+    gate: Option<Arc<AnswerGate>>,
 }
 
 impl Service {
-    /// The service of a new connection.
+    /// The service of a new connection whose socket `gate` guards (see
+    /// [`crate::audit::GatedIo`]; `None` answers after waiting instead).
     pub fn new(
         state: Arc<State>,
         address_slot: AddressSlot,
         peer: Option<IpAddr>,
         clock: Arc<ConnClock>,
+        gate: Option<Arc<AnswerGate>>,
     ) -> Service {
         Service {
             state,
@@ -74,6 +81,7 @@ impl Service {
             projections: ProjectionCache::default(),
             address_slot: RefCell::new(Some(address_slot)),
             clock,
+            gate,
         }
     }
 }
@@ -217,6 +225,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             Route::SnapshotInfo => admin::snapshot_info(state),
             _ => {
                 let (state, clock) = (Arc::clone(&self.state), Arc::clone(&self.clock));
+                let gate = self.gate.clone();
                 return ResponseFuture::Boxed(Box::pin(async move {
                     let ticket = AuditTicket::default();
                     let access = Access {
@@ -233,23 +242,40 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                     let (resp, durable) =
                         post(&state, route, access, class, scopes, req, &mut receive).await;
                     let durable = durable.or_else(|| ticket.take());
-                    let resp = respond(route, resp);
-                    let resp =
-                        answer_when_durable(&state, route, client, resp, durable, request_id).await;
+                    let resp = answer_when_durable(
+                        &state,
+                        gate.as_deref(),
+                        (route, client),
+                        respond(route, resp),
+                        durable,
+                        request_id,
+                    )
+                    .await;
                     state.finish(&clock, route, client, start, receive, resp)
                 }));
             }
         };
         let resp = with_request_id(respond(route, resp), request_id);
-        match ticket.take() {
+        match (ticket.take(), &self.gate) {
             // Buffered, off, or nothing audited: answer now, no allocation.
-            None => ready(route, client, resp),
-            Some(durable) => {
+            (None, _) => ready(route, client, resp),
+            // The socket holds the answer until the entry is durable.
+            (Some(durable), Some(gate)) => {
+                gate.hold(durable);
+                ready(route, client, resp)
+            }
+            (Some(durable), None) => {
                 let (state, clock) = (Arc::clone(&self.state), Arc::clone(&self.clock));
                 ResponseFuture::Boxed(Box::pin(async move {
-                    let resp =
-                        answer_when_durable(&state, route, client, resp, Some(durable), request_id)
-                            .await;
+                    let resp = answer_when_durable(
+                        &state,
+                        None,
+                        (route, client),
+                        resp,
+                        Some(durable),
+                        request_id,
+                    )
+                    .await;
                     state.finish(&clock, route, client, start, Duration::ZERO, resp)
                 }))
             }
@@ -257,32 +283,55 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     }
 }
 
-/// `resp` once its audit entry is durable; `503 audit_failing` instead if
-/// the entry could not be made durable (the access was not answered). The
-/// wait is the [`Phase::AuditWait`] of the request.
+/// `resp` once its audit entry is durable: at once when `gate` holds it
+/// back on the socket, else after waiting here (the wait is the
+/// [`Phase::AuditWait`] of the request); `503 audit_failing` instead if the
+/// entry could not be made durable (the access was not answered).
 async fn answer_when_durable(
     state: &State,
-    route: Route,
-    client: ClientId,
+    gate: Option<&AnswerGate>,
+    (route, client): (Route, ClientId),
     resp: HttpResponse,
     durable: Option<Durable>,
     request_id: u64,
 ) -> HttpResponse {
-    let resp = match durable {
-        None => resp,
-        Some(durable) => {
+    let waited = match (durable, gate, &state.audit) {
+        (Some(durable), Some(gate), _) => {
+            gate.hold(durable);
+            Ok(())
+        }
+        (Some(durable), None, Some(log)) => {
             let waiting = Instant::now();
-            let durable = durable.await;
+            let waited = log.wait(durable).await;
             state
                 .metrics
                 .observe_phase(route, client, Phase::AuditWait, waiting.elapsed());
-            match durable {
-                Ok(()) => resp,
-                Err(e) => ApiError::audit_unavailable(e).into_response(),
-            }
+            waited
         }
+        _ => Ok(()),
+    };
+    let resp = match waited {
+        Ok(()) => resp,
+        Err(e) => ApiError::audit_unavailable(e).into_response(),
     };
     with_request_id(resp, request_id)
+}
+
+/// The raw answer a [`crate::audit::GatedIo`] sends in place of answers it
+/// withholds because their audit entries were lost: the `503` a waiting
+/// request gets, closing the connection.
+pub fn refusal_bytes(e: &crate::audit::AuditError) -> Vec<u8> {
+    let mut body = b"{\"error\":".to_vec();
+    ApiError::audit_unavailable(e.clone()).write_object(&mut body);
+    body.push(b'}');
+    let mut out = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         cache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Echoes the request ID (also in the audit entry) in `X-Request-Id`.

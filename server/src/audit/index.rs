@@ -11,7 +11,7 @@
 //! at most the rotation size.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -125,36 +125,70 @@ pub fn query_key(subject: &str) -> Option<u64> {
 /// Builds and writes the index of a rotated file (through a temporary name,
 /// so a crash leaves no half index). Returns its path.
 pub fn build(rotated: &Path) -> io::Result<PathBuf> {
-    let bytes = std::fs::read(rotated)?;
-    let mut pairs: Vec<(u64, u64)> = Vec::new();
-    let mut offset = 0;
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        line_keys(line, |k| pairs.push((k, offset as u64)));
-        offset += line.len();
+    Builder::default().build(rotated)
+}
+
+/// Builds indexes one after another, reusing its buffers.
+///
+/// Why: a 128 MiB file of batch lines holds about 8.5 million subjects.
+/// Reading the whole file into a new buffer and growing a new pair vector
+/// and output buffer faulted in and zeroed about 400 MB of fresh pages per
+/// build: measured (perf, batchGet 1000 with the log buffered), the index
+/// thread took 27 % of the server's CPU, most of it in `clear_page_erms`
+/// and `memmove`. Streaming the file through a small buffer, sizing the
+/// pair vector once (growing it by doubling re-faulted it at every step)
+/// and keeping it between builds, and streaming the output leave the parse
+/// and the sort once the first build has faulted the vector in.
+#[derive(Default)]
+pub struct Builder {
+    pairs: Vec<(u64, u64)>,
+    line: Vec<u8>,
+}
+
+impl Builder {
+    /// [`build`], reusing this builder's buffers.
+    pub fn build(&mut self, rotated: &Path) -> io::Result<PathBuf> {
+        let file = File::open(rotated)?;
+        // Each subject takes at least 15 bytes of a line (`"079089012345",`):
+        // one allocation, of which only the pages used are ever touched.
+        let most = usize::try_from(file.metadata()?.len() / 15).unwrap_or(usize::MAX);
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let pairs = &mut self.pairs;
+        pairs.clear();
+        pairs.reserve(most);
+        let mut offset = 0u64;
+        loop {
+            self.line.clear();
+            let n = reader.read_until(b'\n', &mut self.line)?;
+            if n == 0 {
+                break;
+            }
+            line_keys(&self.line, |k| pairs.push((k, offset)));
+            offset += n as u64;
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let path = index_name(rotated);
+        let mut tmp_name = path.clone().into_os_string();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(MAGIC)?;
+        out.write_all(&(pairs.len() as u64).to_le_bytes())?;
+        for (k, o) in pairs.iter() {
+            out.write_all(&k.to_le_bytes())?;
+            out.write_all(&o.to_le_bytes())?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
     }
-    pairs.sort_unstable();
-    pairs.dedup();
-    let mut out = Vec::with_capacity(HEADER as usize + pairs.len() * PAIR as usize);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
-    for (k, o) in &pairs {
-        out.extend_from_slice(&k.to_le_bytes());
-        out.extend_from_slice(&o.to_le_bytes());
-    }
-    let path = index_name(rotated);
-    let mut tmp_name = path.clone().into_os_string();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(&tmp)?;
-    file.write_all(&out)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
 }
 
 /// The line offsets the index at `path` lists for `key`, ascending.

@@ -2,11 +2,14 @@
 //!
 //! The contract is `shared/DESIGN.md`, "The audit log promises":
 //!
-//! - **Durable by default.** [`AuditLog::append`] hands the accesses of one
-//!   request to the writer thread ([`writer`]) and returns a [`Durable`]
-//!   ticket; the handler answers only once the ticket resolves, which is
-//!   after the `fsync` that covers the entry. One fsync covers every entry
-//!   that arrived while the previous one ran (group commit). In
+//! - **Durable by default.** [`AuditLog::append`] leaves the accesses of
+//!   one request in its worker's lane ([`lanes`]) for the writer thread
+//!   ([`writer`]) and returns a [`Durable`] ticket: the number of the group
+//!   commit whose `fsync` covers the entry. One fsync covers every entry
+//!   that arrived while the previous one ran (group commit). The answer
+//!   goes out only once that commit is durable: the connection's
+//!   [`GatedIo`] holds back every byte of its answers until then ([`gate`]),
+//!   so pipelined requests wait for one fsync together. In
 //!   [`Durability::Buffered`] mode the ticket is ready at once and the file
 //!   is fsynced every second: a `kill -9` loses what was still queued in
 //!   memory (entries not yet written; measured in `server/RESULTS.md`), a
@@ -33,7 +36,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -42,24 +45,28 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Sender;
 use dancu_engine::FieldSet;
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
 
 use crate::keys::ClientId;
 use crate::Error;
 
 pub mod format;
+pub mod gate;
 pub mod generate;
 pub mod index;
+pub mod lanes;
 mod query;
 pub mod storage;
 mod verify;
 pub mod writer;
 
 pub use format::ChainState;
+pub use gate::{AnswerGate, GatedIo};
+pub use lanes::Commit;
+use lanes::{LanePump, Lanes};
 pub use query::{query, Line};
 pub use storage::{FileStorage, Rotation, Storage};
 pub use verify::{verify, Broken, VerifyReport};
-use writer::{Accesses, Message};
+use writer::{Accesses, Control};
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,11 +289,12 @@ pub enum AuditError {
     Closed,
 }
 
-/// Resolves once the accesses of one append are durable (at once in
-/// buffered mode), or with the error that stopped them.
+/// The ticket of one append: the group commit whose fsync makes its
+/// entries durable (none in buffered mode). Wait for it with
+/// [`AuditLog::wait`], or hand it to a connection's [`AnswerGate`].
 #[must_use = "an access may be answered only once its audit entry is durable"]
-#[derive(Debug)]
-pub struct Durable(Option<oneshot::Receiver<Result<(), AuditError>>>);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Durable(Option<Commit>);
 
 impl Durable {
     /// A ticket that is already resolved (buffered mode, audit off).
@@ -298,17 +306,27 @@ impl Durable {
     pub fn is_ready(&self) -> bool {
         self.0.is_none()
     }
+
+    /// The commit to wait for, if any.
+    pub fn commit(&self) -> Option<Commit> {
+        self.0
+    }
 }
 
-impl std::future::Future for Durable {
+/// The future of [`AuditLog::wait`].
+#[derive(Debug)]
+pub struct WaitDurable<'a> {
+    shared: &'a Shared,
+    durable: Durable,
+}
+
+impl std::future::Future for WaitDurable<'_> {
     type Output = Result<(), AuditError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().0 {
+        match self.durable.0 {
             None => Poll::Ready(Ok(())),
-            Some(rx) => Pin::new(rx).poll(cx).map(|r| {
-                r.unwrap_or_else(|_| Err(AuditError::Failing("the audit writer stopped".into())))
-            }),
+            Some(commit) => self.shared.poll_decided(commit, commit, cx),
         }
     }
 }
@@ -330,13 +348,25 @@ pub struct AuditStats {
     pub failure: Option<String>,
 }
 
-/// State shared by the handle and the writer thread.
+/// State shared by the handle, the writer thread and the connections'
+/// [`AnswerGate`]s.
 pub struct Shared {
     path: PathBuf,
     durability: Durability,
-    capacity: usize,
-    /// Entries sent and not yet written.
-    pending: AtomicUsize,
+    /// Most entries one lane may hold (the queue bound, split over lanes).
+    lane_capacity: usize,
+    lanes: Lanes,
+    /// The writer thread, unparked when a lane gets its first access.
+    writer_thread: OnceLock<std::thread::Thread>,
+    /// The last commit whose fate is known (written and fsynced, or lost).
+    decided: AtomicU64,
+    /// Whether any commit was ever lost (the fast path skips `lost`).
+    any_lost: AtomicBool,
+    /// Commits lost to failures, as inclusive ranges; the last range ends
+    /// at `Commit::MAX` while the log is failing.
+    lost: Mutex<Vec<(Commit, Commit)>>,
+    /// Set when the writer thread has stopped (closed, or panicked).
+    stopped: AtomicBool,
     closed: AtomicBool,
     failing: AtomicBool,
     failure: Mutex<Option<Arc<str>>>,
@@ -344,6 +374,15 @@ pub struct Shared {
     written: AtomicU64,
     refused: AtomicU64,
     syncs: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("path", &self.path)
+            .field("decided", &self.decided)
+            .finish()
+    }
 }
 
 impl Shared {
@@ -362,8 +401,9 @@ impl Shared {
         )
     }
 
-    /// Stops data access and says why, once per failure.
-    fn fail(&self, cause: &str) {
+    /// Stops data access and says why, once per failure: every commit from
+    /// `first_lost` on is lost until [`Shared::recovered`].
+    fn fail(&self, cause: &str, first_lost: Commit) {
         let mut failure = self.failure.lock();
         if failure.is_none() {
             eprintln!(
@@ -372,16 +412,77 @@ impl Shared {
             );
             *failure = Some(cause.into());
             self.failures.fetch_add(1, Ordering::Relaxed);
+            self.lost.lock().push((first_lost, Commit::MAX));
+            self.any_lost.store(true, Ordering::Release);
         }
         self.failing.store(true, Ordering::Release);
     }
 
-    fn recovered(&self) {
+    /// The log works again; commits after `last_lost` are written.
+    fn recovered(&self, last_lost: Commit) {
         let mut failure = self.failure.lock();
         if let Some(cause) = failure.take() {
             eprintln!("dancu-server: audit log works again (it failed: {cause})");
         }
+        if let Some(open) = self.lost.lock().last_mut() {
+            if open.1 == Commit::MAX {
+                open.1 = last_lost;
+            }
+        }
         self.failing.store(false, Ordering::Release);
+    }
+
+    /// Whether commits `lo..=hi` are all decided: `Ok` when all were
+    /// written and fsynced, the failure when any was lost; `None` while
+    /// some is still to come.
+    fn decided(&self, lo: Commit, hi: Commit) -> Option<Result<(), AuditError>> {
+        if hi > self.decided.load(Ordering::Acquire) {
+            // The writer decides its last commit before it says it stopped.
+            if !self.stopped.load(Ordering::Acquire) || hi <= self.decided.load(Ordering::Acquire) {
+                return None;
+            }
+            return Some(Err(if self.closed.load(Ordering::Acquire) {
+                AuditError::Closed
+            } else {
+                AuditError::Failing("the audit writer stopped".into())
+            }));
+        }
+        if self.any_lost.load(Ordering::Acquire)
+            && self.lost.lock().iter().any(|&(a, b)| a <= hi && lo <= b)
+        {
+            return Some(Err(self.failing_error()));
+        }
+        Some(Ok(()))
+    }
+
+    /// [`Shared::decided`], leaving the task's waker in its thread's lane
+    /// while undecided (the writer wakes it once it decides `hi`).
+    fn poll_decided(
+        &self,
+        lo: Commit,
+        hi: Commit,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AuditError>> {
+        if let Some(result) = self.decided(lo, hi) {
+            return Poll::Ready(result);
+        }
+        self.lanes
+            .mine()
+            .lock()
+            .waiters
+            .push((hi, cx.waker().clone()));
+        // The writer may have decided `hi` and looked for waiters before
+        // this one was left: look again.
+        match self.decided(lo, hi) {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+
+    fn wake_writer(&self) {
+        if let Some(thread) = self.writer_thread.get() {
+            thread.unpark();
+        }
     }
 }
 
@@ -394,6 +495,8 @@ pub struct AuditOptions {
     pub capacity: usize,
     /// When to rotate.
     pub rotation: Rotation,
+    /// Append lanes: one per request worker thread (see [`lanes`]).
+    pub lanes: usize,
 }
 
 impl Default for AuditOptions {
@@ -402,6 +505,7 @@ impl Default for AuditOptions {
             durability: Durability::Durable,
             capacity: 1 << 20,
             rotation: Rotation::default(),
+            lanes: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -409,7 +513,7 @@ impl Default for AuditOptions {
 /// An open audit log with its writer thread. Dropping it closes it.
 pub struct AuditLog {
     shared: Arc<Shared>,
-    tx: Sender<Message>,
+    control: Sender<Control>,
     writer: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
 }
 
@@ -458,11 +562,17 @@ impl AuditLog {
             eprintln!("dancu-server: audit log {}: {cut}", path.display());
         }
         anchor_wall_clock();
+        let lanes = Lanes::new(options.lanes);
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             durability: options.durability,
-            capacity: options.capacity.max(1),
-            pending: AtomicUsize::new(0),
+            lane_capacity: options.capacity.max(1).div_ceil(lanes.count()),
+            lanes,
+            writer_thread: OnceLock::new(),
+            decided: AtomicU64::new(0),
+            any_lost: AtomicBool::new(false),
+            lost: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -471,15 +581,16 @@ impl AuditLog {
             refused: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
         });
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (control, control_rx) = crossbeam_channel::unbounded();
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("dancu-audit".into())
-            .spawn(move || writer::run(&writer_shared, &rx, storage, formatter))
+            .spawn(move || writer::run(&writer_shared, &control_rx, storage, formatter))
             .map_err(io_err)?;
+        let _ = shared.writer_thread.set(writer.thread().clone());
         Ok(AuditLog {
             shared,
-            tx,
+            control,
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -535,33 +646,57 @@ impl AuditLog {
         if shared.closed.load(Ordering::Acquire) {
             return refuse(AuditError::Closed);
         }
-        let n = match &accesses {
-            Accesses::One(_) => 1,
-            Accesses::Batch(v) => v.len(),
-        };
-        if shared.pending.fetch_add(n, Ordering::Relaxed) + n > shared.capacity {
-            shared.pending.fetch_sub(n, Ordering::Relaxed);
-            return refuse(AuditError::Backlogged);
-        }
-        let (ticket, durable) = match shared.durability {
-            Durability::Durable => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Durable(Some(rx)))
-            }
-            Durability::Buffered => (None, Durable::ready()),
-        };
-        if self.tx.send(Message::Access { accesses, ticket }).is_err() {
-            shared.pending.fetch_sub(n, Ordering::Relaxed);
+        let n = accesses.len();
+        let mut lane = shared.lanes.mine().lock();
+        if lane.closed {
+            drop(lane);
             return refuse(AuditError::Closed);
         }
-        Ok(durable)
+        if lane.entries + n > shared.lane_capacity {
+            drop(lane);
+            return refuse(AuditError::Backlogged);
+        }
+        let first = lane.accesses.is_empty();
+        lane.accesses.push(accesses);
+        lane.entries += n;
+        let commit = lane.commit;
+        drop(lane);
+        if first {
+            shared.wake_writer();
+        }
+        Ok(match shared.durability {
+            Durability::Durable => Durable(Some(commit)),
+            Durability::Buffered => Durable::ready(),
+        })
+    }
+
+    /// Resolves once `durable`'s entries are on disk, or with the error
+    /// that stopped them.
+    pub fn wait(&self, durable: Durable) -> WaitDurable<'_> {
+        WaitDurable {
+            shared: &self.shared,
+            durable,
+        }
+    }
+
+    /// The gate of a new connection: its answers go out only once every
+    /// commit they wait for is durable (see [`gate`]).
+    pub fn answer_gate(&self) -> Arc<AnswerGate> {
+        Arc::new(AnswerGate::new(Arc::clone(&self.shared)))
+    }
+
+    /// The pump of the calling worker's lane: spawn it on every worker
+    /// runtime (see [`lanes`]). Without one, the writer wakes waiting tasks
+    /// itself.
+    pub fn lane_pump(&self) -> LanePump {
+        LanePump::new(Arc::clone(&self.shared))
     }
 
     /// Counters for metrics.
     pub fn stats(&self) -> AuditStats {
         let s = &*self.shared;
         AuditStats {
-            backlog: s.pending.load(Ordering::Relaxed) as u64,
+            backlog: s.lanes.iter().map(|l| l.lock().entries as u64).sum(),
             written: s.written.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             syncs: s.syncs.load(Ordering::Relaxed),
@@ -587,9 +722,10 @@ impl AuditLog {
             return Ok(());
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx
-            .send(Message::Recover(tx))
+        self.control
+            .send(Control::Recover(tx))
             .map_err(|_| AuditError::Closed)?;
+        self.shared.wake_writer();
         rx.recv().unwrap_or(Err(AuditError::Closed))
     }
 
@@ -600,7 +736,8 @@ impl AuditLog {
         let Some(writer) = self.writer.lock().take() else {
             return Ok(());
         };
-        let _ = self.tx.send(Message::Close);
+        let _ = self.control.send(Control::Close);
+        self.shared.wake_writer();
         let result = writer.join().unwrap_or_else(|_| {
             Err(AuditError::Failing(
                 "the audit writer thread panicked".into(),

@@ -253,8 +253,9 @@ impl Storage for FileStorage {
             let thread = std::thread::Builder::new()
                 .name("dancu-audit-index".into())
                 .spawn(move || {
+                    let mut builder = index::Builder::default();
                     for rotated in rx {
-                        if let Err(e) = index::build(&rotated) {
+                        if let Err(e) = builder.build(&rotated) {
                             eprintln!(
                                 "dancu-server: audit index of {} not written: {e} \
                                  (audit-query scans that file)",

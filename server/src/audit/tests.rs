@@ -13,6 +13,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Waits for a ticket of `log`.
+fn durable(log: &AuditLog, ticket: Durable) -> Result<(), AuditError> {
+    block_on(log.wait(ticket))
+}
+
 fn entry(subject: u64, operation: Operation, outcome: Outcome) -> Entry {
     Entry {
         source: Some("10.1.2.3".parse().unwrap()),
@@ -68,7 +73,7 @@ fn durable_appends_resolve_after_their_fsync_and_chain() {
     let e = entry(79_089_012_345, Operation::Get, Outcome::Found);
     let ticket = log.append(&[e]).unwrap();
     assert!(!ticket.is_ready());
-    block_on(ticket).unwrap();
+    durable(&log, ticket).unwrap();
     assert!(log.stats().syncs >= 1, "answered before any fsync");
     // Durable means on disk before the ticket resolves: the line is there
     // without closing the log.
@@ -77,13 +82,13 @@ fn durable_appends_resolve_after_their_fsync_and_chain() {
         entry(79_089_012_345, Operation::BatchGet, Outcome::Found),
         entry(1_089_000_007, Operation::BatchGet, Outcome::NotFound),
     ];
-    block_on(log.append(&batch).unwrap()).unwrap();
+    durable(&log, log.append(&batch).unwrap()).unwrap();
     log.append_one(Entry {
         legacy_id: 12_345,
         subject: 0,
         ..entry(0, Operation::Legacy, Outcome::NotFound)
     })
-    .map(block_on)
+    .map(|t| durable(&log, t))
     .unwrap()
     .unwrap();
     log.close().unwrap();
@@ -178,7 +183,8 @@ fn a_torn_tail_is_cut_on_open_and_the_cut_recorded() {
     let path = dir.path().join("torn.audit");
     let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
     for s in 1..=3 {
-        block_on(
+        durable(
+            &log,
             log.append(&[entry(s, Operation::Get, Outcome::Found)])
                 .unwrap(),
         )
@@ -196,7 +202,8 @@ fn a_torn_tail_is_cut_on_open_and_the_cut_recorded() {
         .reason
         .contains("torn"));
     let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
-    block_on(
+    durable(
+        &log,
         log.append(&[entry(4, Operation::Get, Outcome::Found)])
             .unwrap(),
     )
@@ -253,7 +260,7 @@ fn rotation_keeps_the_chain_indexes_files_and_makes_them_private() {
     let log = AuditLog::open(&path, opts.clone(), names()).unwrap();
     for s in 0..60u64 {
         let e = entry(100 + s % 7, Operation::Get, Outcome::Found);
-        block_on(log.append(&[e]).unwrap()).unwrap();
+        durable(&log, log.append(&[e]).unwrap()).unwrap();
     }
     log.close().unwrap();
     let rotated = index::rotated_files(&path).unwrap();
@@ -281,7 +288,8 @@ fn rotation_keeps_the_chain_indexes_files_and_makes_them_private() {
     // A restart after a rotation continues the chain from the rotated file.
     std::fs::remove_file(&path).unwrap();
     let log = AuditLog::open(&path, opts, names()).unwrap();
-    block_on(
+    durable(
+        &log,
         log.append(&[entry(1, Operation::Get, Outcome::Found)])
             .unwrap(),
     )
@@ -342,9 +350,9 @@ fn an_fsync_error_fails_closed_until_recovered() {
     let path = dir.path().join("eio.audit");
     let (log, _, fail_sync) = faulty_log(&path, Durability::Durable);
     let e = entry(7, Operation::Get, Outcome::Found);
-    block_on(log.append(&[e]).unwrap()).unwrap();
+    durable(&log, log.append(&[e]).unwrap()).unwrap();
     fail_sync.store(true, Ordering::Relaxed);
-    let err = block_on(log.append(&[e]).unwrap()).unwrap_err();
+    let err = durable(&log, log.append(&[e]).unwrap()).unwrap_err();
     assert!(
         matches!(&err, AuditError::Failing(cause) if cause.contains("fsync") || cause.contains("I/O")),
         "{err}"
@@ -362,7 +370,7 @@ fn an_fsync_error_fails_closed_until_recovered() {
     fail_sync.store(false, Ordering::Relaxed);
     log.recover().unwrap();
     assert_eq!(log.failure(), None);
-    block_on(log.append(&[e]).unwrap()).unwrap();
+    durable(&log, log.append(&[e]).unwrap()).unwrap();
     log.close().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains(r#""event":"recovered""#), "{text}");
@@ -375,13 +383,13 @@ fn a_write_error_cuts_the_half_line_on_recovery() {
     let path = dir.path().join("enospc.audit");
     let (log, fail_write, _) = faulty_log(&path, Durability::Durable);
     let e = entry(7, Operation::Get, Outcome::Found);
-    block_on(log.append(&[e]).unwrap()).unwrap();
+    durable(&log, log.append(&[e]).unwrap()).unwrap();
     fail_write.store(true, Ordering::Relaxed);
-    let err = block_on(log.append(&[e]).unwrap()).unwrap_err();
+    let err = durable(&log, log.append(&[e]).unwrap()).unwrap_err();
     assert!(err.to_string().contains("No space left"), "{err}");
     fail_write.store(false, Ordering::Relaxed);
     log.recover().unwrap();
-    block_on(log.append(&[e]).unwrap()).unwrap();
+    durable(&log, log.append(&[e]).unwrap()).unwrap();
     log.close().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains(r#""event":"torn_tail_cut""#), "{text}");

@@ -1,34 +1,45 @@
 //! The writer thread: group commit.
 //!
-//! Request workers send one [`Message`] per request over a crossbeam
-//! channel. The writer blocks for the first message, then takes every
-//! message that arrived meanwhile, formats them as chained lines, writes
-//! them in one `write` and — in durable mode — `fsync`s once, and only then
-//! resolves each request's ticket. While it is in `fsync`, the next group
-//! queues up in the channel; so the rate of fsyncs adapts to the disk and
-//! each covers as many requests as arrived during the one before (as
-//! PostgreSQL's group commit and Redis' `appendfsync always` do).
+//! Request workers leave their accesses in their lane ([`super::lanes`]).
+//! The writer takes every lane's accesses at once — that is commit number
+//! `c` — formats them as chained lines, writes them in one `write` and, in
+//! durable mode, `fsync`s once; then it records `c` as decided and wakes
+//! the tasks waiting for it. While it is in `fsync`, the next group gathers
+//! in the lanes; so the rate of fsyncs adapts to the disk and each covers
+//! as many requests as arrived during the one before (as PostgreSQL's group
+//! commit and Redis' `appendfsync always` do). A worker unparks the writer
+//! only when its lane was empty, so a busy writer is never woken.
 //!
-//! Any write or fsync error fails the log closed: every ticket in the group
-//! and every later append gets [`AuditError::Failing`] until a
-//! [`Message::Recover`] (the operator's reload) reopens the file, cuts what
-//! the failure left half-written, records the recovery and fsyncs it.
+//! Buffered mode writes at most every [`BUFFERED_GATHER`] (so that a busy
+//! server does not pay a wake-up and a `write` per access) and fsyncs every
+//! [`SYNC_EVERY`].
+//!
+//! Any write or fsync error fails the log closed: the commit and every
+//! later one are lost (their tickets resolve to [`AuditError::Failing`]),
+//! and every later append is refused, until a [`Control::Recover`] (the
+//! operator's reload) reopens the file, cuts what the failure left
+//! half-written, records the recovery and fsyncs it.
 
 use std::sync::atomic::Ordering;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-use tokio::sync::oneshot;
+use crossbeam_channel::Receiver;
 
 use super::format::LineFormatter;
+use super::lanes::Commit;
 use super::storage::Storage;
 use super::{now_us, AuditError, Durability, Entry, Shared};
 
 /// Buffered mode fsyncs at least this often while there is unsynced data.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Buffered mode gathers accesses this long before it writes them: a
+/// `kill -9` loses at most this much more than what the workers queued.
+pub const BUFFERED_GATHER: Duration = Duration::from_millis(1);
 /// The writer wakes at least this often (rotation by day, buffered fsync).
 const IDLE_WAKE: Duration = Duration::from_secs(1);
-/// A group stops growing at this many formatted bytes (one write).
+/// A commit is written in `write`s of about this many bytes (a big backlog
+/// is not formatted into one buffer).
 const GROUP_BYTES: usize = 1 << 20;
 
 /// The accesses of one request.
@@ -40,120 +51,145 @@ pub enum Accesses {
 }
 
 impl Accesses {
-    fn len(&self) -> usize {
+    /// How many entries.
+    pub fn len(&self) -> usize {
         match self {
             Accesses::One(_) => 1,
             Accesses::Batch(v) => v.len(),
         }
     }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// What request workers and the log's owner send the writer.
-pub enum Message {
-    /// Audit these accesses; answer the ticket (durable mode) once they are
-    /// on disk, or with the error that stopped them.
-    Access {
-        /// The accesses.
-        accesses: Accesses,
-        /// Resolved after the covering fsync; `None` in buffered mode.
-        ticket: Option<oneshot::Sender<Result<(), AuditError>>>,
-    },
+/// What the log's owner sends the writer (besides the accesses).
+pub enum Control {
     /// Reopen after a failure; answer whether the log works again.
     Recover(crossbeam_channel::Sender<Result<(), AuditError>>),
-    /// Write and fsync everything before this, then stop.
+    /// Write and fsync everything appended before this, then stop.
     Close,
 }
 
-/// Runs until [`Message::Close`] (or every sender is gone). Returns the last
-/// unrecovered failure, if any.
+/// Marks the writer stopped and wakes every waiter when it returns (or
+/// panics): no ticket waits for a commit that will never come.
+struct StopGuard<'a>(&'a Shared);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Release);
+        let mut wakers = Vec::new();
+        for lane in self.0.lanes.iter() {
+            let mut lane = lane.lock();
+            lane.closed = true;
+            lane.take_decided(Commit::MAX, &mut wakers);
+            wakers.append(&mut lane.ready);
+            wakers.extend(lane.pump.take());
+        }
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Runs until [`Control::Close`] (or the log's handle is gone). Returns the
+/// last unrecovered failure, if any.
 pub fn run<S: Storage>(
     shared: &Shared,
-    rx: &Receiver<Message>,
+    control: &Receiver<Control>,
     mut storage: S,
     mut formatter: LineFormatter,
 ) -> Result<(), AuditError> {
+    let _stop = StopGuard(shared);
     let durable = shared.durability == Durability::Durable;
     let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut tickets: Vec<oneshot::Sender<Result<(), AuditError>>> = Vec::new();
+    // One spare vector per lane, swapped with the lane's: no allocation
+    // per commit once they have grown.
+    let mut taken: Vec<Vec<Accesses>> = shared.lanes.iter().map(|_| Vec::new()).collect();
+    let mut wakers: Vec<Waker> = Vec::new();
     let mut recovers = Vec::new();
+    let mut commit: Commit = 1;
     let mut last_sync = Instant::now();
     let mut dirty = false;
     let mut closing = false;
-    while !closing {
-        let wait = if dirty {
-            SYNC_EVERY.saturating_sub(last_sync.elapsed())
-        } else {
-            IDLE_WAKE
-        };
-        let first = match rx.recv_timeout(wait) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                closing = true;
-                None
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(Control::Recover(reply)) => recovers.push(reply),
+                Ok(Control::Close) => closing = true,
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    closing = true;
+                    break;
+                }
             }
-        };
+        }
+        // Take every lane's accesses: they are commit `commit`.
         let mut entries = 0;
-        let mut next = first;
-        while let Some(message) = next.take() {
-            match message {
-                Message::Access { accesses, ticket } => {
-                    entries += accesses.len();
-                    if shared.is_failing() {
-                        if let Some(t) = ticket {
-                            let _ = t.send(Err(shared.failing_error()));
-                        }
-                    } else {
-                        match &accesses {
-                            Accesses::One(e) => formatter.format_entry(e, &mut out),
-                            Accesses::Batch(items) => formatter.format_batch(items, &mut out),
-                        }
-                        tickets.extend(ticket);
-                    }
-                }
-                Message::Recover(reply) => recovers.push(reply),
-                Message::Close => closing = true,
-            }
-            if out.len() < GROUP_BYTES && !closing {
-                next = rx.try_recv().ok();
-            }
+        for (lane, spare) in shared.lanes.iter().zip(&mut taken) {
+            let mut lane = lane.lock();
+            std::mem::swap(&mut lane.accesses, spare);
+            entries += std::mem::take(&mut lane.entries);
+            lane.commit = commit + 1;
+            lane.closed |= closing;
         }
-        if !out.is_empty() {
-            let path = shared.path.display();
-            let result = storage
-                .write_all(&out)
-                .map_err(|e| format!("writing {path}: {e}"))
-                .and_then(|()| {
-                    if durable {
-                        storage
-                            .sync()
-                            .map_err(|e| format!("fsync of {path}: {e}"))?;
-                        shared.syncs.fetch_add(1, Ordering::Relaxed);
+        if entries > 0 {
+            if shared.is_failing() {
+                // Lost: the tickets of this commit resolve to the failure.
+            } else {
+                let path = shared.path.display();
+                let mut result = Ok(());
+                for accesses in taken.iter().flatten() {
+                    match accesses {
+                        Accesses::One(e) => formatter.format_entry(e, &mut out),
+                        Accesses::Batch(items) => formatter.format_batch(items, &mut out),
                     }
-                    Ok(())
-                });
-            out.clear();
-            match result {
-                Ok(()) => {
-                    if durable {
-                        last_sync = Instant::now();
-                    } else {
-                        dirty = true;
-                    }
-                    shared.written.fetch_add(entries as u64, Ordering::Relaxed);
-                    for t in tickets.drain(..) {
-                        let _ = t.send(Ok(()));
+                    if out.len() >= GROUP_BYTES {
+                        result = storage.write_all(&out);
+                        out.clear();
+                        if result.is_err() {
+                            break;
+                        }
                     }
                 }
-                Err(cause) => {
-                    shared.fail(&cause);
-                    for t in tickets.drain(..) {
-                        let _ = t.send(Err(shared.failing_error()));
+                let result = result
+                    .and_then(|()| storage.write_all(&out))
+                    .map_err(|e| format!("writing {path}: {e}"))
+                    .and_then(|()| {
+                        if durable {
+                            storage
+                                .sync()
+                                .map_err(|e| format!("fsync of {path}: {e}"))?;
+                            shared.syncs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(())
+                    });
+                out.clear();
+                match result {
+                    Ok(()) => {
+                        if durable {
+                            last_sync = Instant::now();
+                        } else {
+                            dirty = true;
+                        }
+                        shared.written.fetch_add(entries as u64, Ordering::Relaxed);
                     }
+                    Err(cause) => shared.fail(&cause, commit),
                 }
             }
+            taken.iter_mut().for_each(Vec::clear);
         }
-        shared.pending.fetch_sub(entries, Ordering::Relaxed);
+        // Decided (written, or lost: `fail` recorded it first); wake whoever
+        // waits for it.
+        shared.decided.store(commit, Ordering::Release);
+        commit += 1;
+        if durable && entries > 0 {
+            for lane in shared.lanes.iter() {
+                let pump = lane.lock().hand_decided(commit - 1, &mut wakers);
+                wakers.extend(pump);
+            }
+            wakers.drain(..).for_each(Waker::wake);
+        }
         if dirty && (closing || last_sync.elapsed() >= SYNC_EVERY) && !shared.is_failing() {
             match storage.sync() {
                 Ok(()) => {
@@ -161,18 +197,32 @@ pub fn run<S: Storage>(
                     dirty = false;
                     last_sync = Instant::now();
                 }
-                Err(e) => shared.fail(&format!("fsync of {}: {e}", shared.path.display())),
+                Err(e) => shared.fail(&format!("fsync of {}: {e}", shared.path.display()), commit),
             }
         }
         let now = now_us();
         if !shared.is_failing() && storage.wants_rotation(now) {
             if let Err(e) = storage.rotate(formatter.chain.next_seq, now) {
-                shared.fail(&format!("rotating {}: {e}", shared.path.display()));
+                shared.fail(&format!("rotating {}: {e}", shared.path.display()), commit);
             }
         }
         for reply in recovers.drain(..) {
-            let _ = reply.send(recover(shared, &mut storage, &mut formatter));
+            let _ = reply.send(recover(shared, &mut storage, &mut formatter, commit - 1));
             dirty = false;
+        }
+        if closing {
+            break;
+        }
+        if entries == 0 {
+            // Idle: sleep until a worker's first access (or a chore is due).
+            let wait = if dirty {
+                SYNC_EVERY.saturating_sub(last_sync.elapsed())
+            } else {
+                IDLE_WAKE
+            };
+            std::thread::park_timeout(wait);
+        } else if !durable {
+            std::thread::sleep(BUFFERED_GATHER);
         }
     }
     storage.finish();
@@ -203,10 +253,12 @@ pub fn write_opening<S: Storage>(
     storage.sync()
 }
 
+/// Reopens the log after a failure; commits up to `last_lost` stay lost.
 fn recover<S: Storage>(
     shared: &Shared,
     storage: &mut S,
     formatter: &mut LineFormatter,
+    last_lost: Commit,
 ) -> Result<(), AuditError> {
     let Some(cause) = shared.failure() else {
         return Ok(());
@@ -224,11 +276,14 @@ fn recover<S: Storage>(
     });
     match result {
         Ok(()) => {
-            shared.recovered();
+            shared.recovered(last_lost);
             Ok(())
         }
         Err(e) => {
-            shared.fail(&format!("recovering {}: {e}", shared.path.display()));
+            shared.fail(
+                &format!("recovering {}: {e}", shared.path.display()),
+                last_lost + 1,
+            );
             Err(shared.failing_error())
         }
     }

@@ -82,6 +82,44 @@ fn a_durable_access_is_on_disk_before_it_is_answered() {
 }
 
 #[test]
+fn pipelined_accesses_are_each_on_disk_before_their_answer() {
+    // The socket holds hyper's buffered answers until the fsync that covers
+    // them (`audit::gate`): whichever answer arrives, its line is on disk.
+    let server = TestServer::shared();
+    let mut c = server.client();
+    let path = server.audit_path();
+    let mut burst = Vec::new();
+    for i in 0..16 {
+        let id = if i % 5 == 4 { UNKNOWN_ID } else { EXAMPLE_ID };
+        burst.extend(Client::format(
+            "GET",
+            &format!("/v1/citizens/{id}"),
+            Some(key::READER),
+            None,
+        ));
+    }
+    burst.extend(Client::format(
+        "POST",
+        "/v1/citizens:batchGet",
+        Some(key::READER),
+        Some(format!(r#"{{"ids":["{EXAMPLE_ID}","{UNKNOWN_ID}"]}}"#).as_bytes()),
+    ));
+    c.send_raw(&burst);
+    for i in 0..17 {
+        let r = c.read_response().expect("an answer");
+        assert!(matches!(r.status, 200 | 404), "answer {i}: {}", r.text());
+        let request_id = r.header("x-request-id").unwrap().to_string();
+        let on_disk = audit_lines(&path)
+            .iter()
+            .any(|l| l["request"] == request_id.as_str());
+        assert!(
+            on_disk,
+            "answer {i} ({request_id}) arrived before its entry"
+        );
+    }
+}
+
+#[test]
 fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     let send = |server: &TestServer| {
         let mut c = server.client();
@@ -224,7 +262,10 @@ fn a_full_disk_stops_data_access_loudly_until_reload() {
         "{}",
         failed.text()
     );
-    // Every later access is refused at once; the cause is everywhere.
+    // The withheld answer's connection closes after its 503 (hyper had the
+    // answer buffered already: see `audit::gate`); every later access, on
+    // any connection, is refused at once, and the cause is everywhere.
+    let mut c = Client::connect(server.addr);
     assert_eq!(c.get(&path, Some(key::READER)).status, 503);
     let ready = c.get("/readyz", None);
     assert_eq!(ready.status, 503);
