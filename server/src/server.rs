@@ -479,7 +479,13 @@ async fn serve(
         let stream = GatedIo::new(stream, gate.clone(), crate::service::refusal_bytes);
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            Service::new(Arc::clone(&state), address_slot, Some(peer.ip()), clock, gate),
+            Service::new(
+                Arc::clone(&state),
+                address_slot,
+                Some(peer.ip()),
+                clock,
+                gate,
+            ),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

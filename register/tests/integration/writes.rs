@@ -573,8 +573,11 @@ fn a_batch_read_gives_what_single_reads_give_in_order() {
     for (id, got) in ids.iter().zip(&batch) {
         let single = register.overlay().get(&snapshot, *id);
         assert_eq!(
-            got.as_ref().map(|f| f.view().permanent_residence().to_owned()),
-            single.as_ref().map(|f| f.view().permanent_residence().to_owned()),
+            got.as_ref()
+                .map(|f| f.view().permanent_residence().to_owned()),
+            single
+                .as_ref()
+                .map(|f| f.view().permanent_residence().to_owned()),
             "{id}"
         );
         assert_eq!(

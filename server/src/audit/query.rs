@@ -60,13 +60,13 @@ struct Record {
     #[serde(default)]
     outcome: Option<String>,
     #[serde(default)]
-    found: Option<Vec<String>>,
+    found: Option<Vec<Option<String>>>,
     #[serde(default)]
-    not_found: Option<Vec<String>>,
+    not_found: Option<Vec<Option<String>>>,
     #[serde(default, rename = "match")]
-    matched: Option<Vec<String>>,
+    matched: Option<Vec<Option<String>>>,
     #[serde(default)]
-    mismatch: Option<Vec<String>>,
+    mismatch: Option<Vec<Option<String>>>,
 }
 
 /// Calls `found` with every access whose subject (or legacy ID, for a
@@ -185,7 +185,13 @@ fn expand(line: &[u8], subject: &str, found: &mut impl FnMut(&Line)) -> Option<u
         (Outcome::Mismatch, &record.mismatch),
     ];
     for (outcome, subjects) in groups {
-        for s in subjects.iter().flatten().filter(|s| *s == subject) {
+        // A bulk-match row without an ID is listed as `null`: no subject.
+        for s in subjects
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|s| *s == subject)
+        {
             n += 1;
             found(&line_of(Some(s.clone()), None, outcome.as_str()));
         }

@@ -115,6 +115,30 @@ fn durable_appends_resolve_after_their_fsync_and_chain() {
 }
 
 #[test]
+fn query_reads_bulk_match_lines_whose_rows_had_no_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.audit");
+    let log = AuditLog::open(&path, options(Durability::Durable), names()).unwrap();
+    // A match row without an ID is audited with no subject: `null`.
+    let batch = [
+        entry(0, Operation::Match, Outcome::NotFound),
+        entry(79_089_012_345, Operation::Match, Outcome::Found),
+        entry(0, Operation::Match, Outcome::NotFound),
+    ];
+    durable(&log, log.append(&batch).unwrap()).unwrap();
+    log.close().unwrap();
+    assert!(lines(&path)[0].contains(r#""not_found":[null,null]"#));
+    let (n, bad) = query(&path, "079089012345", |l| {
+        assert_eq!(
+            (l.operation.as_str(), l.outcome.as_str()),
+            ("match", "found")
+        );
+    })
+    .unwrap();
+    assert_eq!((n, bad), (1, 0), "the line is read, not skipped");
+}
+
+#[test]
 fn buffered_tickets_are_ready_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.audit");

@@ -315,8 +315,10 @@ impl MatchJob {
                 Format::Csv => write_csv(r, &mut out),
             }
         }
-        if let Some(durable) = ticket.take() {
-            durable.await.map_err(ApiError::audit_unavailable)?;
+        if let (Some(durable), Some(log)) = (ticket.take(), state.audit.as_ref()) {
+            log.wait(durable)
+                .await
+                .map_err(ApiError::audit_unavailable)?;
         }
         Ok(out)
     }
