@@ -13,6 +13,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::time::Instant;
 
 use dancu_engine::{

@@ -70,6 +70,11 @@
 
 #![deny(missing_docs)]
 
+// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod capacity;
 pub mod cli;
 pub mod cpu;

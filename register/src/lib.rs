@@ -37,6 +37,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod change;
 mod compact;
 mod decide;

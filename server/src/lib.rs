@@ -46,6 +46,11 @@
 //! ```
 #![deny(missing_docs)]
 
+// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
