@@ -18,7 +18,7 @@ use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
-use crate::runner::{default_threads, run, Model, RunConfig};
+use crate::runner::{default_threads, run, Model, Realtime, RunConfig};
 use crate::tls::TlsClient;
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
@@ -35,7 +35,19 @@ pub struct Cli {
     /// A subcommand; without one, run a load.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Options of a load run.
+    /// When open-model worker threads run at real-time priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RealtimeArg {
+    /// When a thread's share of the peak rate is at most 10,000/s.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+/// Options of a load run.
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -204,6 +216,12 @@ pub struct RunArgs {
     /// (0 = one wake per request; costs more CPU, less lateness).
     #[arg(long, default_value = "250us")]
     pub tick: String,
+    /// Open model: run the worker threads at the lowest real-time priority
+    /// so that a busy box does not make them send late (needs root or
+    /// CAP_SYS_NICE, else normal priority; the report says which). auto:
+    /// when a thread's share of the peak rate is at most 10,000/s.
+    #[arg(long, value_enum, default_value_t = RealtimeArg::Auto)]
+    pub realtime: RealtimeArg,
     /// Random seed (keys, mix, Poisson gaps).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -399,6 +417,11 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         api_key: args.key.clone(),
         label,
         tick: parse_duration(&args.tick)?,
+        realtime: match args.realtime {
+            RealtimeArg::Auto => Realtime::Auto,
+            RealtimeArg::On => Realtime::On,
+            RealtimeArg::Off => Realtime::Off,
+        },
     };
     Ok(Plan {
         config,

@@ -109,9 +109,14 @@ pub fn generator_warnings(run: &RunInfo, behind_p99_us: u64) -> Vec<String> {
     let mut out = Vec::new();
     if run.mode == "open" && behind_p99_us > BEHIND_P99_LIMIT_US {
         out.push(format!(
-            "generator behind schedule p99 {} > {}: latency includes the generator's own delays",
+            "generator behind schedule p99 {} > {}: latency includes the generator's own delays{}",
             Micros(behind_p99_us),
-            Micros(BEHIND_P99_LIMIT_US)
+            Micros(BEHIND_P99_LIMIT_US),
+            if run.realtime {
+                ""
+            } else {
+                " (worker threads at normal priority: run as root or with CAP_SYS_NICE)"
+            }
         ));
     }
     if run.busiest_thread_share > THREAD_SHARE_LIMIT {
@@ -552,6 +557,7 @@ impl Report {
             run.processes += r.run.processes.max(1);
             run.cpu_s += r.run.cpu_s;
             run.busiest_thread_share = run.busiest_thread_share.max(r.run.busiest_thread_share);
+            run.realtime &= r.run.realtime;
             run.elapsed_s = run
                 .elapsed_s
                 .max(r.run.elapsed_s + (r.run.started_unix_ms - t0) as f64 / 1000.0);
@@ -611,6 +617,7 @@ impl Report {
             "cpu_us_per_request": round2(s.cpu_us_per_request),
             "generator_cores": round2(s.generator_cores),
             "busiest_thread_share": round2(self.run.busiest_thread_share),
+            "realtime": self.run.realtime,
             "warnings": s.warnings,
             "statuses": self.statuses,
             "operations": ops,
@@ -677,11 +684,12 @@ impl Report {
         if r.mode != "closed" {
             let _ = writeln!(
                 out,
-                "  generator  behind schedule p99 {}  max {}; {} waited for a connection; {} unsent",
+                "  generator  behind schedule p99 {}  max {}; {} waited for a connection; {} unsent; {} priority",
                 Micros(s.behind_schedule_p99_us),
                 Micros(s.behind_schedule_us),
                 Count(r.waited_for_connection),
                 Count(s.unsent),
+                if r.realtime { "real-time" } else { "normal" },
             );
         }
         let _ = writeln!(

@@ -10,9 +10,11 @@
 //! and hands it to an idle connection, opening a new one when none is idle
 //! (up to the cap). Latency runs from the *intended* time: if the server
 //! stalls, the requests that should have gone out meanwhile are late and
-//! their lateness counts. How late the dispatcher itself woke is recorded
-//! apart (`behind_schedule`), so a slow generator is not mistaken for a
-//! slow server. Requests still unsent when the run ends are counted as
+//! their lateness counts. How late the generator itself was (from the
+//! intended time, or from when a connection freed up, to the moment the
+//! request is about to be written) is recorded apart (`behind_schedule`),
+//! so a slow generator is not mistaken for a slow server. Worker threads
+//! run at real-time priority when allowed ([`RunConfig::realtime`]). Requests still unsent when the run ends are counted as
 //! `unsent`, never silently dropped.
 //!
 //! **Closed model.** Each connection sends its next request as soon as the
@@ -34,7 +36,7 @@ use crate::http::{write_request, ClientKind, Conn, Target};
 use crate::keys::KeyPool;
 use crate::rate::{RateCurve, Schedule};
 use crate::stats::{Recorder, Stats};
-use crate::timer::{reduce_timer_slack, PreciseTimer};
+use crate::timer::{realtime_priority, reduce_timer_slack, PreciseTimer};
 use crate::tls::TlsClient;
 use crate::units::{Count, Micros};
 use crate::workload::{Generator, Request, Workload};
@@ -94,6 +96,44 @@ pub struct RunConfig {
     /// every request due by then (zero: one wake per request). See
     /// [`DEFAULT_TICK`].
     pub tick: Duration,
+    /// Open model: when the worker threads ask for the lowest real-time
+    /// priority (see [`crate::timer::realtime_priority`]), so that they
+    /// send on time on a busy box.
+    pub realtime: Realtime,
+}
+
+/// When open-model worker threads run at real-time priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Realtime {
+    /// When each thread's share of the peak rate is at most
+    /// [`REALTIME_RATE_PER_THREAD`].
+    #[default]
+    Auto,
+    /// Always (open model).
+    On,
+    /// Never.
+    Off,
+}
+
+/// Per-thread peak rate up to which [`Realtime::Auto`] asks for real-time
+/// priority. Measured on 2 cores shared with the server (loadgen/RESULTS.md):
+/// at the national-day peak (~6,600/s, one thread) it cut the
+/// behind-schedule p99 from 2.0 ms to 0.4 ms; at ~45,000/s per thread a
+/// worker that is seldom idle, preempting the server on every wake, held
+/// 69,000 of 89,000 requests/s against 79,000 without it.
+pub const REALTIME_RATE_PER_THREAD: f64 = 10_000.0;
+
+impl Realtime {
+    /// Whether `threads` open-model threads sharing a peak of `peak`
+    /// requests/s ask for real-time priority.
+    pub fn wanted(self, peak: f64, threads: usize) -> bool {
+        match self {
+            Realtime::On => true,
+            Realtime::Off => false,
+            Realtime::Auto => peak / threads.max(1) as f64 <= REALTIME_RATE_PER_THREAD,
+        }
+    }
 }
 
 /// The open model's default wake grid. Each wake of a sleeping thread costs
@@ -122,6 +162,7 @@ impl RunConfig {
             api_key: None,
             label: String::new(),
             tick: DEFAULT_TICK,
+            realtime: Realtime::Auto,
         }
     }
 
@@ -208,6 +249,9 @@ pub struct RunInfo {
     /// a whole core.
     #[serde(default)]
     pub busiest_thread_share: f64,
+    /// Open model: every worker thread ran at real-time priority.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 /// Counters of rare events, shared by the threads.
@@ -371,6 +415,7 @@ pub fn run(
     let mut last = start;
     let (mut unsent, mut waited) = (0, 0);
     let mut busiest = Duration::ZERO;
+    let mut realtime = true;
     for h in handles {
         let out = h.join().map_err(|_| Error::Runtime {
             source: std::io::Error::other("a worker thread panicked"),
@@ -380,6 +425,7 @@ pub fn run(
         unsent += out.unsent;
         waited += out.waited;
         busiest = busiest.max(out.cpu);
+        realtime &= out.realtime;
     }
     let cpu_s = crate::cpu::process()
         .saturating_sub(cpu_before)
@@ -410,6 +456,7 @@ pub fn run(
         processes: 1,
         cpu_s,
         busiest_thread_share: busiest.as_secs_f64() / elapsed_s.max(1e-3),
+        realtime: realtime && mode == "open",
     };
     Ok((stats, info))
 }
@@ -456,13 +503,26 @@ struct ThreadOut {
     last_completion: Instant,
     unsent: u64,
     waited: u64,
+    realtime: bool,
 }
 
 /// A connection waiting for work in the open model.
 #[derive(Default)]
 struct Slot {
-    job: Cell<Option<Instant>>,
+    job: Cell<Option<Job>>,
     wake: Notify,
+}
+
+/// One scheduled request of the open model.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    /// When the schedule wanted it sent; latency runs from here.
+    intended: Instant,
+    /// From when it could have been sent had the generator been on time:
+    /// `intended`, or later when every connection was busy (the server's
+    /// doing) or its connection was still handshaking. Behind-schedule
+    /// time runs from here to the moment its bytes are about to be written.
+    eligible: Instant,
 }
 
 /// One target's connections on one thread (open model).
@@ -537,6 +597,15 @@ struct Buffers {
 
 fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
     reduce_timer_slack();
+    // Only the open model: its threads sleep whenever nothing is due, while
+    // a closed-model thread sends flat out and at real-time priority would
+    // starve a server on the same cores.
+    let realtime = match &ctx.config.model {
+        Model::Open { curve, .. } => {
+            ctx.config.realtime.wanted(curve.peak(), ctx.threads) && realtime_priority().is_ok()
+        }
+        Model::Closed { .. } => false,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -634,16 +703,24 @@ fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         last_completion: shared.last_completion.get(),
         unsent: shared.unsent.get(),
         waited: shared.waited.get(),
+        realtime,
     })
 }
 
 /// Sends one request on `conn` (connecting first if needed) and records it
 /// with latency from `intended`. Returns false when there was no answer.
+///
+/// `eligible` (open model) is when the request could have left: how late
+/// the generator was is measured from there to the moment the request is
+/// built and about to be written, so a late timer wake, a wait for the
+/// event loop and a wait for the builder thread all count, and a wait for
+/// a busy connection does not.
 async fn execute(
     sh: &Shared,
     conn: &mut Option<Conn>,
     target: usize,
     intended: Instant,
+    eligible: Option<Instant>,
     bufs: &mut Buffers,
 ) -> bool {
     let t = &sh.config.targets[target];
@@ -654,6 +731,9 @@ async fn execute(
         sh.budget.set(0);
         return false;
     };
+    if let Some(eligible) = eligible {
+        record_behind(sh, Instant::now().saturating_duration_since(eligible));
+    }
     let (main, basic) = &sh.auth[meta.caller as usize];
     let auth = if meta.basic_key {
         basic.as_deref()
@@ -753,7 +833,7 @@ async fn closed_loop(sh: Rc<Shared>, target: usize) {
         if now >= sh.deadline || !sh.take_budget() {
             break;
         }
-        if !execute(&sh, &mut conn, target, now, &mut bufs).await {
+        if !execute(&sh, &mut conn, target, now, None, &mut bufs).await {
             // No answer (refused, reset, timeout): don't spin on a dead server.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -796,16 +876,13 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
                 since_yield = 0;
             }
         }
-        // Lateness the generator caused. Requests held up because every
-        // connection was busy (pool at its cap) are late because of the
-        // server; that wait is excluded here but stays in their latency.
-        let late = Instant::now().saturating_duration_since(intended.max(pool_freed_at));
-        sh.recorder.borrow_mut().behind(late);
-        let late_us = late.as_micros() as u64;
-        if late_us > sh.counters.behind_max_us.load(Ordering::Relaxed) {
-            sh.counters.behind_max_us.store(late_us, Ordering::Relaxed);
-        }
-
+        // Requests held up because every connection was busy (pool at its
+        // cap) are late because of the server: that wait is left out of
+        // the generator's lateness but stays in their latency.
+        let job = Job {
+            intended,
+            eligible: intended.max(pool_freed_at),
+        };
         let target = next_target;
         next_target = (next_target + 1) % targets;
         let pool = &sh.pools[target];
@@ -814,7 +891,7 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
         loop {
             let slot = pool.idle.borrow_mut().pop();
             if let Some(slot) = slot {
-                slot.job.set(Some(intended));
+                slot.job.set(Some(job));
                 slot.wake.notify_one();
                 break;
             }
@@ -823,7 +900,7 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, start: Instant) {
                 pool.open.set(pool.open.get() + 1);
                 pool.connecting.set(pool.connecting.get() + 1);
                 sh.task_started();
-                tokio::task::spawn_local(open_connection(Rc::clone(&sh), target, intended));
+                tokio::task::spawn_local(open_connection(Rc::clone(&sh), target, job));
                 break;
             }
             if !below_cap && !waited {
@@ -885,7 +962,16 @@ fn on_grid(t: Instant, start: Instant, tick: Duration) -> Instant {
     start + Duration::from_nanos((steps * tick_ns).min(u64::MAX as u128) as u64)
 }
 
-async fn open_connection(sh: Rc<Shared>, target: usize, first: Instant) {
+/// How late the generator was with one request (open model).
+fn record_behind(sh: &Shared, late: Duration) {
+    sh.recorder.borrow_mut().behind(late);
+    let late_us = late.as_micros() as u64;
+    if late_us > sh.counters.behind_max_us.load(Ordering::Relaxed) {
+        sh.counters.behind_max_us.store(late_us, Ordering::Relaxed);
+    }
+}
+
+async fn open_connection(sh: Rc<Shared>, target: usize, first: Job) {
     let slot = Rc::new(Slot::default());
     let client = sh.config.client;
     let t = &sh.config.targets[target];
@@ -908,9 +994,14 @@ async fn open_connection(sh: Rc<Shared>, target: usize, first: Instant) {
     pool.connecting.set(pool.connecting.get() - 1);
     pool.freed.notify_one();
     let mut bufs = Buffers::default();
-    let mut job = first;
+    // The handshake is the connection's, not a late send: the first
+    // request counts as eligible from when it completes.
+    let mut job = Job {
+        eligible: first.eligible.max(Instant::now()),
+        ..first
+    };
     loop {
-        execute(&sh, &mut conn, target, job, &mut bufs).await;
+        execute(&sh, &mut conn, target, job.intended, Some(job.eligible), &mut bufs).await;
         if sh.finished.get() {
             break;
         }
