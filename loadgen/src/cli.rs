@@ -35,19 +35,7 @@ pub struct Cli {
     /// A subcommand; without one, run a load.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// When open-model worker threads run at real-time priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum RealtimeArg {
-    /// When a thread's share of the peak rate is at most 10,000/s.
-    #[default]
-    Auto,
-    /// Always.
-    On,
-    /// Never.
-    Off,
-}
-
-/// Options of a load run.
+    /// Options of a load run.
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -91,6 +79,18 @@ pub struct MergeArgs {
     /// Write the merged report.json and report.html into this directory.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+}
+
+/// When open-model worker threads run at real-time priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RealtimeArg {
+    /// When a thread's share of the peak rate is at most 10,000/s.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
 }
 
 /// The HTTP client to use.
