@@ -74,5 +74,6 @@ pub use build::{
 pub use error::{Error, LineError, Result};
 pub use export::{export, ExportOptions};
 pub use import::{Format, Records};
-pub use keys::{sample_keys, KeyKind};
+pub use dancu_engine::KeyKind;
+pub use keys::sample_keys;
 pub use synth::{generate, generate_chunk, generate_chunks, ChunkStream, Generator};

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::keys::{birth_year, random_valid_id, KeyKind, KeyPool, Sex};
+use dancu_engine::{fixed_digits, write_json_str};
+
+use crate::keys::{random_valid_id, KeyKind, KeyPool, PersonalId, Sex};
 use crate::rng::{Rng, Zipf};
 use crate::writes::WritePlan;
 
@@ -506,7 +508,7 @@ impl Generator {
     pub fn next(&mut self, req: &mut Request) -> Meta {
         req.path.clear();
         req.body.clear();
-        let u = self.rng.next_f64();
+        let u = self.rng.unit();
         let caller = self
             .caller_cdf
             .iter()
@@ -514,7 +516,7 @@ impl Generator {
             .unwrap_or(self.caller_cdf.len() - 1);
         let callers = Arc::clone(&self.callers);
         let plan = &callers[caller];
-        let u = self.rng.next_f64();
+        let u = self.rng.unit();
         let op = plan
             .op_cdf
             .iter()
@@ -688,14 +690,14 @@ impl Generator {
             Expect::Success => {
                 let (i, mismatch) = self.draw_verify_subject(plan);
                 let id = self.keys.id(i);
-                write_padded(&mut card, id, 12);
+                card.extend_from_slice(&id.to_digits());
                 let keys = Arc::clone(&self.keys);
                 let c = keys.citizen(i);
-                let mut dob = c.date_of_birth.unwrap_or(birth_year(id) * 10_000 + 101);
+                let mut dob = c.date_of_birth.unwrap_or(new_year_of_birth(id));
                 if mismatch {
                     dob = dob - dob % 100 + (dob % 100) % 28 + 1;
                 }
-                let sex = c.sex.unwrap_or_else(|| Sex::from_id(id));
+                let sex = c.sex.unwrap_or_else(|| id.sex());
                 let address = if c.permanent_residence.is_empty() {
                     "?".to_string()
                 } else {
@@ -705,12 +707,11 @@ impl Generator {
             }
             Expect::NotFound => {
                 let id = random_valid_id(&mut self.rng);
-                write_padded(&mut card, id, 12);
-                let dob = birth_year(id) * 10_000 + 101;
+                card.extend_from_slice(&id.to_digits());
                 (
                     "NGUYEN VAN AN".to_string(),
-                    dob,
-                    Sex::from_id(id),
+                    new_year_of_birth(id),
+                    id.sex(),
                     "?".to_string(),
                 )
             }
@@ -750,7 +751,7 @@ impl Generator {
 
     /// Which kind of key this draw is: 0 known, 1 unknown, 2 malformed.
     fn roll(&mut self, plan: &CallerPlan, have_keys: bool) -> Expect {
-        let u = self.rng.next_f64();
+        let u = self.rng.unit();
         if u < plan.malformed {
             Expect::BadRequest
         } else if u < plan.malformed + plan.unknown || !have_keys {
@@ -775,9 +776,9 @@ impl Generator {
         match e {
             Expect::Success => {
                 let i = self.pick(plan, KeyKind::Id);
-                write_padded(out, self.keys.id(i), 12);
+                out.extend_from_slice(&self.keys.id(i).to_digits());
             }
-            Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
+            Expect::NotFound => out.extend_from_slice(&random_valid_id(&mut self.rng).to_digits()),
             Expect::BadRequest => self.write_malformed_id(out),
         }
         e
@@ -789,36 +790,36 @@ impl Generator {
         let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
         if e == Expect::Success {
             match self.writes.next_death_subject() {
-                Some(i) => write_padded(out, self.keys.id(i), 12),
+                Some(i) => out.extend_from_slice(&self.keys.id(i).to_digits()),
                 None => e = Expect::NotFound,
             }
         }
         match e {
             Expect::Success => {}
-            Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
+            Expect::NotFound => out.extend_from_slice(&random_valid_id(&mut self.rng).to_digits()),
             Expect::BadRequest => self.write_malformed_id(out),
         }
         e
     }
 
     fn write_malformed_id(&mut self, out: &mut Vec<u8>) {
-        let id = random_valid_id(&mut self.rng);
+        let id = random_valid_id(&mut self.rng).get();
         match self.rng.below(4) {
             // Too short.
-            0 => write_padded(out, id / 10, 11),
+            0 => out.extend_from_slice(&fixed_digits::<11>(id / 10)),
             // Too long.
-            1 => write_padded(out, id * 10 + 7, 13),
+            1 => out.extend_from_slice(&fixed_digits::<13>(id * 10 + 7)),
             // A letter among the digits.
             2 => {
                 let at = out.len() + self.rng.below(12) as usize;
-                write_padded(out, id, 12);
+                out.extend_from_slice(&fixed_digits::<12>(id));
                 out[at] = b'A' + self.rng.below(26) as u8;
             }
             // A province code that does not exist.
             _ => {
                 let bad: [&[u8]; 3] = [b"000", b"099", b"003"];
                 out.extend_from_slice(bad[self.rng.below(3) as usize]);
-                write_padded(out, id % 1_000_000_000, 9);
+                out.extend_from_slice(&fixed_digits::<9>(id));
             }
         }
     }
@@ -828,15 +829,15 @@ impl Generator {
         match e {
             Expect::Success => {
                 let i = self.pick(plan, KeyKind::Legacy);
-                write_padded(out, self.keys.legacy(i) as u64, 9);
+                out.extend_from_slice(&fixed_digits::<9>(u64::from(self.keys.legacy(i))));
             }
-            Expect::NotFound => write_padded(out, 100_000_000 + self.rng.below(900_000_000), 9),
+            Expect::NotFound => {
+                out.extend_from_slice(&fixed_digits::<9>(100_000_000 + self.rng.below(900_000_000)))
+            }
             Expect::BadRequest => {
                 let v = self.rng.below(100_000_000);
-                if self.rng.chance(0.5) {
-                    write_padded(out, v, 8);
-                } else {
-                    write_padded(out, v, 8);
+                out.extend_from_slice(&fixed_digits::<8>(v));
+                if !self.rng.chance(0.5) {
                     out.push(b'X');
                 }
             }
@@ -875,7 +876,7 @@ impl Generator {
         match e {
             Expect::Success => {
                 let id = self.keys.id(i);
-                write_padded(out, id, 12);
+                out.extend_from_slice(&id.to_digits());
                 out.push(b'"');
                 let keys = Arc::clone(&self.keys);
                 let c = keys.citizen(i);
@@ -893,18 +894,18 @@ impl Generator {
                     write_date(out, dob);
                     out.push(b'"');
                 }
-                let sex = c.sex.unwrap_or_else(|| Sex::from_id(id));
+                let sex = c.sex.unwrap_or_else(|| id.sex());
                 out.extend_from_slice(b",\"sex\":\"");
                 out.extend_from_slice(sex.as_str().as_bytes());
                 out.extend_from_slice(b"\"}");
             }
             Expect::NotFound => {
                 let id = random_valid_id(&mut self.rng);
-                write_padded(out, id, 12);
+                out.extend_from_slice(&id.to_digits());
                 out.extend_from_slice(b"\",\"date_of_birth\":\"");
-                write_date(out, birth_year(id) * 10_000 + 101);
+                write_date(out, new_year_of_birth(id));
                 out.extend_from_slice(b"\",\"sex\":\"");
-                out.extend_from_slice(Sex::from_id(id).as_str().as_bytes());
+                out.extend_from_slice(id.sex().as_str().as_bytes());
                 out.extend_from_slice(b"\"}");
             }
             Expect::BadRequest => {
@@ -938,9 +939,7 @@ impl Generator {
                 write_hex(out, &self.keys.biometric(kind, i));
             }
             Expect::NotFound => {
-                let mut h = [0u8; 16];
-                h[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-                h[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+                let h = self.rng.bytes16();
                 write_hex(out, &h);
             }
             Expect::BadRequest => {
@@ -956,23 +955,19 @@ impl Generator {
     }
 }
 
-/// Appends `v` as exactly `width` decimal digits (zero-padded; higher
-/// digits dropped).
-pub fn write_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for i in (start..start + width).rev() {
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
+/// 1 January of the year a personal ID encodes, as `yyyymmdd`: the date of
+/// birth claimed when the pool knows none.
+fn new_year_of_birth(id: PersonalId) -> u32 {
+    u32::from(id.birth_year()) * 10_000 + 101
 }
 
+/// Appends `yyyymmdd` as `YYYY-MM-DD`.
 pub(crate) fn write_date(out: &mut Vec<u8>, yyyymmdd: u32) {
-    write_padded(out, (yyyymmdd / 10_000) as u64, 4);
+    out.extend_from_slice(&fixed_digits::<4>(u64::from(yyyymmdd / 10_000)));
     out.push(b'-');
-    write_padded(out, (yyyymmdd / 100 % 100) as u64, 2);
+    out.extend_from_slice(&fixed_digits::<2>(u64::from(yyyymmdd / 100 % 100)));
     out.push(b'-');
-    write_padded(out, (yyyymmdd % 100) as u64, 2);
+    out.extend_from_slice(&fixed_digits::<2>(u64::from(yyyymmdd % 100)));
 }
 
 fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -981,23 +976,6 @@ fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
         out.push(HEX[(b >> 4) as usize]);
         out.push(HEX[(b & 15) as usize]);
     }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0..=0x1f => {
-                out.extend_from_slice(b"\\u00");
-                write_hex(out, &[b]);
-            }
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -1093,12 +1071,9 @@ mod tests {
     }
 
     #[test]
-    fn padding() {
+    fn dates_are_written_fixed_width() {
         let mut v = Vec::new();
-        write_padded(&mut v, 79_089_012_345, 12);
-        assert_eq!(v, b"079089012345");
-        let mut s = Vec::new();
-        write_json_str(&mut s, "A \"b\"\n");
-        assert_eq!(s, b"\"A \\\"b\\\"\\u000a\"");
+        write_date(&mut v, 19_890_314);
+        assert_eq!(v, b"1989-03-14");
     }
 }
