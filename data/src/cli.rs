@@ -499,6 +499,8 @@ fn write_info(
 /// `--kind`: the engine's key kinds, listed with their descriptions.
 fn key_kind_arg() -> impl clap::builder::TypedValueParser<Value = KeyKind> {
     use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-    PossibleValuesParser::new(KeyKind::ALL.map(|k| PossibleValue::new(k.as_str()).help(k.describe())))
-        .try_map(|name| name.parse::<KeyKind>())
+    PossibleValuesParser::new(
+        KeyKind::ALL.map(|k| PossibleValue::new(k.as_str()).help(k.describe())),
+    )
+    .try_map(|name| name.parse::<KeyKind>())
 }

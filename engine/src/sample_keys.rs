@@ -24,7 +24,12 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Every kind, in declaration order.
-    pub const ALL: [KeyKind; 4] = [KeyKind::Id, KeyKind::Legacy, KeyKind::Face, KeyKind::Fingerprint];
+    pub const ALL: [KeyKind; 4] = [
+        KeyKind::Id,
+        KeyKind::Legacy,
+        KeyKind::Face,
+        KeyKind::Fingerprint,
+    ];
 
     /// The name in flags, files and messages: `id`, `legacy`, `face`,
     /// `fingerprint`.

@@ -40,7 +40,11 @@ fn main() -> ExitCode {
     };
     let mut merged = new_interval_hist();
     let (mut sent, mut errors, mut scheduled) = (0u64, 0u64, 0.0);
-    for i in report.intervals.iter().filter(|i| i.t_s >= from && i.t_s < to) {
+    for i in report
+        .intervals
+        .iter()
+        .filter(|i| i.t_s >= from && i.t_s < to)
+    {
         sent += i.sent;
         errors += i.errors;
         scheduled += i.target_rate * report.run.interval_s;

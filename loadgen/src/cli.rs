@@ -213,8 +213,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "1s")]
     pub interval: String,
     /// Open model: wake on a grid of this step and send all that is due
-    /// (0 = one wake per request; costs more CPU, less lateness).
-    #[arg(long, default_value = "250us")]
+    /// (0 = one wake per request; costs more CPU, less lateness). auto:
+    /// 250us, or 1ms while a thread's share of the rate is 30,000/s or more.
+    #[arg(long, default_value = "auto")]
     pub tick: String,
     /// Open model: run the worker threads at the lowest real-time priority
     /// so that a busy box does not make them send late (needs root or
@@ -416,7 +417,10 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         progress: !args.quiet,
         api_key: args.key.clone(),
         label,
-        tick: parse_duration(&args.tick)?,
+        tick: match args.tick.as_str() {
+            "auto" => None,
+            fixed => Some(parse_duration(fixed)?),
+        },
         realtime: match args.realtime {
             RealtimeArg::Auto => Realtime::Auto,
             RealtimeArg::On => Realtime::On,

@@ -386,7 +386,11 @@ pub fn yyyymmdd(date: Date) -> u32 {
 /// real province, either sex, a birth year 1900–2025, a random serial.
 pub fn random_valid_id(rng: &mut Rng) -> PersonalId {
     let place = rng.pick(&codes::PROVINCES).0;
-    let sex = if rng.below(2) == 0 { Sex::Male } else { Sex::Female };
+    let sex = if rng.below(2) == 0 {
+        Sex::Male
+    } else {
+        Sex::Female
+    };
     let year = rng.range(1900, 2025) as u16;
     PersonalId::new(place, sex, year, rng.below(1_000_000) as u32)
         .expect("a province code, a sex and a year in 1900-2099 make a valid ID")
