@@ -117,7 +117,7 @@ pub fn generator_warnings(run: &RunInfo, behind_p99_us: u64) -> Vec<String> {
             if run.realtime {
                 ""
             } else {
-                " (worker threads at normal priority: run as root or with CAP_SYS_NICE)"
+                " (worker threads at normal priority: see --realtime)"
             }
         ));
     }

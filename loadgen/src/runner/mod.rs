@@ -504,3 +504,24 @@ fn progress_line(
         Micros(threads.iter().map(|t| t.behind_max_us.load(Ordering::Relaxed)).max().unwrap_or(0)),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realtime_auto_only_for_lightly_loaded_threads() {
+        assert!(Realtime::Auto.wanted(6_600.0, 1));
+        assert!(Realtime::Auto.wanted(20_000.0, 2));
+        assert!(!Realtime::Auto.wanted(40_000.0, 1));
+        assert!(Realtime::On.wanted(100_000.0, 1));
+        assert!(!Realtime::Off.wanted(1.0, 1));
+    }
+
+    #[test]
+    fn auto_tick_widens_at_high_rates_only() {
+        assert_eq!(auto_tick(2_300.0), DEFAULT_TICK);
+        assert_eq!(auto_tick(29_999.0), DEFAULT_TICK);
+        assert_eq!(auto_tick(30_000.0), HIGH_RATE_TICK);
+    }
+}
