@@ -13,7 +13,7 @@ use crate::build::{group, human_bytes, ImportOptions, SyntheticOptions};
 use crate::error::{Error, Result};
 use crate::export::ExportOptions;
 use crate::import::Format;
-use crate::keys::KeyKind;
+use dancu_engine::KeyKind;
 
 /// Builds, inspects and verifies dancu snapshots; makes the synthetic
 /// national population; imports and exports records.
@@ -134,7 +134,7 @@ pub enum Command {
         #[arg(long, value_name = "K")]
         n: u64,
         /// Which kind of key.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = key_kind_arg())]
         kind: KeyKind,
         /// Keys that are well formed but not in the snapshot.
         #[arg(long)]
@@ -494,4 +494,13 @@ fn write_info(
         }
     }
     Ok(())
+}
+
+/// `--kind`: the engine's key kinds, listed with their descriptions.
+fn key_kind_arg() -> impl clap::builder::TypedValueParser<Value = KeyKind> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        KeyKind::ALL.map(|k| PossibleValue::new(k.as_str()).help(k.describe())),
+    )
+    .try_map(|name| name.parse::<KeyKind>())
 }

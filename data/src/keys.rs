@@ -3,34 +3,10 @@
 
 use std::collections::HashSet;
 
-use dancu_engine::{codes, LegacyId, Modality, PersonalId, Sex, Snapshot, TemplateDigest};
+use dancu_engine::{codes, KeyKind, LegacyId, PersonalId, Sex, Snapshot, TemplateDigest};
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-
-/// The kind of lookup key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum KeyKind {
-    /// Personal ID, 12 digits.
-    Id,
-    /// Legacy ID, 9 digits.
-    Legacy,
-    /// Face template hash, 32 hex digits.
-    Face,
-    /// Fingerprint template hash, 32 hex digits.
-    Fingerprint,
-}
-
-impl KeyKind {
-    fn name(self) -> &'static str {
-        match self {
-            KeyKind::Id => "id",
-            KeyKind::Legacy => "legacy",
-            KeyKind::Face => "face",
-            KeyKind::Fingerprint => "fingerprint",
-        }
-    }
-}
 
 /// `n` distinct keys of `kind` chosen at random with `seed`: keys that exist
 /// in `snapshot`, or with `missing` well-formed keys that do not.
@@ -41,13 +17,13 @@ pub fn sample_keys<D: AsRef<[u8]>>(
     missing: bool,
     seed: u64,
 ) -> Result<Vec<String>> {
-    let mut rng = Rng::new(seed, 0x6b657973);
+    let mut rng = Rng::stream(seed, 0x6b657973);
     if missing {
         return Ok(missing_keys(snapshot, kind, n, &mut rng));
     }
     let len = snapshot.len() as u64;
     let not_enough = |available| Error::NotEnoughKeys {
-        kind: kind.name(),
+        kind: kind.as_str(),
         wanted: n,
         available,
     };
@@ -93,11 +69,7 @@ pub fn sample_keys<D: AsRef<[u8]>>(
             Ok(out)
         }
         KeyKind::Face | KeyKind::Fingerprint => {
-            let modality = if kind == KeyKind::Face {
-                Modality::Face
-            } else {
-                Modality::Fingerprint
-            };
+            let modality = kind.modality().expect("a template-hash kind");
             // Reservoir sampling (Algorithm R) over the biometric index.
             let mut reservoir: Vec<TemplateDigest> = Vec::with_capacity(n.min(1 << 24) as usize);
             let mut seen = 0u64;
@@ -178,11 +150,7 @@ fn missing_keys<D: AsRef<[u8]>>(
                 id.to_string()
             }
             KeyKind::Face | KeyKind::Fingerprint => {
-                let modality = if kind == KeyKind::Face {
-                    Modality::Face
-                } else {
-                    Modality::Fingerprint
-                };
+                let modality = kind.modality().expect("a template-hash kind");
                 let mut bytes = [0u8; 16];
                 bytes[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
                 bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());

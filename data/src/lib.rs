@@ -76,8 +76,9 @@ pub use build::{
     build_from_file, build_from_reader, build_synthetic, build_synthetic_with, BuildReport,
     ImportOptions, SyntheticOptions,
 };
+pub use dancu_engine::KeyKind;
 pub use error::{Error, LineError, Result};
 pub use export::{export, ExportOptions};
 pub use import::{Format, Records};
-pub use keys::{sample_keys, KeyKind};
+pub use keys::sample_keys;
 pub use synth::{generate, generate_chunk, generate_chunks, ChunkStream, Generator};

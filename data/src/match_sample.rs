@@ -49,7 +49,7 @@ pub fn write_sample<D: AsRef<[u8]>>(
             "the snapshot has no records to draw from".into(),
         ));
     }
-    let mut rng = Rng::new(seed, 0x6d61_7463);
+    let mut rng = Rng::stream(seed, 0x6d61_7463);
     if format == Format::Csv {
         rows.write_all(b"id,full_name,date_of_birth,sex,permanent_residence,province\n")
             .map_err(io)?;

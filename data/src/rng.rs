@@ -1,96 +1,12 @@
 //! Deterministic randomness: the same numbers on every machine.
 //!
-//! Only integer arithmetic and IEEE basic operations are used (no `exp`,
-//! `ln` or platform `libm`), so a seed gives the same population everywhere.
+//! The generator itself ([`Rng`], xoshiro256++) is the engine's, shared with
+//! the load generator; this module adds what only the population needs:
+//! weighted choice, keyed permutations and a fast hasher. Only integer
+//! arithmetic and IEEE basic operations are used (no `exp`, `ln` or
+//! platform `libm`), so a seed gives the same population everywhere.
 
-/// SplitMix64's output function: a bijective 64-bit mixer.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A key for one purpose of one seed, so that streams never overlap.
-pub(crate) fn derive(seed: u64, purpose: u64) -> u64 {
-    mix64(seed ^ mix64(purpose.wrapping_add(0x9e37_79b9_7f4a_7c15)))
-}
-
-/// xoshiro256++ (Blackman and Vigna), seeded through SplitMix64.
-#[derive(Clone, Debug)]
-pub(crate) struct Rng {
-    s: [u64; 4],
-}
-
-impl Rng {
-    /// A generator for `stream` of `seed`.
-    pub(crate) fn new(seed: u64, stream: u64) -> Rng {
-        let mut x = derive(seed, stream);
-        let mut s = [0u64; 4];
-        for slot in &mut s {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            *slot = mix64(x);
-        }
-        if s == [0; 4] {
-            s[0] = 1;
-        }
-        Rng { s }
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in `0..n` (`n > 0`), without modulo bias (Lemire).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        debug_assert!(n > 0);
-        loop {
-            let m = u128::from(self.next_u64()) * u128::from(n);
-            let low = m as u64;
-            if low >= n.wrapping_neg() % n {
-                return (m >> 64) as u64;
-            }
-        }
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub(crate) fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        debug_assert!(lo <= hi);
-        lo + self.below(u64::from(hi - lo) + 1) as u32
-    }
-
-    /// Uniform in `[0, 1)` with 53 bits.
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// True with probability `p`.
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// A uniformly chosen element.
-    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    /// 16 random bytes.
-    #[cfg(test)]
-    pub(crate) fn bytes16(&mut self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        out[8..].copy_from_slice(&self.next_u64().to_le_bytes());
-        out
-    }
-}
+pub(crate) use dancu_engine::rng::{derive, mix64, Rng};
 
 /// A discrete distribution over `0..len` from non-negative weights, sampled
 /// in constant time with Vose's alias method.
@@ -268,32 +184,9 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| Rng::new(1, 2).next_u64()).collect();
-        assert!(a.windows(2).all(|w| w[0] == w[1]));
-        let mut r1 = Rng::new(1, 2);
-        let mut r2 = Rng::new(1, 3);
-        assert_ne!(r1.next_u64(), r2.next_u64());
-        // Golden value: changing the generator changes every population.
-        assert_eq!(Rng::new(0, 0).next_u64(), Rng::new(0, 0).clone().next_u64());
-    }
-
-    #[test]
-    fn below_is_in_range_and_covers_it() {
-        let mut rng = Rng::new(7, 7);
-        let mut seen = [false; 10];
-        for _ in 0..1000 {
-            let v = rng.below(10);
-            seen[v as usize] = true;
-        }
-        assert!(seen.iter().all(|&s| s));
-        assert_eq!(rng.range(5, 5), 5);
-    }
-
-    #[test]
     fn weighted_follows_weights_and_skips_zeros() {
         let w = Weighted::new([1.0, 0.0, 3.0, 0.0]);
-        let mut rng = Rng::new(3, 3);
+        let mut rng = Rng::stream(3, 3);
         let mut counts = [0u32; 4];
         for _ in 0..40_000 {
             counts[w.sample(&mut rng)] += 1;
@@ -317,7 +210,7 @@ mod tests {
     fn permute128_is_injective_on_a_sample() {
         let set: HashSet<[u8; 16]> = (0..10_000u64).map(|i| permute128(9, i, i & 1)).collect();
         assert_eq!(set.len(), 10_000);
-        let mut rng = Rng::new(1, 1);
+        let mut rng = Rng::stream(1, 1);
         assert_ne!(rng.bytes16(), rng.bytes16());
     }
 }

@@ -24,6 +24,9 @@
 //!   ([`NameDob`], [`Snapshot::find_by_name_dob`]).
 //! - [`write_citizen_json`] writes the API's JSON form of a record;
 //!   [`prefetch_citizen_json`] warms its heap strings a few records ahead.
+//! - Shared with the data and load generators: the seedable [`rng::Rng`],
+//!   the lookup [`KeyKind`]s of sample-keys files, [`write_json_str`] and
+//!   [`fixed_digits`].
 //!
 //! The modules depend one way: the format layer ([`format`]: constants,
 //! on-disk types, hashes, checksums, prefetch; `text`: the heap's string
@@ -69,6 +72,8 @@ mod name_index;
 mod next_generation;
 mod owned;
 mod reader;
+pub mod rng;
+mod sample_keys;
 pub mod schema;
 mod section_table;
 mod text;
@@ -92,5 +97,6 @@ pub use name_index::NameDob;
 pub use next_generation::{write_next_generation, Replacement};
 pub use owned::OwnedRecord;
 pub use reader::{SectionInfo, Snapshot, SnapshotInfo};
+pub use sample_keys::{KeyKind, UnknownKeyKind};
 pub use schema::{ClaimScope, Field, FieldSet, FieldSpec, ScopeClass, CSV_COLUMNS, FIELDS};
 pub use view::{CitizenView, Enrolled, HouseholdView, RelativeView, UNREADABLE_TEXT};

@@ -18,7 +18,7 @@ use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
-use crate::runner::{default_threads, run, Model, RunConfig};
+use crate::runner::{default_threads, run, Model, Realtime, RunConfig};
 use crate::tls::TlsClient;
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
@@ -79,6 +79,18 @@ pub struct MergeArgs {
     /// Write the merged report.json and report.html into this directory.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+}
+
+/// When open-model worker threads run at real-time priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RealtimeArg {
+    /// When a thread's share of the peak rate is at most 10,000/s.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
 }
 
 /// The HTTP client to use.
@@ -201,9 +213,16 @@ pub struct RunArgs {
     #[arg(long, default_value = "1s")]
     pub interval: String,
     /// Open model: wake on a grid of this step and send all that is due
-    /// (0 = one wake per request; costs more CPU, less lateness).
-    #[arg(long, default_value = "250us")]
+    /// (0 = one wake per request; costs more CPU, less lateness). auto:
+    /// 250us, or 1ms while a thread's share of the rate is 30,000/s or more.
+    #[arg(long, default_value = "auto")]
     pub tick: String,
+    /// Open model: run the worker threads at the lowest real-time priority
+    /// so that a busy box does not make them send late (needs root or
+    /// CAP_SYS_NICE, else normal priority; the report says which). auto:
+    /// when a thread's share of the peak rate is at most 10,000/s.
+    #[arg(long, value_enum, default_value_t = RealtimeArg::Auto)]
+    pub realtime: RealtimeArg,
     /// Random seed (keys, mix, Poisson gaps).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -398,7 +417,15 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         progress: !args.quiet,
         api_key: args.key.clone(),
         label,
-        tick: parse_duration(&args.tick)?,
+        tick: match args.tick.as_str() {
+            "auto" => None,
+            fixed => Some(parse_duration(fixed)?),
+        },
+        realtime: match args.realtime {
+            RealtimeArg::Auto => Realtime::Auto,
+            RealtimeArg::On => Realtime::On,
+            RealtimeArg::Off => Realtime::Off,
+        },
     };
     Ok(Plan {
         config,

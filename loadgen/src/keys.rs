@@ -3,73 +3,17 @@
 //!
 //! Keys come from `dancu-data sample-keys` files, from a snapshot read with
 //! the engine, or (for exercising a stub server) are made up. The pool is
-//! compact — a personal ID is a `u64`, a legacy ID a `u32`, names live in
+//! compact — a personal ID is the engine's 8-byte [`PersonalId`], a legacy ID a `u32`, names live in
 //! one string heap — so a million sampled citizens cost tens of megabytes.
 
-use std::fmt;
 use std::path::Path;
+
+use dancu_engine::{codes, Date, TemplateDigest};
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
-/// The kinds of key a request can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KeyKind {
-    /// 12-digit personal ID number.
-    Id,
-    /// 9-digit legacy ID (CMND).
-    Legacy,
-    /// Face template hash, 32 hex digits.
-    Face,
-    /// Fingerprint template hash, 32 hex digits.
-    Fingerprint,
-}
-
-impl KeyKind {
-    /// The name used in flags and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyKind::Id => "id",
-            KeyKind::Legacy => "legacy",
-            KeyKind::Face => "face",
-            KeyKind::Fingerprint => "fingerprint",
-        }
-    }
-}
-
-impl fmt::Display for KeyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Sex as the API spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sex {
-    /// `male`
-    Male,
-    /// `female`
-    Female,
-}
-
-impl Sex {
-    /// `male` or `female`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sex::Male => "male",
-            Sex::Female => "female",
-        }
-    }
-
-    /// The sex encoded by a personal ID's century/sex digit (even = male).
-    pub fn from_id(id: u64) -> Sex {
-        if (id / 100_000_000) % 2 == 0 {
-            Sex::Male
-        } else {
-            Sex::Female
-        }
-    }
-}
+pub use dancu_engine::{KeyKind, PersonalId, Sex};
 
 /// What a verify request asserts about a citizen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,7 +48,7 @@ pub struct Citizen<'a> {
 /// The keys a run draws from, by kind.
 #[derive(Debug, Clone, Default)]
 pub struct KeyPool {
-    ids: Vec<u64>,
+    ids: Vec<PersonalId>,
     facts: Vec<Facts>,
     names: String,
     addresses: String,
@@ -120,7 +64,7 @@ impl KeyPool {
     }
 
     /// Adds a personal ID with what is known about its holder.
-    pub fn push_id(&mut self, id: u64, name: &str, dob: Option<u32>, sex: Option<Sex>) {
+    pub fn push_id(&mut self, id: PersonalId, name: &str, dob: Option<u32>, sex: Option<Sex>) {
         let start = self.names.len() as u32;
         let name = truncate_utf8(name, u16::MAX as usize);
         self.names.push_str(name);
@@ -195,7 +139,7 @@ impl KeyPool {
 
     /// The `i`-th personal ID.
     #[inline]
-    pub fn id(&self, i: usize) -> u64 {
+    pub fn id(&self, i: usize) -> PersonalId {
         self.ids[i]
     }
 
@@ -258,7 +202,7 @@ impl KeyPool {
         let mut name = String::new();
         for _ in 0..n {
             let id = random_valid_id(&mut rng);
-            let year = birth_year(id);
+            let year = u32::from(id.birth_year());
             let dob = year * 10_000 + (1 + rng.below(12) as u32) * 100 + 1 + rng.below(28) as u32;
             name.clear();
             name.push_str(SURNAMES[rng.below(6) as usize]);
@@ -266,12 +210,12 @@ impl KeyPool {
             name.push_str(MIDDLE[rng.below(4) as usize]);
             name.push(' ');
             name.push_str(GIVEN[rng.below(6) as usize]);
-            pool.push_id(id, &name, Some(dob), Some(Sex::from_id(id)));
+            pool.push_id(id, &name, Some(dob), Some(id.sex()));
         }
         for _ in 0..n.div_ceil(2) {
             pool.push_legacy(100_000_000 + rng.below(900_000_000) as u32);
-            pool.push_biometric(KeyKind::Face, random_hash(&mut rng));
-            pool.push_biometric(KeyKind::Fingerprint, random_hash(&mut rng));
+            pool.push_biometric(KeyKind::Face, rng.bytes16());
+            pool.push_biometric(KeyKind::Fingerprint, rng.bytes16());
         }
         pool
     }
@@ -334,7 +278,7 @@ impl KeyPool {
         }
         match (first.len(), kind) {
             (12, None | Some(KeyKind::Id)) if is_digits(first) => {
-                let id: u64 = first.parse().map_err(|_| "bad personal ID".to_string())?;
+                let id = PersonalId::parse(first).map_err(|e| format!("personal ID: {e}"))?;
                 let name = fields.next().unwrap_or("").trim();
                 let dob = match fields.next().map(str::trim) {
                     None | Some("") => None,
@@ -342,9 +286,7 @@ impl KeyPool {
                 };
                 let sex = match fields.next().map(str::trim) {
                     None | Some("") => None,
-                    Some("male") => Some(Sex::Male),
-                    Some("female") => Some(Sex::Female),
-                    Some(other) => return Err(format!("sex {other:?} is not male or female")),
+                    Some(other) => Some(other.parse::<Sex>().map_err(|e| e.to_string())?),
                 };
                 self.push_id(id, name, dob, sex);
                 Ok(())
@@ -373,7 +315,7 @@ impl KeyPool {
         if f.len() < 5 || f[0].len() != 12 || !is_digits(f[0]) {
             return Err("QR text must be ID|legacy ID|name|DOB ddmmyyyy|sex|...".into());
         }
-        let id: u64 = f[0].parse().map_err(|_| "bad personal ID".to_string())?;
+        let id = PersonalId::parse(f[0]).map_err(|e| format!("personal ID: {e}"))?;
         let d = f[3];
         let dob = if d.len() == 8 && is_digits(d) {
             let v: u32 = d.parse().map_err(|_| "bad date".to_string())?;
@@ -424,67 +366,34 @@ fn is_digits(s: &str) -> bool {
 }
 
 fn parse_hash(hex: &str) -> Result<[u8; 16], String> {
-    if hex.len() != 32 {
-        return Err(format!(
-            "template hash must be 32 hex digits, found {}",
-            hex.len()
-        ));
-    }
-    let mut out = [0u8; 16];
-    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).map_err(|_| "not hex".to_string())?;
-        out[i] = u8::from_str_radix(s, 16).map_err(|_| format!("{hex:?} is not hex"))?;
-    }
-    Ok(out)
+    TemplateDigest::parse_hex(hex)
+        .map(|d| d.0)
+        .map_err(|e| e.to_string())
 }
 
+/// `YYYY-MM-DD` as `yyyymmdd`, checked by the engine's [`Date`].
 fn parse_iso_date(d: &str) -> Result<u32, String> {
-    let b = d.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(format!("date {d:?} is not YYYY-MM-DD"));
-    }
-    let y: u32 = d[0..4].parse().map_err(|_| format!("bad year in {d:?}"))?;
-    let m: u32 = d[5..7].parse().map_err(|_| format!("bad month in {d:?}"))?;
-    let day: u32 = d[8..10].parse().map_err(|_| format!("bad day in {d:?}"))?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return Err(format!("date {d:?} out of range"));
-    }
-    Ok(y * 10_000 + m * 100 + day)
+    let date = Date::parse(d).map_err(|e| format!("date {d:?}: {e}"))?;
+    Ok(yyyymmdd(date))
 }
 
-/// The 63 province codes that open a personal ID (GSO codes, before 2025).
-pub const PROVINCE_CODES: [u16; 63] = [
-    1, 2, 4, 6, 8, 10, 11, 12, 14, 15, 17, 19, 20, 22, 24, 25, 26, 27, 30, 31, 33, 34, 35, 36, 37,
-    38, 40, 42, 44, 45, 46, 48, 49, 51, 52, 54, 56, 58, 60, 62, 64, 66, 67, 68, 70, 72, 74, 75, 77,
-    79, 80, 82, 83, 84, 86, 87, 89, 91, 92, 93, 94, 95, 96,
-];
+/// A date as the number `yyyymmdd`, the pool's compact form.
+pub fn yyyymmdd(date: Date) -> u32 {
+    u32::from(date.year()) * 10_000 + u32::from(date.month()) * 100 + u32::from(date.day())
+}
 
-/// A personal ID of valid shape: a real province code, a century/sex digit
-/// for 1900–2099 and a birth year no later than 2025.
-pub fn random_valid_id(rng: &mut Rng) -> u64 {
-    let province = PROVINCE_CODES[rng.below(PROVINCE_CODES.len() as u64) as usize] as u64;
-    let (g, yy) = loop {
-        let g = rng.below(4);
-        let yy = rng.below(100);
-        if g < 2 || yy <= 25 {
-            break (g, yy);
-        }
+/// A personal ID of valid shape that the register is unlikely to hold: a
+/// real province, either sex, a birth year 1900–2025, a random serial.
+pub fn random_valid_id(rng: &mut Rng) -> PersonalId {
+    let place = rng.pick(&codes::PROVINCES).0;
+    let sex = if rng.below(2) == 0 {
+        Sex::Male
+    } else {
+        Sex::Female
     };
-    province * 1_000_000_000 + g * 100_000_000 + yy * 1_000_000 + rng.below(1_000_000)
-}
-
-/// The birth year a personal ID encodes.
-pub fn birth_year(id: u64) -> u32 {
-    let g = (id / 100_000_000 % 10) as u32;
-    let yy = (id / 1_000_000 % 100) as u32;
-    1900 + (g / 2) * 100 + yy
-}
-
-fn random_hash(rng: &mut Rng) -> [u8; 16] {
-    let mut h = [0u8; 16];
-    h[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
-    h[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-    h
+    let year = rng.range(1900, 2025) as u16;
+    PersonalId::new(place, sex, year, rng.below(1_000_000) as u32)
+        .expect("a province code, a sex and a year in 1900-2099 make a valid ID")
 }
 
 #[cfg(test)]
@@ -533,14 +442,11 @@ mod tests {
         let mut rng = Rng::new(9);
         for _ in 0..10_000 {
             let id = random_valid_id(&mut rng);
-            let s = format!("{id:012}");
-            assert_eq!(s.len(), 12);
-            let province: u16 = s[0..3].parse().unwrap();
-            assert!(PROVINCE_CODES.contains(&province));
-            assert!(birth_year(id) <= 2025);
+            assert_eq!(PersonalId::parse(&id.to_string()), Ok(id));
+            assert!((1900..=2025).contains(&id.birth_year()));
         }
         let pool = KeyPool::synthetic(100, 1);
         assert_eq!(pool.len(KeyKind::Id), 100);
-        assert_eq!(pool.citizen(0).sex, Some(Sex::from_id(pool.id(0))));
+        assert_eq!(pool.citizen(0).sex, Some(pool.id(0).sex()));
     }
 }

@@ -104,7 +104,7 @@ pub use keys::{KeyKind, KeyPool};
 pub use profile::Profile;
 pub use rate::RateCurve;
 pub use report::{Report, Summary};
-pub use runner::{run, Model, RunConfig, RunInfo};
+pub use runner::{run, Model, Realtime, RunConfig, RunInfo};
 pub use stats::Stats;
 pub use tls::TlsClient;
 pub use units::Slo;

@@ -1,87 +1,11 @@
-//! A small, fast, seedable random number generator and a Zipf sampler.
+//! Random draws for load generation: the engine's seedable [`Rng`]
+//! (xoshiro256++, shared with `dancu-data`) and a Zipf sampler for key
+//! popularity.
 //!
 //! Load generation needs tens of millions of draws per second and
-//! reproducible runs (`--seed`), not cryptographic quality, so this is
-//! xoshiro256++ seeded through splitmix64.
+//! reproducible runs (`--seed`), not cryptographic quality.
 
-/// xoshiro256++: 256 bits of state, period 2^256 − 1.
-#[derive(Debug, Clone)]
-pub struct Rng {
-    s: [u64; 4],
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl Rng {
-    /// A generator whose whole sequence is fixed by `seed`.
-    pub fn new(seed: u64) -> Rng {
-        let mut sm = seed;
-        Rng {
-            s: [
-                splitmix64(&mut sm),
-                splitmix64(&mut sm),
-                splitmix64(&mut sm),
-                splitmix64(&mut sm),
-            ],
-        }
-    }
-
-    /// The next 64 random bits.
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in `[0, 1)`.
-    #[inline]
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in `[0, n)`; `n` must not be zero.
-    #[inline]
-    pub fn below(&mut self, n: u64) -> u64 {
-        debug_assert!(n > 0);
-        // Lemire's multiply-shift; the bias is below 2^-64 * n, far under
-        // anything a load test can observe.
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
-
-    /// True with probability `p`.
-    #[inline]
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.next_f64() < p
-    }
-
-    /// An exponentially distributed value with mean 1 (Poisson gaps).
-    #[inline]
-    pub fn exp1(&mut self) -> f64 {
-        -(1.0 - self.next_f64()).ln()
-    }
-
-    /// Shuffles a slice in place (Fisher–Yates).
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
+pub use dancu_engine::rng::Rng;
 
 /// Zipf distribution over ranks `1..=n`: P(k) ∝ 1 / k^s.
 ///
@@ -143,7 +67,7 @@ impl Zipf {
     /// A rank in `1..=n`.
     pub fn sample(&self, rng: &mut Rng) -> u64 {
         loop {
-            let u = self.h_integral_n + rng.next_f64() * (self.h_integral_x1 - self.h_integral_n);
+            let u = self.h_integral_n + rng.unit() * (self.h_integral_x1 - self.h_integral_n);
             let x = self.h_integral_inverse(u);
             let k = (x + 0.5).clamp(1.0, self.n).floor();
             if k - x <= self.s || u >= self.h_integral(k + 0.5) - self.h(k) {
@@ -188,26 +112,6 @@ fn helper2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seeded_sequences_repeat() {
-        let mut a = Rng::new(7);
-        let mut b = Rng::new(7);
-        for _ in 0..100 {
-            assert_eq!(a.next_u64(), b.next_u64());
-        }
-        assert_ne!(Rng::new(8).next_u64(), Rng::new(7).next_u64());
-    }
-
-    #[test]
-    fn below_stays_in_range() {
-        let mut r = Rng::new(1);
-        for n in [1u64, 2, 3, 10, 1_000_003] {
-            for _ in 0..1000 {
-                assert!(r.below(n) < n);
-            }
-        }
-    }
 
     #[test]
     fn zipf_ranks_in_range() {

@@ -8,7 +8,7 @@ use std::path::Path;
 use dancu_engine::{Memory, Modality, Snapshot};
 
 use crate::error::{Error, Result};
-use crate::keys::{KeyKind, KeyPool, Sex};
+use crate::keys::{yyyymmdd, KeyKind, KeyPool};
 
 /// Samples `sample` citizens spread evenly over the snapshot (every
 /// province and birth year shows up) with their names, dates of birth,
@@ -33,15 +33,8 @@ pub(crate) fn load(path: &Path, sample: usize) -> Result<KeyPool> {
         let Some(view) = snap.record(index) else {
             continue;
         };
-        let dob = view.date_of_birth();
-        let dob =
-            u32::from(dob.year()) * 10_000 + u32::from(dob.month()) * 100 + u32::from(dob.day());
-        let sex = match view.sex().to_string().as_str() {
-            "male" => Some(Sex::Male),
-            "female" => Some(Sex::Female),
-            _ => None,
-        };
-        pool.push_id(view.id().get(), view.full_name(), Some(dob), sex);
+        let dob = yyyymmdd(view.date_of_birth());
+        pool.push_id(view.id(), view.full_name(), Some(dob), Some(view.sex()));
         pool.set_last_address(view.permanent_residence().unwrap_or_default());
         if view.date_of_death().is_some() {
             pool.mark_deceased(pool.len(KeyKind::Id) - 1);

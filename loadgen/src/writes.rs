@@ -8,11 +8,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dancu_engine::codes::province_name;
+use dancu_engine::codes::PROVINCES;
+use dancu_engine::write_json_str;
 
-use crate::keys::{KeyKind, KeyPool, PROVINCE_CODES};
+use crate::keys::{KeyKind, KeyPool};
 use crate::rng::Rng;
-use crate::workload::{write_date, write_json_str};
+use crate::workload::write_date;
 
 /// The header every write carries (the API requires a reason).
 pub const CHANGE_REASON_NAME: &str = "X-Change-Reason";
@@ -45,13 +46,9 @@ impl WritePlan {
     pub(crate) fn new(keys: &KeyPool, with_deaths: bool) -> WritePlan {
         let mut date = Vec::with_capacity(10);
         write_date(&mut date, yesterday_utc());
-        let mut registrations = Vec::with_capacity(PROVINCE_CODES.len() * 2);
-        let mut moves = Vec::with_capacity(PROVINCE_CODES.len());
-        for (n, province) in PROVINCE_CODES
-            .iter()
-            .filter_map(|&code| province_name(code))
-            .enumerate()
-        {
+        let mut registrations = Vec::with_capacity(PROVINCES.len() * 2);
+        let mut moves = Vec::with_capacity(PROVINCES.len());
+        for (n, &(_, province)) in PROVINCES.iter().enumerate() {
             for (sex, name) in [("male", "Nguyễn Văn Sinh"), ("female", "Nguyễn Thị Sinh")] {
                 let mut b = Vec::with_capacity(256);
                 b.extend_from_slice(b"{\"full_name\":");

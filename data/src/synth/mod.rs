@@ -105,7 +105,7 @@ fn generate_chunk_with_slots(n: u64, seed: u64, chunk: u64, slots: u32) -> Vec<C
     let model = model();
     let mut writer = Writer {
         model,
-        rng: Rng::new(seed, STREAM_CHUNK + chunk),
+        rng: Rng::stream(seed, STREAM_CHUNK + chunk),
         chunk,
         slots,
         counters: FxMap::default(),

@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn places_are_stable_and_well_formed() {
         let m = model();
-        let mut rng = Rng::new(1, 1);
+        let mut rng = Rng::stream(1, 1);
         for p in 0..63 {
             let loc = Locality::random(m, &mut rng, p);
             let a = loc.place(m);

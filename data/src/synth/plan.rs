@@ -794,7 +794,7 @@ mod tests {
         let m = model();
         let shapes = Shapes::new();
         for n in [1u32, 2, 7, 100, 5000] {
-            let mut rng = Rng::new(n.into(), 0);
+            let mut rng = Rng::stream(n.into(), 0);
             let plans = plan_chunk(m, &shapes, &mut rng, n);
             let total: usize = plans.iter().map(|p| p.members.len()).sum();
             assert_eq!(total, n as usize);

@@ -1,388 +1,14 @@
-//! The workload: who calls, with which operations, on which keys — and the
-//! generator that turns it into request bytes.
+//! The [`Generator`]: a workload's callers, operations, keys and their
+//! shares drawn into request bytes, with no allocation per request.
 
-use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::keys::{birth_year, random_valid_id, KeyKind, KeyPool, Sex};
+use dancu_engine::{fixed_digits, write_json_str};
+
+use super::{BatchSize, Expect, Meta, Method, Op, Popularity, Request, Workload};
+use crate::keys::{random_valid_id, KeyKind, KeyPool, PersonalId, Sex};
 use crate::rng::{Rng, Zipf};
 use crate::writes::WritePlan;
-
-/// An API operation (see DESIGN.md, "HTTP API (v1)").
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Op {
-    /// `GET /v1/citizens/{id}` with a full-read key.
-    Get,
-    /// `GET /v1/citizens/{id}` with a basic-scope key, or asking for the
-    /// basic fields only.
-    GetBasic,
-    /// `POST /v1/citizens:batchGet`.
-    BatchGet,
-    /// `POST /v1/citizens:verify`.
-    Verify,
-    /// `POST /v1/citizens:batchVerify`.
-    BatchVerify,
-    /// `GET /v1/legacy-ids/{cmnd}`.
-    Legacy,
-    /// `POST /v1/biometrics:identify`.
-    Identify,
-    /// `POST /v1/citizens`: a birth registration (registrar scope).
-    Register,
-    /// `PATCH /v1/citizens/{id}`: a move (`current_residence`).
-    Update,
-    /// `POST /v1/citizens/{id}:recordDeath` for a person not yet dead.
-    Death,
-    /// `POST /v1/qr:verify`: a checkpoint scans a chip card's QR code.
-    Qr,
-    /// `POST /v1/citizens:match`: a ministry's rows (NDJSON, one request
-    /// per batch of `batch_verify` rows), scope `citizen:match`.
-    Match,
-}
-
-impl Op {
-    /// Every operation, in report order.
-    pub const ALL: [Op; 12] = [
-        Op::Get,
-        Op::GetBasic,
-        Op::BatchGet,
-        Op::Verify,
-        Op::BatchVerify,
-        Op::Legacy,
-        Op::Identify,
-        Op::Register,
-        Op::Update,
-        Op::Death,
-        Op::Qr,
-        Op::Match,
-    ];
-
-    /// The name used in profiles, flags and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Get => "get",
-            Op::GetBasic => "get_basic",
-            Op::BatchGet => "batch_get",
-            Op::Verify => "verify",
-            Op::BatchVerify => "batch_verify",
-            Op::Legacy => "legacy",
-            Op::Identify => "identify",
-            Op::Register => "register",
-            Op::Update => "update",
-            Op::Death => "death",
-            Op::Qr => "qr",
-            Op::Match => "match",
-        }
-    }
-
-    /// Parses a name from [`Op::as_str`] (`-` may stand for `_`).
-    pub fn parse(name: &str) -> Result<Op> {
-        let n = name.trim().replace('-', "_");
-        Op::ALL
-            .into_iter()
-            .find(|op| op.as_str() == n)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "operation",
-                    name,
-                    "expected get, get_basic, batch_get, verify, batch_verify, legacy, identify, \
-                     register, update, death, qr or match",
-                )
-            })
-    }
-
-    /// Position in [`Op::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Whether the operation changes the register (needs the `registrar`
-    /// scope and an `X-Change-Reason`).
-    pub fn is_write(self) -> bool {
-        matches!(self, Op::Register | Op::Update | Op::Death)
-    }
-
-    /// The key kinds the operation draws from (none for `register`).
-    pub fn key_kinds(self) -> &'static [KeyKind] {
-        match self {
-            Op::Register => &[],
-            Op::Legacy => &[KeyKind::Legacy],
-            Op::Identify => &[KeyKind::Face, KeyKind::Fingerprint],
-            _ => &[KeyKind::Id],
-        }
-    }
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What answer a request should get; anything else counts as an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// A 2xx (known keys; batches always, whatever their items).
-    Success,
-    /// 404 (a well-formed key that no citizen holds); verify may say 200
-    /// with `"match": false` instead.
-    NotFound,
-    /// 400 (a malformed key).
-    BadRequest,
-}
-
-impl Expect {
-    /// Whether `status` is the answer this request should get.
-    pub fn accepts(self, op: Op, status: u16) -> bool {
-        match self {
-            Expect::Success => (200..300).contains(&status),
-            Expect::NotFound => status == 404 || (op == Op::Verify && status == 200),
-            Expect::BadRequest => status == 400,
-        }
-    }
-}
-
-/// How a caller's requests spread over the keys.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Popularity {
-    /// Every key equally likely.
-    Uniform,
-    /// Rank k drawn with probability ∝ 1/k^s.
-    Zipf(f64),
-}
-
-/// Inclusive range of batch sizes; each batch draws its size uniformly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchSize {
-    /// Smallest batch.
-    pub min: u32,
-    /// Largest batch.
-    pub max: u32,
-}
-
-impl BatchSize {
-    /// Always `n` items.
-    pub fn fixed(n: u32) -> BatchSize {
-        BatchSize { min: n, max: n }
-    }
-}
-
-/// One upstream gateway and how it calls.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Caller {
-    /// Name in reports (`social-insurance`).
-    pub name: String,
-    /// Share of all requests (callers' shares add up to 1).
-    pub share: f64,
-    /// API key; `None` uses the run's `--key`.
-    pub key: Option<String>,
-    /// API key with the `citizen:read:basic` scope for `get_basic`; without
-    /// one, `get_basic` asks for the basic fields with `?fields=`.
-    pub basic_key: Option<String>,
-    /// Operations with relative weights.
-    pub ops: Vec<(Op, f64)>,
-    /// Key popularity.
-    pub popularity: Popularity,
-    /// Share of keys that are malformed (expect 400).
-    pub malformed: f64,
-    /// Share of keys that are well-formed but unknown (expect 404).
-    pub unknown: f64,
-    /// Share of verify requests whose date of birth deliberately differs.
-    pub mismatch: f64,
-    /// Items per `batch_get`.
-    pub batch_get: BatchSize,
-    /// Items per `batch_verify`.
-    pub batch_verify: BatchSize,
-}
-
-impl Caller {
-    /// A caller doing one operation on uniformly popular, valid keys.
-    pub fn single(op: Op) -> Caller {
-        Caller {
-            name: "cli".into(),
-            share: 1.0,
-            key: None,
-            basic_key: None,
-            ops: vec![(op, 1.0)],
-            popularity: Popularity::Uniform,
-            malformed: 0.0,
-            unknown: 0.0,
-            mismatch: 0.0,
-            batch_get: BatchSize::fixed(100),
-            batch_verify: BatchSize::fixed(100),
-        }
-    }
-}
-
-/// All callers of a run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Workload {
-    /// The callers; at least one.
-    pub callers: Vec<Caller>,
-}
-
-impl Workload {
-    /// Whether any caller sends batches (whose bodies are worth building
-    /// ahead, off the sending thread: see `feed`).
-    pub fn has_batches(&self) -> bool {
-        self.callers.iter().any(|c| {
-            c.share > 0.0
-                && c.ops
-                    .iter()
-                    .any(|&(op, w)| w > 0.0 && matches!(op, Op::BatchGet | Op::BatchVerify))
-        })
-    }
-
-    /// Checks shares, weights, batch sizes and exponents.
-    pub fn validate(&self) -> Result<()> {
-        if self.callers.is_empty() {
-            return Err(Error::profile("callers", "at least one caller is needed"));
-        }
-        let mut total = 0.0;
-        for (i, c) in self.callers.iter().enumerate() {
-            let at = |f: &str| format!("callers[{i}] ({}).{f}", c.name);
-            if !(c.share.is_finite() && c.share > 0.0) {
-                return Err(Error::profile(at("share"), "must be a positive number"));
-            }
-            total += c.share;
-            if c.ops.is_empty() {
-                return Err(Error::profile(
-                    at("ops"),
-                    "at least one operation is needed",
-                ));
-            }
-            for &(op, w) in &c.ops {
-                if !(w.is_finite() && w >= 0.0) {
-                    return Err(Error::profile(
-                        at(&format!("ops.{op}")),
-                        "weight must be ≥ 0",
-                    ));
-                }
-            }
-            if c.ops.iter().map(|o| o.1).sum::<f64>() <= 0.0 {
-                return Err(Error::profile(at("ops"), "the weights add up to zero"));
-            }
-            for (name, v) in [
-                ("malformed", c.malformed),
-                ("unknown", c.unknown),
-                ("mismatch", c.mismatch),
-            ] {
-                if !(0.0..=1.0).contains(&v) {
-                    return Err(Error::profile(at(name), "must lie between 0 and 1"));
-                }
-            }
-            if c.malformed + c.unknown > 1.0 {
-                return Err(Error::profile(
-                    at("unknown"),
-                    "malformed + unknown exceeds 1",
-                ));
-            }
-            if let Popularity::Zipf(s) = c.popularity {
-                if !(s.is_finite() && s >= 0.0) {
-                    return Err(Error::profile(
-                        at("popularity"),
-                        "the Zipf exponent must be ≥ 0",
-                    ));
-                }
-            }
-            for (name, b) in [("batch_get", c.batch_get), ("batch_verify", c.batch_verify)] {
-                if b.min == 0 || b.max < b.min || b.max > 1000 {
-                    return Err(Error::profile(
-                        at(name),
-                        "batch sizes must satisfy 1 ≤ min ≤ max ≤ 1000 (the API's limit)",
-                    ));
-                }
-            }
-        }
-        if (total - 1.0).abs() > 1e-3 {
-            return Err(Error::profile(
-                "callers.share",
-                format!("the callers' shares add up to {total:.4}, not 1"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Fails when an operation in use needs keys the pool lacks (unless
-    /// every key it sends is made up: `unknown + malformed = 1`).
-    pub fn check_keys(&self, keys: &KeyPool) -> Result<()> {
-        for c in &self.callers {
-            if c.malformed + c.unknown >= 1.0 {
-                continue;
-            }
-            for &(op, w) in &c.ops {
-                if w <= 0.0 {
-                    continue;
-                }
-                let kinds = op.key_kinds();
-                if !kinds.is_empty() && kinds.iter().all(|&k| keys.len(k) == 0) {
-                    return Err(Error::MissingKeys {
-                        op: op.as_str(),
-                        kind: kinds[0].as_str(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// HTTP method of a generated request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// GET
-    Get,
-    /// POST with a JSON body
-    Post,
-    /// PATCH with a JSON (merge patch) body
-    Patch,
-}
-
-impl Method {
-    /// The method's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Patch => "PATCH",
-        }
-    }
-
-    /// Whether the request carries a body.
-    pub fn has_body(self) -> bool {
-        self != Method::Get
-    }
-}
-
-/// A generated request: reusable buffers, overwritten by each
-/// [`Generator::next`].
-#[derive(Debug, Default, Clone)]
-pub struct Request {
-    /// Method.
-    pub method: Option<Method>,
-    /// Path and query, e.g. `/v1/citizens/079089012345`.
-    pub path: Vec<u8>,
-    /// JSON body (empty for GET).
-    pub body: Vec<u8>,
-    /// A write: send [`crate::writes::CHANGE_REASON`].
-    pub change_reason: bool,
-}
-
-/// What the recorder needs to know about a generated request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
-    /// Index of the caller in the workload.
-    pub caller: u16,
-    /// The operation.
-    pub op: Op,
-    /// The answer it should get.
-    pub expect: Expect,
-    /// Send the caller's basic-scope key instead of its main one.
-    pub basic_key: bool,
-}
 
 /// Per-caller sampling tables, built once.
 #[derive(Debug, Clone)]
@@ -506,7 +132,7 @@ impl Generator {
     pub fn next(&mut self, req: &mut Request) -> Meta {
         req.path.clear();
         req.body.clear();
-        let u = self.rng.next_f64();
+        let u = self.rng.unit();
         let caller = self
             .caller_cdf
             .iter()
@@ -514,7 +140,7 @@ impl Generator {
             .unwrap_or(self.caller_cdf.len() - 1);
         let callers = Arc::clone(&self.callers);
         let plan = &callers[caller];
-        let u = self.rng.next_f64();
+        let u = self.rng.unit();
         let op = plan
             .op_cdf
             .iter()
@@ -688,14 +314,14 @@ impl Generator {
             Expect::Success => {
                 let (i, mismatch) = self.draw_verify_subject(plan);
                 let id = self.keys.id(i);
-                write_padded(&mut card, id, 12);
+                card.extend_from_slice(&id.to_digits());
                 let keys = Arc::clone(&self.keys);
                 let c = keys.citizen(i);
-                let mut dob = c.date_of_birth.unwrap_or(birth_year(id) * 10_000 + 101);
+                let mut dob = c.date_of_birth.unwrap_or(new_year_of_birth(id));
                 if mismatch {
                     dob = dob - dob % 100 + (dob % 100) % 28 + 1;
                 }
-                let sex = c.sex.unwrap_or_else(|| Sex::from_id(id));
+                let sex = c.sex.unwrap_or_else(|| id.sex());
                 let address = if c.permanent_residence.is_empty() {
                     "?".to_string()
                 } else {
@@ -705,12 +331,11 @@ impl Generator {
             }
             Expect::NotFound => {
                 let id = random_valid_id(&mut self.rng);
-                write_padded(&mut card, id, 12);
-                let dob = birth_year(id) * 10_000 + 101;
+                card.extend_from_slice(&id.to_digits());
                 (
                     "NGUYEN VAN AN".to_string(),
-                    dob,
-                    Sex::from_id(id),
+                    new_year_of_birth(id),
+                    id.sex(),
                     "?".to_string(),
                 )
             }
@@ -750,7 +375,7 @@ impl Generator {
 
     /// Which kind of key this draw is: 0 known, 1 unknown, 2 malformed.
     fn roll(&mut self, plan: &CallerPlan, have_keys: bool) -> Expect {
-        let u = self.rng.next_f64();
+        let u = self.rng.unit();
         if u < plan.malformed {
             Expect::BadRequest
         } else if u < plan.malformed + plan.unknown || !have_keys {
@@ -775,9 +400,9 @@ impl Generator {
         match e {
             Expect::Success => {
                 let i = self.pick(plan, KeyKind::Id);
-                write_padded(out, self.keys.id(i), 12);
+                out.extend_from_slice(&self.keys.id(i).to_digits());
             }
-            Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
+            Expect::NotFound => out.extend_from_slice(&random_valid_id(&mut self.rng).to_digits()),
             Expect::BadRequest => self.write_malformed_id(out),
         }
         e
@@ -789,36 +414,36 @@ impl Generator {
         let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
         if e == Expect::Success {
             match self.writes.next_death_subject() {
-                Some(i) => write_padded(out, self.keys.id(i), 12),
+                Some(i) => out.extend_from_slice(&self.keys.id(i).to_digits()),
                 None => e = Expect::NotFound,
             }
         }
         match e {
             Expect::Success => {}
-            Expect::NotFound => write_padded(out, random_valid_id(&mut self.rng), 12),
+            Expect::NotFound => out.extend_from_slice(&random_valid_id(&mut self.rng).to_digits()),
             Expect::BadRequest => self.write_malformed_id(out),
         }
         e
     }
 
     fn write_malformed_id(&mut self, out: &mut Vec<u8>) {
-        let id = random_valid_id(&mut self.rng);
+        let id = random_valid_id(&mut self.rng).get();
         match self.rng.below(4) {
             // Too short.
-            0 => write_padded(out, id / 10, 11),
+            0 => out.extend_from_slice(&fixed_digits::<11>(id / 10)),
             // Too long.
-            1 => write_padded(out, id * 10 + 7, 13),
+            1 => out.extend_from_slice(&fixed_digits::<13>(id * 10 + 7)),
             // A letter among the digits.
             2 => {
                 let at = out.len() + self.rng.below(12) as usize;
-                write_padded(out, id, 12);
+                out.extend_from_slice(&fixed_digits::<12>(id));
                 out[at] = b'A' + self.rng.below(26) as u8;
             }
             // A province code that does not exist.
             _ => {
                 let bad: [&[u8]; 3] = [b"000", b"099", b"003"];
                 out.extend_from_slice(bad[self.rng.below(3) as usize]);
-                write_padded(out, id % 1_000_000_000, 9);
+                out.extend_from_slice(&fixed_digits::<9>(id));
             }
         }
     }
@@ -828,15 +453,15 @@ impl Generator {
         match e {
             Expect::Success => {
                 let i = self.pick(plan, KeyKind::Legacy);
-                write_padded(out, self.keys.legacy(i) as u64, 9);
+                out.extend_from_slice(&fixed_digits::<9>(u64::from(self.keys.legacy(i))));
             }
-            Expect::NotFound => write_padded(out, 100_000_000 + self.rng.below(900_000_000), 9),
+            Expect::NotFound => out.extend_from_slice(&fixed_digits::<9>(
+                100_000_000 + self.rng.below(900_000_000),
+            )),
             Expect::BadRequest => {
                 let v = self.rng.below(100_000_000);
-                if self.rng.chance(0.5) {
-                    write_padded(out, v, 8);
-                } else {
-                    write_padded(out, v, 8);
+                out.extend_from_slice(&fixed_digits::<8>(v));
+                if !self.rng.chance(0.5) {
                     out.push(b'X');
                 }
             }
@@ -875,7 +500,7 @@ impl Generator {
         match e {
             Expect::Success => {
                 let id = self.keys.id(i);
-                write_padded(out, id, 12);
+                out.extend_from_slice(&id.to_digits());
                 out.push(b'"');
                 let keys = Arc::clone(&self.keys);
                 let c = keys.citizen(i);
@@ -893,18 +518,18 @@ impl Generator {
                     write_date(out, dob);
                     out.push(b'"');
                 }
-                let sex = c.sex.unwrap_or_else(|| Sex::from_id(id));
+                let sex = c.sex.unwrap_or_else(|| id.sex());
                 out.extend_from_slice(b",\"sex\":\"");
                 out.extend_from_slice(sex.as_str().as_bytes());
                 out.extend_from_slice(b"\"}");
             }
             Expect::NotFound => {
                 let id = random_valid_id(&mut self.rng);
-                write_padded(out, id, 12);
+                out.extend_from_slice(&id.to_digits());
                 out.extend_from_slice(b"\",\"date_of_birth\":\"");
-                write_date(out, birth_year(id) * 10_000 + 101);
+                write_date(out, new_year_of_birth(id));
                 out.extend_from_slice(b"\",\"sex\":\"");
-                out.extend_from_slice(Sex::from_id(id).as_str().as_bytes());
+                out.extend_from_slice(id.sex().as_str().as_bytes());
                 out.extend_from_slice(b"\"}");
             }
             Expect::BadRequest => {
@@ -938,9 +563,7 @@ impl Generator {
                 write_hex(out, &self.keys.biometric(kind, i));
             }
             Expect::NotFound => {
-                let mut h = [0u8; 16];
-                h[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
-                h[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+                let h = self.rng.bytes16();
                 write_hex(out, &h);
             }
             Expect::BadRequest => {
@@ -956,23 +579,19 @@ impl Generator {
     }
 }
 
-/// Appends `v` as exactly `width` decimal digits (zero-padded; higher
-/// digits dropped).
-pub fn write_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for i in (start..start + width).rev() {
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
+/// 1 January of the year a personal ID encodes, as `yyyymmdd`: the date of
+/// birth claimed when the pool knows none.
+fn new_year_of_birth(id: PersonalId) -> u32 {
+    u32::from(id.birth_year()) * 10_000 + 101
 }
 
+/// Appends `yyyymmdd` as `YYYY-MM-DD`.
 pub(crate) fn write_date(out: &mut Vec<u8>, yyyymmdd: u32) {
-    write_padded(out, (yyyymmdd / 10_000) as u64, 4);
+    out.extend_from_slice(&fixed_digits::<4>(u64::from(yyyymmdd / 10_000)));
     out.push(b'-');
-    write_padded(out, (yyyymmdd / 100 % 100) as u64, 2);
+    out.extend_from_slice(&fixed_digits::<2>(u64::from(yyyymmdd / 100 % 100)));
     out.push(b'-');
-    write_padded(out, (yyyymmdd % 100) as u64, 2);
+    out.extend_from_slice(&fixed_digits::<2>(u64::from(yyyymmdd % 100)));
 }
 
 fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -983,26 +602,10 @@ fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// Appends `s` as a JSON string literal.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0..=0x1f => {
-                out.extend_from_slice(b"\\u00");
-                write_hex(out, &[b]);
-            }
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::Caller;
 
     fn generator(caller: Caller) -> Generator {
         let keys = Arc::new(KeyPool::synthetic(1000, 1));
@@ -1093,12 +696,9 @@ mod tests {
     }
 
     #[test]
-    fn padding() {
+    fn dates_are_written_fixed_width() {
         let mut v = Vec::new();
-        write_padded(&mut v, 79_089_012_345, 12);
-        assert_eq!(v, b"079089012345");
-        let mut s = Vec::new();
-        write_json_str(&mut s, "A \"b\"\n");
-        assert_eq!(s, b"\"A \\\"b\\\"\\u000a\"");
+        write_date(&mut v, 19_890_314);
+        assert_eq!(v, b"1989-03-14");
     }
 }

@@ -2,7 +2,6 @@
 //! one-line JSON summary, and merging reports of several processes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -10,8 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::runner::RunInfo;
 use crate::stats::{from_base64, to_base64, Class, Hist, IntervalRecord, Stats};
-use crate::units::{Count, Micros};
+use crate::units::Micros;
 use crate::workload::Op;
+
+mod merge;
+mod render;
 
 /// Version of the report layout; `merge` refuses other versions.
 pub const REPORT_FORMAT: u32 = 1;
@@ -109,9 +111,14 @@ pub fn generator_warnings(run: &RunInfo, behind_p99_us: u64) -> Vec<String> {
     let mut out = Vec::new();
     if run.mode == "open" && behind_p99_us > BEHIND_P99_LIMIT_US {
         out.push(format!(
-            "generator behind schedule p99 {} > {}: latency includes the generator's own delays",
+            "generator behind schedule p99 {} > {}: latency includes the generator's own delays{}",
             Micros(behind_p99_us),
-            Micros(BEHIND_P99_LIMIT_US)
+            Micros(BEHIND_P99_LIMIT_US),
+            if run.realtime {
+                ""
+            } else {
+                " (worker threads at normal priority: see --realtime)"
+            }
         ));
     }
     if run.busiest_thread_share > THREAD_SHARE_LIMIT {
@@ -464,277 +471,6 @@ impl Report {
             });
         }
         Ok(report)
-    }
-
-    /// Combines reports of processes that ran at the same time against the
-    /// same service: counts add up, histograms merge, rates add up, and
-    /// intervals are aligned by wall-clock start.
-    pub fn merge(reports: &[Report]) -> Result<Report> {
-        let first = reports.first().ok_or_else(|| Error::Merge {
-            reason: "no reports given".into(),
-        })?;
-        let interval_s = first.run.interval_s;
-        let t0 = reports
-            .iter()
-            .map(|r| r.run.started_unix_ms)
-            .min()
-            .unwrap_or(0);
-        let mut stats = Stats::default();
-        let mut run = first.run.clone();
-        run.targets.clear();
-        run.callers.clear();
-        run.threads = 0;
-        run.connections = 0;
-        run.peak_connections = 0;
-        run.connects = 0;
-        run.scheduled = 0.0;
-        run.unsent = 0;
-        run.waited_for_connection = 0;
-        run.sent = 0;
-        run.processes = 0;
-        run.cpu_s = 0.0;
-        run.busiest_thread_share = 0.0;
-        run.started_unix_ms = t0;
-        let same_curve_times = reports.iter().all(|r| {
-            r.run.target_curve.len() == first.run.target_curve.len()
-                && r.run
-                    .target_curve
-                    .iter()
-                    .zip(&first.run.target_curve)
-                    .all(|(a, b)| (a.0 - b.0).abs() < 1e-6)
-        });
-        run.target_curve = first
-            .run
-            .target_curve
-            .iter()
-            .map(|&(t, _)| (t, 0.0))
-            .collect();
-        for r in reports {
-            if (r.run.interval_s - interval_s).abs() > 1e-9 {
-                return Err(Error::Merge {
-                    reason: format!(
-                        "interval lengths differ ({}s and {}s)",
-                        interval_s, r.run.interval_s
-                    ),
-                });
-            }
-            let mut s = r.stats()?;
-            let shift = ((r.run.started_unix_ms - t0) as f64 / 1000.0 / interval_s).round() as u64;
-            if shift > 0 {
-                s.intervals = s
-                    .intervals
-                    .into_iter()
-                    .map(|(i, rec)| (i + shift, rec))
-                    .collect();
-            }
-            stats.merge(s)?;
-            if r.run.mode != run.mode {
-                run.mode = "mixed".into();
-            }
-            for t in &r.run.targets {
-                if !run.targets.contains(t) {
-                    run.targets.push(t.clone());
-                }
-            }
-            for c in &r.run.callers {
-                if !run.callers.contains(c) {
-                    run.callers.push(c.clone());
-                }
-            }
-            run.threads += r.run.threads;
-            run.connections += r.run.connections;
-            run.peak_connections += r.run.peak_connections;
-            run.connects += r.run.connects;
-            run.scheduled += r.run.scheduled;
-            run.unsent += r.run.unsent;
-            run.waited_for_connection += r.run.waited_for_connection;
-            run.sent += r.run.sent;
-            run.processes += r.run.processes.max(1);
-            run.cpu_s += r.run.cpu_s;
-            run.busiest_thread_share = run.busiest_thread_share.max(r.run.busiest_thread_share);
-            run.elapsed_s = run
-                .elapsed_s
-                .max(r.run.elapsed_s + (r.run.started_unix_ms - t0) as f64 / 1000.0);
-            run.duration_s = run.duration_s.max(r.run.duration_s);
-            if same_curve_times {
-                for (a, b) in run.target_curve.iter_mut().zip(&r.run.target_curve) {
-                    a.1 += b.1;
-                }
-            }
-        }
-        if !same_curve_times {
-            run.target_curve.clear();
-        }
-        Report::build(&stats, run)
-    }
-
-    /// The one-line JSON summary printed by `--json`.
-    pub fn json_line(&self) -> String {
-        let s = &self.summary;
-        let ops: BTreeMap<&str, serde_json::Value> = self
-            .operations
-            .iter()
-            .map(|o| {
-                (
-                    o.name.as_str(),
-                    serde_json::json!({
-                        "requests": o.requests, "p50_us": o.p50_us, "p99_us": o.p99_us,
-                        "p999_us": o.p999_us, "max_us": o.max_us, "errors": o.errors,
-                    }),
-                )
-            })
-            .collect();
-        serde_json::json!({
-            "mode": self.run.mode,
-            "label": self.run.label,
-            "targets": self.run.targets,
-            "connections": self.run.connections,
-            "peak_connections": self.run.peak_connections,
-            "requests": s.requests,
-            "requests_per_s": round2(s.requests_per_s),
-            "target_rate": round2(s.target_rate),
-            "sent": s.sent,
-            "p50_us": s.p50_us,
-            "p90_us": s.p90_us,
-            "p99_us": s.p99_us,
-            "p999_us": s.p999_us,
-            "max_us": s.max_us,
-            "mean_us": round2(s.mean_us),
-            "errors": s.errors,
-            "error_rate": s.error_rate,
-            "behind_schedule_us": s.behind_schedule_us,
-            "behind_schedule_p99_us": s.behind_schedule_p99_us,
-            "unsent": s.unsent,
-            "shed": s.shed,
-            "elapsed_s": round2(s.elapsed_s),
-            "threads": self.run.threads,
-            "cpu_us_per_request": round2(s.cpu_us_per_request),
-            "generator_cores": round2(s.generator_cores),
-            "busiest_thread_share": round2(self.run.busiest_thread_share),
-            "warnings": s.warnings,
-            "statuses": self.statuses,
-            "operations": ops,
-        })
-        .to_string()
-    }
-
-    /// The human-readable summary.
-    pub fn text(&self) -> String {
-        let s = &self.summary;
-        let r = &self.run;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "dancu-loadgen: {} model{}, {:.1}s, {} target(s), {} thread(s), {}{} connections (peak {}, {} opened)",
-            r.mode,
-            if r.label.is_empty() { String::new() } else { format!(" [{}]", r.label) },
-            s.elapsed_s,
-            r.targets.len(),
-            r.threads,
-            if r.mode == "closed" { "" } else { "up to " },
-            r.connections,
-            r.peak_connections,
-            r.connects,
-        );
-        let vs_target = if s.target_rate > 0.0 {
-            format!(
-                ", target {:.1}/s: sent {:.2} % of schedule",
-                s.target_rate,
-                if s.scheduled > 0.0 {
-                    100.0 * s.sent as f64 / s.scheduled
-                } else {
-                    0.0
-                }
-            )
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "  requests   {} ({:.1}/s{vs_target})",
-            Count(s.requests),
-            s.requests_per_s
-        );
-        let _ = writeln!(
-            out,
-            "  latency    p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {}",
-            Micros(s.p50_us),
-            Micros(s.p90_us),
-            Micros(s.p99_us),
-            Micros(s.p999_us),
-            Micros(s.max_us),
-            Micros(s.mean_us as u64),
-        );
-        let _ = writeln!(
-            out,
-            "             {}",
-            if r.mode == "closed" {
-                "(closed model: timed from the actual send; stalls are hidden, see the open model)"
-            } else {
-                "(timed from each request's intended send time)"
-            }
-        );
-        if r.mode != "closed" {
-            let _ = writeln!(
-                out,
-                "  generator  behind schedule p99 {}  max {}; {} waited for a connection; {} unsent",
-                Micros(s.behind_schedule_p99_us),
-                Micros(s.behind_schedule_us),
-                Count(r.waited_for_connection),
-                Count(s.unsent),
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  self-check generator CPU {:.1} us/request, {:.2} cores, busiest thread {:.0} % of a core",
-            s.cpu_us_per_request,
-            s.generator_cores,
-            100.0 * r.busiest_thread_share,
-        );
-        for w in &s.warnings {
-            let _ = writeln!(out, "  WARNING    {w}");
-        }
-        let statuses: Vec<String> = self
-            .statuses
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", Count(*v)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  errors     {} ({:.3} %), shed {} (503 + Retry-After)   statuses {}",
-            Count(s.errors),
-            100.0 * s.error_rate,
-            Count(s.shed),
-            statuses.join(", ")
-        );
-        let table = |out: &mut String, title: &str, rows: &[Breakdown]| {
-            if rows.len() < 2 && title == "caller" {
-                return;
-            }
-            let _ = writeln!(
-                out,
-                "  {:<24} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-                title, "requests", "req/s", "p50", "p90", "p99", "p99.9", "max", "errors"
-            );
-            for b in rows {
-                let _ = writeln!(
-                    out,
-                    "  {:<24} {:>11} {:>10.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-                    b.name,
-                    Count(b.requests).to_string(),
-                    b.requests_per_s,
-                    Micros(b.p50_us).to_string(),
-                    Micros(b.p90_us).to_string(),
-                    Micros(b.p99_us).to_string(),
-                    Micros(b.p999_us).to_string(),
-                    Micros(b.max_us).to_string(),
-                    Count(b.errors).to_string(),
-                );
-            }
-        };
-        table(&mut out, "operation", &self.operations);
-        table(&mut out, "caller", &self.callers);
-        out
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if needed).
