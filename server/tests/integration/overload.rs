@@ -151,14 +151,7 @@ fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_
         );
         assert_eq!(resp.status, 200, "{}", resp.text());
     }
-    // The same client's second batch is over its share of the pool.
-    let resp = server.client().post(
-        "/v1/citizens:batchVerify",
-        Some(key::VERIFIER),
-        &batch_verify_body(),
-    );
-    assert_shed(&resp);
-    // A bulk batch fills the queue (two places); the next one is shed.
+    // A bulk batch fills the queue (two places).
     let mut bulk = server.client();
     bulk.send_raw(&Client::format(
         "POST",
@@ -167,6 +160,14 @@ fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_
         Some(batch_verify_body().as_bytes()),
     ));
     wait_for_metric(&server, "dancu_batches_queued_bulk", 1);
+    // With another client's batch waiting, the first client's second batch
+    // is over its share of the pool; anyone else's finds the queue full.
+    let resp = server.client().post(
+        "/v1/citizens:batchVerify",
+        Some(key::VERIFIER),
+        &batch_verify_body(),
+    );
+    assert_shed(&resp);
     let resp = server.client().post(
         "/v1/citizens:batchVerify",
         Some(key::VERIFIER_EXTENDED),
@@ -194,6 +195,60 @@ fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_
         let resp = conn.read_response().expect("the held batch's answer");
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.json()["results"][0]["match"], true);
+    }
+    server.stop();
+}
+
+/// Regression: the per-client share shed a client's 17th concurrent batch
+/// even on an idle box. It binds only while other clients' batches wait.
+#[test]
+fn a_client_alone_may_pass_its_batch_share_until_another_client_waits() {
+    let mut server = TestServer::start(shared_snapshot(), |c| {
+        with_bulk_client(c);
+        c.limits.admission.batch_threads = 1;
+        c.limits.admission.client_batches = 1;
+        c.limits.admission.batch_queue = 8;
+        c.limits.admission.queue_wait_budget = Duration::from_secs(3600);
+        c.limits.admission.bulk_queue_wait_budget = Duration::from_secs(3600);
+    });
+    let hold = |held| server.server.as_ref().unwrap().hold_batches(held);
+    hold(true);
+    let send = |key_: &str| {
+        let mut conn = server.client();
+        conn.send_raw(&Client::format(
+            "POST",
+            "/v1/citizens:batchVerify",
+            Some(key_),
+            Some(batch_verify_body().as_bytes()),
+        ));
+        conn
+    };
+    // Three batches of one client on a share of one: all queued, none shed.
+    let mut held = vec![
+        send(key::VERIFIER),
+        send(key::VERIFIER),
+        send(key::VERIFIER),
+    ];
+    wait_for_metric(&server, "dancu_batches_queued_interactive", 3);
+    // Another client's batch waits too: now the first client is held to
+    // its share.
+    held.push(send(BULK_KEY));
+    wait_for_metric(&server, "dancu_batches_queued_bulk", 1);
+    assert_shed(&server.client().post(
+        "/v1/citizens:batchVerify",
+        Some(key::VERIFIER),
+        &batch_verify_body(),
+    ));
+    let text = metrics(&server);
+    assert_eq!(
+        shed(&text, "batch_verify", "verifier", "client_share"),
+        1,
+        "{text}"
+    );
+    hold(false);
+    for conn in &mut held {
+        let resp = conn.read_response().expect("the held batch's answer");
+        assert_eq!(resp.status, 200, "{}", resp.text());
     }
     server.stop();
 }
