@@ -93,7 +93,10 @@ status=0
 wait "$reads" || { echo "loadgen (reads) exited $?" >&2; status=1; }
 wait "$writes" || { echo "loadgen (writes) exited $?" >&2; status=1; }
 touch "$stop_file"
-wait "$checker" || status=1
+# The checker's own exit status also asks that the primary's sequence grew
+# by exactly its writes, which loadgen's writes break here: its JSON is
+# judged by loadgen-timeline.py instead (reads, missing writes, writer).
+wait "$checker" || true
 after=$(applied)
 for _ in $(seq 300); do
     f1=$(follower_applied "$F1_URL"); f2=$(follower_applied "$F2_URL")
