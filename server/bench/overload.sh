@@ -14,7 +14,11 @@
 #   (120s), SNAP (/work/main/data/demo/demo-1m.snap), SERVER (the release
 #   dancu-server), LOADGEN (the release dancu-loadgen), CLASSES (1: mark
 #   social-insurance `class = "bulk"` in keys.toml; 0 for servers that do not
-#   know key classes), SERVER_ARGS (extra server flags), LOADGEN_ARGS (extra
+#   know key classes), SPLIT (1 with CLASSES=1: the interactive callers and
+#   the bulk one as two loadgen processes at once, whose reports are merged,
+#   so that each second of the run has its interactive p99 and its shed
+#   counts by class; then overload-classes.py prints each peak's
+#   interactive p99, shed counts and recovery time), SERVER_ARGS (extra server flags), LOADGEN_ARGS (extra
 #   loadgen flags, e.g. "--connections 8000"), OUT (directory for
 #   report.json/html and metrics.txt; default a temp dir that is removed),
 #   PORT (28180).
@@ -22,11 +26,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-PROFILE="${PROFILE:-loadgen/profiles/national-day.toml}"
+# (lib.sh sets PROFILE to the cargo profile: the loadgen profile is kept apart.)
+LOADGEN_PROFILE="${PROFILE:-loadgen/profiles/national-day.toml}"
 SCALE="${SCALE:-1}"
 DURATION="${DURATION:-120s}"
 SNAP="${SNAP:-/work/main/data/demo/demo-1m.snap}"
 CLASSES="${CLASSES:-1}"
+SPLIT="${SPLIT:-$CLASSES}"
 PORT="${PORT:-28180}"
 # shellcheck source=server/bench/lib.sh
 . server/bench/lib.sh
@@ -40,8 +46,8 @@ require_snapshot
 keys="$TMP/keys.toml"
 profile="$TMP/profile.toml"
 : >"$keys"
-cp "$PROFILE" "$profile"
-for caller in $(awk -F'"' '/^\[\[callers\]\]/ { c = 1; next } c && /^name *=/ { print $2; c = 0 }' "$PROFILE"); do
+cp "$LOADGEN_PROFILE" "$profile"
+for caller in $(awk -F'"' '/^\[\[callers\]\]/ { c = 1; next } c && /^name *=/ { print $2; c = 0 }' "$LOADGEN_PROFILE"); do
   key="bench-$caller-key"
   scopes='"citizen:read", "citizen:read:basic", "citizen:verify", "biometric:identify"'
   [ "$caller" = registrar ] && scopes='"citizen:read", "registrar"'
@@ -63,7 +69,10 @@ done
   echo 'scopes = ["admin"]'
 } >>"$keys"
 
-echo "profile $PROFILE x$SCALE for $DURATION; snapshot $SNAP; server $SERVER"
+if [ "$SPLIT" = 1 ]; then
+  python3 "$BENCH_DIR/overload-classes.py" split "$profile" social-insurance "$TMP"
+fi
+echo "profile $LOADGEN_PROFILE x$SCALE for $DURATION; snapshot $SNAP; server $SERVER"
 echo "$(nproc) CPUs; load at start $(cut -d' ' -f1-3 /proc/loadavg)"
 
 run() {
@@ -74,10 +83,24 @@ run() {
   local pid=$!
   PIDS+=("$pid")
   wait_http "http://127.0.0.1:$PORT/readyz"
-  "$LOADGEN" --target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP" \
-    --profile "$profile" --scale "$SCALE" --duration "$DURATION" --report "$OUT" -q --json \
-    ${LOADGEN_ARGS:-} \
-    >"$OUT/loadgen.json" 2>"$OUT/loadgen.err" || echo "loadgen exited with $?" >&2
+  local common=(--target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP"
+    --scale "$SCALE" --duration "$DURATION" -q --json)
+  if [ "$SPLIT" = 1 ]; then
+    local part pids=()
+    for part in interactive bulk; do
+      # shellcheck disable=SC2086
+      "$LOADGEN" "${common[@]}" --profile "$TMP/$part.toml" --report "$OUT/$part" ${LOADGEN_ARGS:-} \
+        >"$OUT/$part.json" 2>"$OUT/$part.err" &
+      pids+=($!)
+    done
+    for part in "${pids[@]}"; do wait "$part" || echo "loadgen exited with $?" >&2; done
+    "$LOADGEN" merge "$OUT/interactive/report.json" "$OUT/bulk/report.json" --report "$OUT" --json \
+      >"$OUT/loadgen.json" 2>"$OUT/loadgen.err" || echo "loadgen merge exited with $?" >&2
+  else
+    # shellcheck disable=SC2086
+    "$LOADGEN" "${common[@]}" --profile "$profile" --report "$OUT" ${LOADGEN_ARGS:-} \
+      >"$OUT/loadgen.json" 2>"$OUT/loadgen.err" || echo "loadgen exited with $?" >&2
+  fi
   curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics.txt" || true
   kill -TERM "$pid"
   wait "$pid" || true
@@ -92,6 +115,11 @@ exec 9>&-
 tail -40 "$OUT/loadgen.err"
 echo "== loadgen: admitted (2xx/4xx) latency and shed (5xx) per caller"
 python3 "$BENCH_DIR/latency.py" "$OUT/report.json"
+if [ "$SPLIT" = 1 ]; then
+  echo
+  echo "== peaks: offered above the most admitted in a second (interactive and bulk processes)"
+  python3 "$BENCH_DIR/overload-classes.py" peaks "$OUT/interactive/report.json" "$OUT/bulk/report.json"
+fi
 echo
 echo "== server /metrics: count, share over 5/50 ms, by route and client (p = histogram family)"
 awk -f "$BENCH_DIR/histograms.awk" "$OUT/metrics.txt"

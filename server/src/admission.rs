@@ -14,9 +14,16 @@
 //!   (from the arrival of its bytes to its handler, or from its submission
 //!   to its batch's turn) is answered at once with `503 overloaded` and
 //!   `Retry-After`, instead of being served seconds late; so is a batch
-//!   that finds the pool's queue full or its client holding its share of
-//!   it. The answer is cheap and the backlog drains, so the server
-//!   recovers as soon as the peak passes.
+//!   that finds the pool's queue full, or its client holding its share of
+//!   the pool while other clients' batches wait for it. The answer is cheap
+//!   and the backlog drains, so the server recovers as soon as the peak
+//!   passes.
+//! - **Fair shares under contention only**: a client alone on an idle box
+//!   may queue as many batches as the queue holds (shedding its 17th batch
+//!   while the pool sits idle would only slow a re-verification job down).
+//!   The share binds once someone else waits: the client's next batch is
+//!   shed, and the pool takes the batches of clients within their share
+//!   before those of a client past it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +53,10 @@ pub struct Admission {
     pub batch_threads: usize,
     /// Most batches waiting for the pool (both classes); more are shed.
     pub batch_queue: usize,
-    /// Most batches one client may have queued or running; more are shed.
+    /// A client's share: most batches it may have queued or running while
+    /// other clients' batches wait for the pool; past it, its batches are
+    /// shed (only then: alone, it may fill the queue) and wait behind
+    /// theirs.
     pub client_batches: usize,
     /// The `nice` value of the batch pool's threads (0 = as the runtime's).
     pub batch_nice: i32,
@@ -110,8 +120,8 @@ pub fn overloaded(reason: ShedReason) -> ApiError {
              Retry-After seconds"
         }
         ShedReason::ClientShare => {
-            "this client already has its share of batches queued or running; retry after \
-             the Retry-After seconds"
+            "this client already has its share of batches queued or running while other \
+             clients' batches wait; retry after the Retry-After seconds"
         }
     };
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
@@ -225,7 +235,9 @@ impl BatchPool {
         if q.per_client.len() <= client_slot {
             q.per_client.resize(client_slot + 1, 0);
         }
-        if q.per_client[client_slot] as usize >= config.client_batches {
+        if q.per_client[client_slot] as usize >= config.client_batches
+            && q.waiting.iter().flatten().any(|b| b.client != client)
+        {
             return Err(ShedReason::ClientShare);
         }
         if q.waiting.iter().map(VecDeque::len).sum::<usize>() >= config.batch_queue {
@@ -290,7 +302,7 @@ fn work(shared: &Shared) {
             let mut q = shared.queues.lock();
             loop {
                 if !q.held {
-                    if let Some(next) = q.waiting.iter_mut().find_map(VecDeque::pop_front) {
+                    if let Some(next) = next_batch(&mut q, shared.config.client_batches) {
                         break next;
                     }
                     if q.stopping {
@@ -314,6 +326,25 @@ fn work(shared: &Shared) {
             *n = n.saturating_sub(1);
         }
     }
+}
+
+/// The next batch to run: the first class with any waiting, and in it the
+/// oldest batch of a client within its share, else the oldest (a client
+/// past its share, alone or not, waits behind the others but is served).
+fn next_batch(q: &mut Queues, client_batches: usize) -> Option<Queued> {
+    let Queues {
+        waiting,
+        per_client,
+        ..
+    } = q;
+    let queue = waiting.iter_mut().find(|w| !w.is_empty())?;
+    let within_share = |b: &Queued| {
+        per_client
+            .get(usize::from(b.client))
+            .is_some_and(|&n| n as usize <= client_batches)
+    };
+    let at = queue.iter().position(within_share).unwrap_or(0);
+    queue.remove(at)
 }
 
 /// Lowers the calling thread's scheduling priority (Linux: `nice` is per
@@ -376,29 +407,53 @@ mod tests {
     }
 
     #[test]
-    fn sheds_past_the_client_share_and_the_queue_bound() {
-        let pool = BatchPool::start(config(2, 1)).unwrap();
+    fn a_client_alone_passes_its_share_and_is_held_to_it_once_others_wait() {
+        let pool = BatchPool::start(config(8, 1)).unwrap();
+        pool.hold(true);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        block_on(async {
+            let run = |client, tag| {
+                let order = Arc::clone(&order);
+                pool.run(client, Class::Interactive, move || order.lock().push(tag))
+            };
+            // Client 1 alone: two batches on a share of one, both queued.
+            let first = run(1, "1a");
+            let second = run(1, "1b");
+            tokio::pin!(first, second);
+            assert!(futures_poll_once(&mut first).await.is_none());
+            assert!(futures_poll_once(&mut second).await.is_none());
+            assert_eq!(pool.depth().0, [2, 0]);
+            // Client 2 comes: now each is held to its share.
+            let other = run(2, "2a");
+            tokio::pin!(other);
+            assert!(futures_poll_once(&mut other).await.is_none());
+            assert_eq!(run(1, "1c").await, Err(ShedReason::ClientShare));
+            assert_eq!(run(2, "2b").await, Err(ShedReason::ClientShare));
+            pool.hold(false);
+            assert_eq!(tokio::join!(first, second, other), (Ok(()), Ok(()), Ok(())));
+        });
+        // Client 2, within its share, went before client 1's excess.
+        assert_eq!(*order.lock(), ["2a", "1a", "1b"]);
+    }
+
+    #[test]
+    fn sheds_past_the_queue_bound() {
+        let pool = BatchPool::start(config(2, 8)).unwrap();
         pool.hold(true);
         block_on(async {
             let first = pool.run(1, Class::Interactive, || 1);
-            tokio::pin!(first);
+            let second = pool.run(2, Class::Bulk, || 2);
+            tokio::pin!(first, second);
             assert!(futures_poll_once(&mut first).await.is_none());
-            // Client 1 holds its one share.
-            assert_eq!(
-                pool.run(1, Class::Interactive, || 2).await,
-                Err(ShedReason::ClientShare)
-            );
-            let second = pool.run(2, Class::Bulk, || 3);
-            tokio::pin!(second);
             assert!(futures_poll_once(&mut second).await.is_none());
             // Two queued: the queue is full for anyone.
             assert_eq!(
-                pool.run(3, Class::Interactive, || 4).await,
+                pool.run(3, Class::Interactive, || 3).await,
                 Err(ShedReason::BatchQueueFull)
             );
             pool.hold(false);
             assert_eq!(first.await, Ok(1));
-            assert_eq!(second.await, Ok(3));
+            assert_eq!(second.await, Ok(2));
         });
     }
 

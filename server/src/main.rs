@@ -158,7 +158,9 @@ struct ServeArgs {
     /// Most batches waiting for the batch pool; more are shed.
     #[arg(long, value_name = "N", default_value_t = 64)]
     batch_queue: usize,
-    /// Most batches one client may have queued or running; more are shed.
+    /// Most batches one client may have queued or running while other
+    /// clients' batches wait for the pool; more are shed (a client alone
+    /// may fill the queue).
     #[arg(long, value_name = "N", default_value_t = 16)]
     client_batches: usize,
     /// Nice value of the batch pool's threads (the runtime threads, at 0,

@@ -92,7 +92,8 @@ pub enum ShedReason {
     QueueWait,
     /// The batch pool's queue was full.
     BatchQueueFull,
-    /// The client already had its share of batches queued or running.
+    /// The client already had its share of batches queued or running, and
+    /// other clients' batches were waiting.
     ClientShare,
 }
 

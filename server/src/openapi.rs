@@ -412,6 +412,33 @@ mod tests {
         );
     }
 
+    /// The 503 `overloaded` answer (with `Retry-After`) is documented on
+    /// exactly the routes that admission control may shed.
+    #[test]
+    fn overloaded_is_documented_on_the_sheddable_routes() {
+        let text = std::fs::read_to_string(document_path()).expect("openapi.yaml is readable");
+        let doc: Value = serde_yaml::from_str(&text).expect("openapi.yaml is YAML");
+        for spec in crate::router::ROUTES {
+            let op = &doc["paths"][spec.path][spec.method.as_str().to_lowercase()];
+            let mut unavailable = &op["responses"]["503"];
+            if let Some(target) = unavailable["$ref"].as_str() {
+                let pointer = target.trim_start_matches('#');
+                unavailable = doc.pointer(pointer).expect("the $ref resolves");
+            }
+            let documented = unavailable["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("`overloaded`"))
+                && unavailable["headers"]["Retry-After"].is_object();
+            assert_eq!(
+                documented,
+                crate::admission::sheddable(spec.route),
+                "{} {}: 503 overloaded with Retry-After documented iff the route is sheddable",
+                spec.method,
+                spec.path
+            );
+        }
+    }
+
     #[test]
     fn place_codes_are_the_parsers() {
         let pattern = place_code_pattern();

@@ -26,6 +26,35 @@ fn batch_verify_body() -> String {
     format!(r#"{{"requests":[{{"id":"{EXAMPLE_ID}","full_name":"NGUYEN VAN AN"}}]}}"#)
 }
 
+/// A server with a bulk client and a one-thread batch pool on which
+/// batches wait as long as a test needs (no budget shedding), held: no
+/// batch starts until `hold_batches(false)`.
+fn held_pool_server(client_batches: usize, batch_queue: usize) -> TestServer {
+    let server = TestServer::start(shared_snapshot(), |c| {
+        with_bulk_client(c);
+        c.limits.admission.batch_threads = 1;
+        c.limits.admission.client_batches = client_batches;
+        c.limits.admission.batch_queue = batch_queue;
+        c.limits.admission.queue_wait_budget = Duration::from_secs(3600);
+        c.limits.admission.bulk_queue_wait_budget = Duration::from_secs(3600);
+    });
+    server.server.as_ref().unwrap().hold_batches(true);
+    server
+}
+
+/// A connection that sent a batchVerify with `key` and has not read the
+/// answer (its batch waits for the held pool).
+fn send_batch(server: &TestServer, key: &str) -> Client {
+    let mut conn = server.client();
+    conn.send_raw(&Client::format(
+        "POST",
+        "/v1/citizens:batchVerify",
+        Some(key),
+        Some(batch_verify_body().as_bytes()),
+    ));
+    conn
+}
+
 fn metrics(server: &TestServer) -> String {
     server.client().get("/metrics", None).text()
 }
@@ -81,6 +110,15 @@ fn a_bulk_request_past_its_queue_wait_budget_is_shed_with_retry_after() {
     ));
     assert_shed(&bulk.get(&path, Some(BULK_KEY)));
     assert_eq!(server.client().get(&path, Some(key::READER)).status, 200);
+    // The write time is recorded once the answer is written, which may be
+    // after the client has read it: wait for it rather than race it.
+    for family in ["queue_wait", "service", "write"] {
+        wait_for_metric(
+            &server,
+            &format!(r#"dancu_http_{family}_seconds_count{{route="get_citizen",client="reader"}}"#),
+            1,
+        );
+    }
     let text = metrics(&server);
     assert_eq!(
         shed(&text, "get_citizen", "bulk", "queue_wait"),
@@ -119,25 +157,9 @@ fn a_bulk_request_past_its_queue_wait_budget_is_shed_with_retry_after() {
 
 #[test]
 fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_shed() {
-    let mut server = TestServer::start(shared_snapshot(), |c| {
-        with_bulk_client(c);
-        c.limits.admission.batch_threads = 1;
-        c.limits.admission.client_batches = 1;
-        c.limits.admission.batch_queue = 2;
-        // Held batches wait as long as the test needs: no budget shedding.
-        c.limits.admission.queue_wait_budget = Duration::from_secs(3600);
-        c.limits.admission.bulk_queue_wait_budget = Duration::from_secs(3600);
-    });
-    let hold = |held| server.server.as_ref().unwrap().hold_batches(held);
-    hold(true);
+    let mut server = held_pool_server(1, 2);
     // An interactive batch, sent and left waiting for the held pool.
-    let mut batch = server.client();
-    batch.send_raw(&Client::format(
-        "POST",
-        "/v1/citizens:batchVerify",
-        Some(key::VERIFIER),
-        Some(batch_verify_body().as_bytes()),
-    ));
+    let mut batch = send_batch(&server, key::VERIFIER);
     wait_for_metric(&server, "dancu_batches_queued_interactive", 1);
     // Singles on other connections are answered while it waits.
     let mut single = server.client();
@@ -151,22 +173,17 @@ fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_
         );
         assert_eq!(resp.status, 200, "{}", resp.text());
     }
-    // The same client's second batch is over its share of the pool.
+    // A bulk batch fills the queue (two places).
+    let mut bulk = send_batch(&server, BULK_KEY);
+    wait_for_metric(&server, "dancu_batches_queued_bulk", 1);
+    // With another client's batch waiting, the first client's second batch
+    // is over its share of the pool; anyone else's finds the queue full.
     let resp = server.client().post(
         "/v1/citizens:batchVerify",
         Some(key::VERIFIER),
         &batch_verify_body(),
     );
     assert_shed(&resp);
-    // A bulk batch fills the queue (two places); the next one is shed.
-    let mut bulk = server.client();
-    bulk.send_raw(&Client::format(
-        "POST",
-        "/v1/citizens:batchVerify",
-        Some(BULK_KEY),
-        Some(batch_verify_body().as_bytes()),
-    ));
-    wait_for_metric(&server, "dancu_batches_queued_bulk", 1);
     let resp = server.client().post(
         "/v1/citizens:batchVerify",
         Some(key::VERIFIER_EXTENDED),
@@ -189,11 +206,47 @@ fn singles_are_answered_while_a_batch_waits_for_the_pool_and_excess_batches_are_
         1
     );
     // Released, both held batches are answered in full.
-    hold(false);
+    server.server.as_ref().unwrap().hold_batches(false);
     for conn in [&mut batch, &mut bulk] {
         let resp = conn.read_response().expect("the held batch's answer");
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.json()["results"][0]["match"], true);
+    }
+    server.stop();
+}
+
+/// Regression: the per-client share shed a client's 17th concurrent batch
+/// even on an idle box. It binds only while other clients' batches wait.
+#[test]
+fn a_client_alone_may_pass_its_batch_share_until_another_client_waits() {
+    let mut server = held_pool_server(1, 8);
+    let send = |key: &str| send_batch(&server, key);
+    // Three batches of one client on a share of one: all queued, none shed.
+    let mut held = vec![
+        send(key::VERIFIER),
+        send(key::VERIFIER),
+        send(key::VERIFIER),
+    ];
+    wait_for_metric(&server, "dancu_batches_queued_interactive", 3);
+    // Another client's batch waits too: now the first client is held to
+    // its share.
+    held.push(send(BULK_KEY));
+    wait_for_metric(&server, "dancu_batches_queued_bulk", 1);
+    assert_shed(&server.client().post(
+        "/v1/citizens:batchVerify",
+        Some(key::VERIFIER),
+        &batch_verify_body(),
+    ));
+    let text = metrics(&server);
+    assert_eq!(
+        shed(&text, "batch_verify", "verifier", "client_share"),
+        1,
+        "{text}"
+    );
+    server.server.as_ref().unwrap().hold_batches(false);
+    for conn in &mut held {
+        let resp = conn.read_response().expect("the held batch's answer");
+        assert_eq!(resp.status, 200, "{}", resp.text());
     }
     server.stop();
 }
