@@ -45,16 +45,16 @@ pub(crate) fn run_match(args: MatchArgs, out: &mut dyn Write) -> Result<()> {
         ))?),
         None => None,
     };
-    let (input, input_len): (Box<dyn Read>, u64) = if args.input == Path::new("-") {
-        (Box::new(std::io::stdin().lock()), 0)
+    let (input, input_len): (Box<dyn Read + Send>, u64) = if args.input == Path::new("-") {
+        (Box::new(std::io::stdin()), 0)
     } else {
         let file = File::open(&args.input).map_err(Error::io(&args.input))?;
         let len = file.metadata().map_or(0, |m| m.len());
         (Box::new(file), len)
     };
     let to_stdout = args.out == Path::new("-");
-    let output: Box<dyn Write> = if to_stdout {
-        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))
+    let output: Box<dyn Write + Send> = if to_stdout {
+        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
         let file = File::create(&args.out).map_err(Error::io(&args.out))?;
         Box::new(BufWriter::with_capacity(1 << 20, file))
