@@ -26,6 +26,9 @@ fn format_of(path: &Path, given: Option<Format>) -> Result<Format> {
 /// `dancu-data match`.
 pub(crate) fn run_match(args: MatchArgs, out: &mut dyn Write) -> Result<()> {
     let snapshot = Snapshot::open_file(&args.snapshot, Memory::Map)?;
+    // Checked once here, the names and addresses compared below are read
+    // without a UTF-8 check each (a tenth of the time when they were).
+    snapshot.check_text_heap()?;
     let input_format = format_of(&args.input, args.input_format)?;
     let output_format = args
         .output_format

@@ -149,57 +149,57 @@ impl<'a> Cursor<'a> {
         'a: 's,
     {
         let start = self.at;
-        let Some(len) = self.text[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        else {
-            return Err(self.unterminated(start));
-        };
-        self.at = start + len;
+        let plain = self.plain_run()?;
         if self.text[self.at] == b'"' {
             self.at += 1;
-            return utf8(&self.text[start..start + len], start);
+            return utf8(plain, start);
         }
         scratch.clear();
-        scratch.push_str(utf8(&self.text[start..self.at], start)?);
+        scratch.push_str(utf8(plain, start)?);
         self.decode_rest(scratch)?;
         Ok(scratch.as_str())
     }
 
-    fn unterminated(&self, start: usize) -> FieldError {
-        format!("the string at byte {start} has no closing quote")
+    /// The bytes from here to the next quote or backslash, which must not
+    /// hold a control character; leaves the cursor on that quote or
+    /// backslash.
+    fn plain_run(&mut self) -> Result<&'a [u8], FieldError> {
+        let start = self.at;
+        let text: &'a [u8] = self.text;
+        let Some(len) = memchr::memchr2(b'"', b'\\', &text[start..]) else {
+            return Err(format!("the string at byte {start} has no closing quote"));
+        };
+        let run = &text[start..start + len];
+        // A fold rather than `any`, so that it compiles to a vector loop.
+        if run.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
+            let at = start + run.iter().position(|&b| b < 0x20).unwrap_or(0);
+            return Err(format!(
+                "byte {}: a control character inside a string",
+                at + 1
+            ));
+        }
+        self.at = start + len;
+        Ok(run)
     }
 
-    /// Decodes the rest of a string with escapes (from a backslash or a
-    /// control character) up to its closing quote.
+    /// Decodes the rest of a string with escapes (from a backslash) up to
+    /// its closing quote.
     fn decode_rest(&mut self, out: &mut String) -> Result<(), FieldError> {
         loop {
-            let start = self.at;
-            let Some(len) = self.text[start..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            else {
-                return Err(self.unterminated(start));
-            };
-            out.push_str(utf8(&self.text[start..start + len], start)?);
-            self.at = start + len;
             match self.text[self.at] {
                 b'"' => {
                     self.at += 1;
                     return Ok(());
                 }
-                b'\\' => {
+                _ => {
                     self.at += 1;
                     let c = self.escape()?;
                     out.push(c);
                 }
-                _ => {
-                    return Err(format!(
-                        "byte {}: a control character inside a string",
-                        self.at + 1
-                    ))
-                }
             }
+            let start = self.at;
+            let run = self.plain_run()?;
+            out.push_str(utf8(run, start)?);
         }
     }
 
@@ -261,7 +261,11 @@ impl<'a> Cursor<'a> {
 }
 
 /// `bytes` (at byte `start` of the row) as text.
-fn utf8(bytes: &[u8], start: usize) -> Result<&str, FieldError> {
-    std::str::from_utf8(bytes)
-        .map_err(|e| format!("the row is not UTF-8 (byte {})", start + e.valid_up_to()))
+pub(super) fn utf8(bytes: &[u8], start: usize) -> Result<&str, FieldError> {
+    // The SIMD check is several times faster on Vietnamese text; only a
+    // failure is checked again, for the position of the bad byte.
+    simdutf8::basic::from_utf8(bytes).map_err(|_| {
+        let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), str::len);
+        format!("the row is not UTF-8 (byte {})", start + valid)
+    })
 }

@@ -9,7 +9,7 @@ use dancu_engine::codes::{ABROAD_CODES, PROVINCES};
 use dancu_engine::matching::{IdClaim, MatchRow, Refusal, MATCH_COLUMNS};
 use dancu_engine::{fold, Date, PersonalId, Sex};
 
-use super::json_row::read_json_row;
+use super::json_row::{read_json_row, utf8};
 use super::records::trim_record;
 use crate::error::{Error, Result};
 use crate::import::Format;
@@ -110,8 +110,8 @@ impl RowParser {
         } else {
             match self.format {
                 Format::Ndjson => read_json_row(record, row, &mut self.scratch),
-                Format::Csv => match std::str::from_utf8(record) {
-                    Err(e) => Err(format!("the row is not UTF-8 (byte {})", e.valid_up_to())),
+                Format::Csv => match utf8(record, 0) {
+                    Err(e) => Err(e),
                     Ok(text) => self.read_csv_row(text, row),
                 },
             }
