@@ -100,9 +100,9 @@ fn qr_and_match_requests_are_answered_as_expected() {
     assert!(audited > 0, "the audit log holds the requests");
 }
 
-/// Malformed cards are refused (400); a malformed or unknown ID in a match
-/// row is that row's result line, not a failed request; unknown cards and
-/// mismatched claims are answers (200), never errors.
+/// Malformed cards are refused (400) and unknown ones not found (404); a
+/// malformed or unknown ID in a match row is that row's result line, not a
+/// failed request; mismatched claims are answers (200), never errors.
 #[test]
 fn malformed_unknown_and_mismatched_keys_get_their_expected_answers() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -122,14 +122,14 @@ fn malformed_unknown_and_mismatched_keys_get_their_expected_answers() {
     assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
     let (qr, matching) = (breakdown(&report, "qr"), breakdown(&report, "match"));
     assert!(qr.requests > 40 && matching.requests > 40, "{report:?}");
-    let bad = report.statuses.get("400").copied().unwrap_or(0);
-    assert!(
-        bad > 0 && bad < qr.requests,
-        "some cards are malformed: {:?}",
-        report.statuses
-    );
+    let status = |code: &str| report.statuses.get(code).copied().unwrap_or(0);
+    // Only cards can be refused or unknown: a match request is 200 whatever
+    // its rows hold.
+    let (bad, unknown) = (status("400"), status("404"));
+    assert!(bad > 0 && unknown > 0, "{:?}", report.statuses);
+    assert!(bad + unknown < qr.requests, "{:?}", report.statuses);
     assert_eq!(
-        report.statuses.get("200").copied().unwrap_or(0) + bad,
+        status("200") + bad + unknown,
         report.summary.requests,
         "{:?}",
         report.statuses
