@@ -44,56 +44,67 @@ fn start_server(dir: &std::path::Path) -> (Server, std::path::PathBuf) {
     (server, snapshot)
 }
 
-/// Runs `caller` for `seconds` at `rate` requests per second.
-fn run_caller(url: &str, snapshot: &std::path::Path, caller: Caller, rate: f64) -> Report {
-    let mut keys = KeyPool::from_snapshot(snapshot, CITIZENS as usize).expect("read the keys");
+/// Runs `caller` for 1.5 s at 120 requests per second against a fresh
+/// server, which is stopped before returning; the directory holds its
+/// audit log.
+fn run_caller(caller: Caller) -> (Report, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (server, snapshot) = start_server(dir.path());
+    let mut keys = KeyPool::from_snapshot(&snapshot, CITIZENS as usize).expect("read the keys");
     keys.shuffle(3);
     let workload = Workload {
         callers: vec![caller],
     };
+    let url = format!("http://{}", server.local_addr());
     let mut config = RunConfig::open(
-        Target::parse(url).expect("the server's URL"),
-        rate,
+        Target::parse(&url).expect("the server's URL"),
+        120.0,
         Duration::from_millis(1500),
     );
     config.threads = 1;
     config.api_key = Some(KEY.into());
     let (stats, info) = run(&config, &workload, Arc::new(keys)).expect("the run completes");
-    Report::build(&stats, info).expect("a report")
+    server.shutdown();
+    server.wait().expect("the server stops cleanly");
+    (Report::build(&stats, info).expect("a report"), dir)
 }
 
-fn breakdown<'a>(report: &'a Report, name: &str) -> &'a Breakdown {
-    report
-        .operations
-        .iter()
-        .find(|b| b.name == name)
-        .unwrap_or_else(|| panic!("{name} missing from {:?}", report.operations))
+/// A checkpoint that scans cards and matches small datasets, half and half.
+fn checkpoint(rows: BatchSize) -> Caller {
+    let mut caller = Caller::single(Op::Qr);
+    caller.name = "checkpoint".into();
+    caller.ops = vec![(Op::Qr, 1.0), (Op::Match, 1.0)];
+    caller.batch_verify = rows;
+    caller
+}
+
+/// The `qr` and `match` figures of a run in which both were sent and no
+/// answer was other than expected.
+fn both_ops(report: &Report) -> (&Breakdown, &Breakdown) {
+    assert_eq!(report.summary.requests, 180);
+    assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
+    let by_op = |name: &str| {
+        report
+            .operations
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {:?}", report.operations))
+    };
+    let (qr, matching) = (by_op("qr"), by_op("match"));
+    assert!(qr.requests > 40 && matching.requests > 40, "{report:?}");
+    assert_eq!(qr.requests + matching.requests, report.summary.requests);
+    (qr, matching)
 }
 
 #[test]
 fn qr_and_match_requests_are_answered_as_expected() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (server, snapshot) = start_server(dir.path());
-    let url = format!("http://{}", server.local_addr());
-
-    let mut caller = Caller::single(Op::Qr);
-    caller.name = "checkpoint".into();
-    caller.ops = vec![(Op::Qr, 1.0), (Op::Match, 1.0)];
-    caller.batch_verify = BatchSize { min: 1, max: 40 };
-    let report = run_caller(&url, &snapshot, caller, 120.0);
-
-    assert_eq!(report.summary.requests, 180);
-    assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
-    let (qr, matching) = (breakdown(&report, "qr"), breakdown(&report, "match"));
-    assert!(qr.requests > 40 && matching.requests > 40, "{report:?}");
-    assert_eq!(qr.requests + matching.requests, report.summary.requests);
+    let (report, dir) = run_caller(checkpoint(BatchSize { min: 1, max: 40 }));
+    let (qr, matching) = both_ops(&report);
     assert_eq!(report.statuses.get("200"), Some(&report.summary.requests));
     for b in [qr, matching] {
         assert_eq!(b.errors, 0, "{}", b.name);
         assert!(b.p50_us > 0, "{} has latencies", b.name);
     }
-    server.shutdown();
-    server.wait().expect("the server stops cleanly");
     // Every card and every row was audited (the log is written at shutdown
     // at the latest).
     let audited = std::fs::metadata(dir.path().join("audit.log")).map_or(0, |m| m.len());
@@ -105,23 +116,12 @@ fn qr_and_match_requests_are_answered_as_expected() {
 /// failed request; mismatched claims are answers (200), never errors.
 #[test]
 fn malformed_unknown_and_mismatched_keys_get_their_expected_answers() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (server, snapshot) = start_server(dir.path());
-    let url = format!("http://{}", server.local_addr());
-
-    let mut caller = Caller::single(Op::Qr);
-    caller.name = "checkpoint".into();
-    caller.ops = vec![(Op::Qr, 1.0), (Op::Match, 1.0)];
+    let mut caller = checkpoint(BatchSize::fixed(20));
     caller.malformed = 0.2;
     caller.unknown = 0.2;
     caller.mismatch = 0.2;
-    caller.batch_verify = BatchSize::fixed(20);
-    let report = run_caller(&url, &snapshot, caller, 120.0);
-
-    assert_eq!(report.summary.requests, 180);
-    assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
-    let (qr, matching) = (breakdown(&report, "qr"), breakdown(&report, "match"));
-    assert!(qr.requests > 40 && matching.requests > 40, "{report:?}");
+    let (report, _dir) = run_caller(caller);
+    let (qr, _) = both_ops(&report);
     let status = |code: &str| report.statuses.get(code).copied().unwrap_or(0);
     // Only cards can be refused or unknown: a match request is 200 whatever
     // its rows hold.
@@ -134,6 +134,4 @@ fn malformed_unknown_and_mismatched_keys_get_their_expected_answers() {
         "{:?}",
         report.statuses
     );
-    server.shutdown();
-    server.wait().expect("the server stops cleanly");
 }
