@@ -26,6 +26,9 @@ fn format_of(path: &Path, given: Option<Format>) -> Result<Format> {
 /// `dancu-data match`.
 pub(crate) fn run_match(args: MatchArgs, out: &mut dyn Write) -> Result<()> {
     let snapshot = Snapshot::open_file(&args.snapshot, Memory::Map)?;
+    // Checked once here, the names and addresses compared below are read
+    // without a UTF-8 check each (a tenth of the time when they were).
+    snapshot.check_text_heap()?;
     let input_format = format_of(&args.input, args.input_format)?;
     let output_format = args
         .output_format
@@ -45,16 +48,16 @@ pub(crate) fn run_match(args: MatchArgs, out: &mut dyn Write) -> Result<()> {
         ))?),
         None => None,
     };
-    let (input, input_len): (Box<dyn Read>, u64) = if args.input == Path::new("-") {
-        (Box::new(std::io::stdin().lock()), 0)
+    let (input, input_len): (Box<dyn Read + Send>, u64) = if args.input == Path::new("-") {
+        (Box::new(std::io::stdin()), 0)
     } else {
         let file = File::open(&args.input).map_err(Error::io(&args.input))?;
         let len = file.metadata().map_or(0, |m| m.len());
         (Box::new(file), len)
     };
     let to_stdout = args.out == Path::new("-");
-    let output: Box<dyn Write> = if to_stdout {
-        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))
+    let output: Box<dyn Write + Send> = if to_stdout {
+        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
         let file = File::create(&args.out).map_err(Error::io(&args.out))?;
         Box::new(BufWriter::with_capacity(1 << 20, file))

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use dancu_engine::{Citizen, MaritalStatus, Relationship, Sex};
+use dancu_engine::{Citizen, MaritalStatus, PersonalId, Relationship, Sex};
 use proptest::prelude::*;
 
 use super::*;

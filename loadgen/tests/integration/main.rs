@@ -7,6 +7,7 @@ mod floor;
 mod histograms;
 mod keep_alive;
 mod profiles;
+mod qr_match;
 mod rate_curves;
 mod reports;
 mod targets;

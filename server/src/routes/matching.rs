@@ -16,8 +16,9 @@
 //!   gets a `throttled` line);
 //! - every row is audited (a grouped line per block, as batches are), and
 //!   every candidate ID named is audited as an access to that person; a
-//!   block's results are sent only once its audit is durable, and an audit
-//!   failure ends the stream with an error line.
+//!   block's results are sent only once its audit is durable (the next
+//!   block is matched meanwhile), and an audit failure ends the stream with
+//!   an error line.
 //!
 //! Candidates (`?candidates=true`) are searched by folded name + date of
 //! birth (+ province) through the overlay, so today's births and name
@@ -185,6 +186,12 @@ async fn next_chunk(body: &mut Incoming, timeout: Duration) -> Result<Option<Byt
     }
 }
 
+/// A block's written results and the audit write they wait for.
+struct Answered {
+    results: Vec<u8>,
+    durable: Option<audit::Durable>,
+}
+
 /// One streaming match, run as its own task.
 struct MatchJob {
     state: Arc<State>,
@@ -203,12 +210,15 @@ impl MatchJob {
             return;
         }
         let mut rows: Vec<MatchRow> = Vec::new();
+        // The last block answered, sent once its audit is durable: the
+        // next block is read and matched while the audit log syncs.
+        let mut unsent: Option<Answered> = None;
         loop {
             while !eof && pending.len() < BLOCK_BYTES {
                 match next_chunk(&mut body, self.state.limits.body_timeout).await {
                     Ok(Some(chunk)) => pending.extend_from_slice(&chunk),
                     Ok(None) => eof = true,
-                    Err(e) => return self.fail(&e).await,
+                    Err(e) => return self.flush_and_fail(unsent, &e).await,
                 }
             }
             let cut = match dancu_data::matching::last_record_end(&pending, self.format) {
@@ -219,14 +229,14 @@ impl MatchJob {
                         "row_too_long",
                         format!("a row is longer than {MAX_RECORD_BYTES} bytes"),
                     );
-                    return self.fail(&too_long).await;
+                    return self.flush_and_fail(unsent, &too_long).await;
                 }
                 None => {
                     // A record longer than a block: read on.
                     match next_chunk(&mut body, self.state.limits.body_timeout).await {
                         Ok(Some(chunk)) => pending.extend_from_slice(&chunk),
                         Ok(None) => eof = true,
-                        Err(e) => return self.fail(&e).await,
+                        Err(e) => return self.flush_and_fail(unsent, &e).await,
                     }
                     continue;
                 }
@@ -235,32 +245,67 @@ impl MatchJob {
             let block = std::mem::replace(&mut pending, rest);
             let mut records = &block[..];
             while !records.is_empty() {
-                rows.clear();
-                while rows.len() < BLOCK_ROWS && !records.is_empty() {
+                // Rows are kept between blocks, so their buffers are reused.
+                let mut n = 0;
+                while n < BLOCK_ROWS && !records.is_empty() {
                     let end = next_record(records, self.format).unwrap_or(records.len());
-                    let mut row = MatchRow::default();
-                    self.parser.read_row(&records[..end], &mut row);
-                    rows.push(row);
+                    if n == rows.len() {
+                        rows.push(MatchRow::default());
+                    }
+                    self.parser.read_row(&records[..end], &mut rows[n]);
+                    n += 1;
                     records = records.get(end + 1..).unwrap_or_default();
                 }
-                match self.answer(&mut rows).await {
-                    Ok(chunk) => {
-                        if !self.send(chunk).await {
-                            return;
-                        }
+                let answered = match self.answer(&mut rows[..n]).await {
+                    Ok(answered) => answered,
+                    Err(e) => return self.flush_and_fail(unsent, &e).await,
+                };
+                if let Some(previous) = unsent.replace(answered) {
+                    match self.send_when_durable(previous).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => return self.fail(&e).await,
                     }
-                    Err(e) => return self.fail(&e).await,
                 }
             }
             if eof && pending.is_empty() {
+                if let Some(last) = unsent.take() {
+                    if let Err(e) = self.send_when_durable(last).await {
+                        self.fail(&e).await;
+                    }
+                }
                 return;
             }
         }
     }
 
+    /// Sends a block's results once its audit is durable; false when the
+    /// client has gone.
+    async fn send_when_durable(&self, answered: Answered) -> Result<bool, ApiError> {
+        if let (Some(durable), Some(log)) = (answered.durable, self.state.audit.as_ref()) {
+            log.wait(durable)
+                .await
+                .map_err(ApiError::audit_unavailable)?;
+        }
+        Ok(self.send(answered.results).await)
+    }
+
+    /// Ends the stream with an error line, after the results of the block
+    /// answered before it.
+    async fn flush_and_fail(self, unsent: Option<Answered>, error: &ApiError) {
+        if let Some(previous) = unsent {
+            match self.send_when_durable(previous).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => return self.fail(&e).await,
+            }
+        }
+        self.fail(error).await
+    }
+
     /// Charges, checks, matches and audits one block of rows; its written
-    /// results once the audit is durable.
-    async fn answer(&mut self, rows: &mut [MatchRow]) -> Result<Vec<u8>, ApiError> {
+    /// results, to be sent once the audit is durable.
+    async fn answer(&mut self, rows: &mut [MatchRow]) -> Result<Answered, ApiError> {
         let state = &*self.state;
         self.charge(rows.len()).await?;
         let now = Instant::now();
@@ -315,12 +360,10 @@ impl MatchJob {
                 Format::Csv => write_csv(r, &mut out),
             }
         }
-        if let (Some(durable), Some(log)) = (ticket.take(), state.audit.as_ref()) {
-            log.wait(durable)
-                .await
-                .map_err(ApiError::audit_unavailable)?;
-        }
-        Ok(out)
+        Ok(Answered {
+            results: out,
+            durable: ticket.take(),
+        })
     }
 
     /// Charges `rows` items to the client's rate limit, waiting as long as

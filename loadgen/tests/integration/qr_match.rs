@@ -1,0 +1,137 @@
+//! The `qr` and `match` operations against a real dancu server: a
+//! checkpoint scanning chip cards and a ministry sending rows to match,
+//! both answered as the workload expects (no error counted), each request
+//! audited by the server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dancu_loadgen::report::Breakdown;
+use dancu_loadgen::workload::BatchSize;
+use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
+use dancu_server::{hash_key, Config, Layout, Server};
+
+const KEY: &str = "loadgen-checkpoint-key";
+const CITIZENS: u64 = 2_000;
+
+/// A dancu server over a small synthetic snapshot (format 5: it has the
+/// name index that match candidates need), auditing into `dir`, with one
+/// client allowed to verify cards and match datasets.
+fn start_server(dir: &std::path::Path) -> (Server, std::path::PathBuf) {
+    let snapshot = dir.join("qr-match.snap");
+    dancu_data::build_synthetic(&snapshot, CITIZENS, 11, false).expect("build the test snapshot");
+    let keys = dir.join("keys.toml");
+    std::fs::write(
+        &keys,
+        format!(
+            "[[client]]\nname = \"checkpoint\"\nkey_sha256 = \"{}\"\n\
+             scopes = [\"citizen:verify\", \"citizen:match\"]\n",
+            hash_key(KEY)
+        ),
+    )
+    .expect("write keys.toml");
+    let mut config = Config::new(&snapshot);
+    config.listen = "127.0.0.1:0".parse().expect("a socket address");
+    config.keys = Some(keys);
+    config.audit = Some(dir.join("audit.log"));
+    config.layout = Layout::MultiThread { threads: 1 };
+    let server = Server::start(config).expect("server starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.is_ready() {
+        assert!(Instant::now() < deadline, "server not ready in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (server, snapshot)
+}
+
+/// Runs `caller` for 1.5 s at 120 requests per second against a fresh
+/// server, which is stopped before returning; the directory holds its
+/// audit log.
+fn run_caller(caller: Caller) -> (Report, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (server, snapshot) = start_server(dir.path());
+    let mut keys = KeyPool::from_snapshot(&snapshot, CITIZENS as usize).expect("read the keys");
+    keys.shuffle(3);
+    let workload = Workload {
+        callers: vec![caller],
+    };
+    let url = format!("http://{}", server.local_addr());
+    let mut config = RunConfig::open(
+        Target::parse(&url).expect("the server's URL"),
+        120.0,
+        Duration::from_millis(1500),
+    );
+    config.threads = 1;
+    config.api_key = Some(KEY.into());
+    let (stats, info) = run(&config, &workload, Arc::new(keys)).expect("the run completes");
+    server.shutdown();
+    server.wait().expect("the server stops cleanly");
+    (Report::build(&stats, info).expect("a report"), dir)
+}
+
+/// A checkpoint that scans cards and matches small datasets, half and half.
+fn checkpoint(rows: BatchSize) -> Caller {
+    let mut caller = Caller::single(Op::Qr);
+    caller.name = "checkpoint".into();
+    caller.ops = vec![(Op::Qr, 1.0), (Op::Match, 1.0)];
+    caller.batch_verify = rows;
+    caller
+}
+
+/// The `qr` and `match` figures of a run in which both were sent and no
+/// answer was other than expected.
+fn both_ops(report: &Report) -> (&Breakdown, &Breakdown) {
+    assert_eq!(report.summary.requests, 180);
+    assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
+    let by_op = |name: &str| {
+        report
+            .operations
+            .iter()
+            .find(|b| b.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from {:?}", report.operations))
+    };
+    let (qr, matching) = (by_op("qr"), by_op("match"));
+    assert!(qr.requests > 40 && matching.requests > 40, "{report:?}");
+    assert_eq!(qr.requests + matching.requests, report.summary.requests);
+    (qr, matching)
+}
+
+#[test]
+fn qr_and_match_requests_are_answered_as_expected() {
+    let (report, dir) = run_caller(checkpoint(BatchSize { min: 1, max: 40 }));
+    let (qr, matching) = both_ops(&report);
+    assert_eq!(report.statuses.get("200"), Some(&report.summary.requests));
+    for b in [qr, matching] {
+        assert_eq!(b.errors, 0, "{}", b.name);
+        assert!(b.p50_us > 0, "{} has latencies", b.name);
+    }
+    // Every card and every row was audited (the log is written at shutdown
+    // at the latest).
+    let audited = std::fs::metadata(dir.path().join("audit.log")).map_or(0, |m| m.len());
+    assert!(audited > 0, "the audit log holds the requests");
+}
+
+/// Malformed cards are refused (400) and unknown ones not found (404); a
+/// malformed or unknown ID in a match row is that row's result line, not a
+/// failed request; mismatched claims are answers (200), never errors.
+#[test]
+fn malformed_unknown_and_mismatched_keys_get_their_expected_answers() {
+    let mut caller = checkpoint(BatchSize::fixed(20));
+    caller.malformed = 0.2;
+    caller.unknown = 0.2;
+    caller.mismatch = 0.2;
+    let (report, _dir) = run_caller(caller);
+    let (qr, _) = both_ops(&report);
+    let status = |code: &str| report.statuses.get(code).copied().unwrap_or(0);
+    // Only cards can be refused or unknown: a match request is 200 whatever
+    // its rows hold.
+    let (bad, unknown) = (status("400"), status("404"));
+    assert!(bad > 0 && unknown > 0, "{:?}", report.statuses);
+    assert!(bad + unknown < qr.requests, "{:?}", report.statuses);
+    assert_eq!(
+        status("200") + bad + unknown,
+        report.summary.requests,
+        "{:?}",
+        report.statuses
+    );
+}
