@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod coordinated_omission;
+mod dancu;
 mod floor;
 mod histograms;
 mod keep_alive;

@@ -9,47 +9,24 @@ use std::time::{Duration, Instant};
 use dancu_loadgen::report::Breakdown;
 use dancu_loadgen::workload::BatchSize;
 use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
-use dancu_server::{hash_key, Config, Layout, Server};
+
+use crate::dancu::start_dancu;
 
 const KEY: &str = "loadgen-checkpoint-key";
 const CITIZENS: u64 = 2_000;
-
-/// A dancu server over a small synthetic snapshot (format 5: it has the
-/// name index that match candidates need), auditing into `dir`, with one
-/// client allowed to verify cards and match datasets.
-fn start_server(dir: &std::path::Path) -> (Server, std::path::PathBuf) {
-    let snapshot = dir.join("qr-match.snap");
-    dancu_data::build_synthetic(&snapshot, CITIZENS, 11, false).expect("build the test snapshot");
-    let keys = dir.join("keys.toml");
-    std::fs::write(
-        &keys,
-        format!(
-            "[[client]]\nname = \"checkpoint\"\nkey_sha256 = \"{}\"\n\
-             scopes = [\"citizen:verify\", \"citizen:match\"]\n",
-            hash_key(KEY)
-        ),
-    )
-    .expect("write keys.toml");
-    let mut config = Config::new(&snapshot);
-    config.listen = "127.0.0.1:0".parse().expect("a socket address");
-    config.keys = Some(keys);
-    config.audit = Some(dir.join("audit.log"));
-    config.layout = Layout::MultiThread { threads: 1 };
-    let server = Server::start(config).expect("server starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !server.is_ready() {
-        assert!(Instant::now() < deadline, "server not ready in time");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (server, snapshot)
-}
 
 /// Runs `caller` for 1.5 s at 120 requests per second against a fresh
 /// server, which is stopped before returning; the directory holds its
 /// audit log.
 fn run_caller(caller: Caller) -> (Report, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (server, snapshot) = start_server(dir.path());
+    let audit = dir.path().join("audit.log");
+    let (server, snapshot) = start_dancu(
+        dir.path(),
+        (CITIZENS, 11),
+        ("checkpoint", KEY, &["citizen:verify", "citizen:match"]),
+        |config| config.audit = Some(audit),
+    );
     let mut keys = KeyPool::from_snapshot(&snapshot, CITIZENS as usize).expect("read the keys");
     keys.shuffle(3);
     let workload = Workload {

@@ -4,43 +4,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
-use dancu_server::{hash_key, Config, Layout, Server};
+
+use crate::dancu::start_dancu;
 
 const KEY: &str = "loadgen-registrar-key";
-
-/// A dancu server over a small synthetic snapshot (which has its deceased,
-/// like the demo's), writing its change log into `dir`.
-fn start_register(dir: &std::path::Path) -> (Server, std::path::PathBuf) {
-    let snapshot = dir.join("register.snap");
-    dancu_data::build_synthetic(&snapshot, 2_000, 7, false).expect("build the test snapshot");
-    let keys = dir.join("keys.toml");
-    std::fs::write(
-        &keys,
-        format!(
-            "[[client]]\nname = \"registrar\"\nkey_sha256 = \"{}\"\n\
-             scopes = [\"citizen:read\", \"registrar\"]\n",
-            hash_key(KEY)
-        ),
-    )
-    .unwrap();
-    let mut config = Config::new(&snapshot);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.keys = Some(keys);
-    config.changes = Some(dir.join("changes"));
-    config.layout = Layout::MultiThread { threads: 1 };
-    let server = Server::start(config).expect("server starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !server.is_ready() {
-        assert!(Instant::now() < deadline, "server not ready in time");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (server, snapshot)
-}
 
 #[test]
 fn births_moves_and_deaths_are_accepted_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, snapshot) = start_register(dir.path());
+    let changes = dir.path().join("changes");
+    let (server, snapshot) = start_dancu(
+        dir.path(),
+        (2_000, 7),
+        ("registrar", KEY, &["citizen:read", "registrar"]),
+        |config| config.changes = Some(changes),
+    );
     let url = format!("http://{}", server.local_addr());
     let mut keys = KeyPool::from_snapshot(&snapshot, 2_000).unwrap();
     keys.shuffle(1);

@@ -4,6 +4,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use dancu_engine::FieldSet;
+
 use super::*;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
