@@ -4,7 +4,7 @@
 //! audited by the server.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dancu_loadgen::report::Breakdown;
 use dancu_loadgen::workload::BatchSize;

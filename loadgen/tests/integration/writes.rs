@@ -1,7 +1,7 @@
 //! The registrar's writes against a real dancu server with a change log.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
 
