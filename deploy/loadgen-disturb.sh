@@ -8,6 +8,10 @@
 #                                        # is down, restart the primary;
 #                                        # f1 back at 16 s; kill -9 + start
 #                                        # of the primary at 24 s
+#   deploy/loadgen-disturb.sh rolling    # a rolling restart: SIGTERM + start
+#                                        # f1 at 8 s, f2 at 16 s; then a
+#                                        # compaction of the primary through
+#                                        # nginx at 24 s
 #
 # A cluster (deploy/local-cluster.sh up) takes, for DURATION (40 s), two
 # loadgen processes through nginx at once, so that the timeline splits
@@ -28,8 +32,8 @@
 # (target/release/dancu-loadgen), DURATION, READ_RATE, WRITE_RATE, OUT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCENARIO=${1:?usage: $0 restart|combined}
-[[ $SCENARIO == restart || $SCENARIO == combined ]] || { echo "usage: $0 restart|combined" >&2; exit 2; }
+SCENARIO=${1:?usage: $0 restart|combined|rolling}
+[[ $SCENARIO =~ ^(restart|combined|rolling)$ ]] || { echo "usage: $0 restart|combined|rolling" >&2; exit 2; }
 CLUSTER="$ROOT/deploy/local-cluster.sh"
 LOADGEN=${LOADGEN:-$ROOT/target/release/dancu-loadgen}
 SNAPSHOT=${DANCU_SNAPSHOT:-$ROOT/data/demo/demo-1m.snap}
@@ -83,6 +87,13 @@ start_s=$(date +%s.%N)
 if [[ $SCENARIO == restart ]]; then
     at 10; event "stop p"; "$CLUSTER" stop p; event "start p"; "$CLUSTER" start p; event "p ready"
     at 22; event "kill9 p"; "$CLUSTER" kill9 p; event "start p"; "$CLUSTER" start p; event "p ready"
+elif [[ $SCENARIO == rolling ]]; then
+    at 8; event "stop f1"; "$CLUSTER" stop f1; event "start f1"; "$CLUSTER" start f1; event "f1 ready"
+    at 16; event "stop f2"; "$CLUSTER" stop f2; event "start f2"; "$CLUSTER" start f2; event "f2 ready"
+    at 24; event "compact p"
+    curl -fsS -X POST --cacert "$CLUSTER_DIR/tls/ca.crt" -H "Authorization: Bearer $ADMIN_KEY" \
+        "$NGINX_URL/v1/admin/compact" >"$OUT/compact.json"
+    event "compacted"
 else
     at 10; event "kill9 f1"; "$CLUSTER" kill9 f1
     event "stop p"; "$CLUSTER" stop p; event "start p"; "$CLUSTER" start p; event "p ready"

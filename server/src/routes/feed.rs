@@ -177,8 +177,9 @@ pub async fn changes(
     })?
     .map_err(ApiError::from)?;
     let Some(items) = read else {
-        let first = register_of(state)?.first_logged_sequence();
-        return Err(ApiError::new(
+        let register = register_of(state)?;
+        let first = register.first_logged_sequence();
+        let mut gone = ApiError::new(
             StatusCode::GONE,
             "changes_trimmed",
             format!(
@@ -187,7 +188,14 @@ pub async fn changes(
                  its folded_sequence",
                 q.after
             ),
-        ));
+        )
+        .into_response();
+        // The head is worth knowing here too: how far behind the caller is.
+        gone.headers_mut().insert(
+            APPLIED_HEADER,
+            hyper::header::HeaderValue::from(register.progress().applied),
+        );
+        return Ok(gone);
     };
     let access = Access {
         operation: Operation::Changes,

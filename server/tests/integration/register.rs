@@ -382,6 +382,8 @@ fn changes_survive_a_restart_and_a_compaction() {
         (r.status, r.error_code().as_str()),
         (410, "changes_trimmed")
     );
+    // The primary's head is on this answer too (a caller's lag).
+    assert_eq!(r.header("x-dancu-applied"), Some("5"));
     let r = write(&mut c, "POST", "/v1/citizens", &newborn("Bé sau"), None);
     assert_eq!(r.json()["sequence"], 6);
     drop(c);
