@@ -435,12 +435,10 @@ async fn post(
         ..access
     };
     let resp = match route {
-        Route::Register | Route::Update | Route::RecordDeath | Route::EnrolBiometric => {
-            match router::route(&method_of(route), &path) {
-                Ok((_, param)) => writes::write(state, route, access, param, &headers, &body).await,
-                Err(no_route) => Err(ApiError::from(no_route)),
-            }
-        }
+        _ if is_write => match router::route(&method_of(route), &path) {
+            Ok((_, param)) => writes::write(state, route, access, param, &headers, &body).await,
+            Err(no_route) => Err(ApiError::from(no_route)),
+        },
         Route::Verify => verify::verify(state, with(Operation::Verify), scopes, &body),
         Route::Identify => biometrics::identify(state, with(Operation::Identify), &body),
         Route::QrVerify => qr::qr_verify(state, with(Operation::Verify), &body),

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use dancu_loadgen::report::Breakdown;
+use dancu_loadgen::Report;
 use dancu_server::{hash_key, Config, Layout, Server};
 
 /// Starts a server over `citizens` synthetic citizens (seed `seed`) built
@@ -42,4 +44,13 @@ pub fn start_dancu(
         std::thread::sleep(Duration::from_millis(5));
     }
     (server, snapshot)
+}
+
+/// The figures of operation `name` in `report` (a test failure if absent).
+pub fn by_op<'r>(report: &'r Report, name: &str) -> &'r Breakdown {
+    report
+        .operations
+        .iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("{name} missing from {:?}", report.operations))
 }

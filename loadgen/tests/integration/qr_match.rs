@@ -10,7 +10,7 @@ use dancu_loadgen::report::Breakdown;
 use dancu_loadgen::workload::BatchSize;
 use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
 
-use crate::dancu::start_dancu;
+use crate::dancu::{by_op, start_dancu};
 
 const KEY: &str = "loadgen-checkpoint-key";
 const CITIZENS: u64 = 2_000;
@@ -60,14 +60,7 @@ fn checkpoint(rows: BatchSize) -> Caller {
 fn both_ops(report: &Report) -> (&Breakdown, &Breakdown) {
     assert_eq!(report.summary.requests, 180);
     assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
-    let by_op = |name: &str| {
-        report
-            .operations
-            .iter()
-            .find(|b| b.name == name)
-            .unwrap_or_else(|| panic!("{name} missing from {:?}", report.operations))
-    };
-    let (qr, matching) = (by_op("qr"), by_op("match"));
+    let (qr, matching) = (by_op(report, "qr"), by_op(report, "match"));
     assert!(qr.requests > 40 && matching.requests > 40, "{report:?}");
     assert_eq!(qr.requests + matching.requests, report.summary.requests);
     (qr, matching)

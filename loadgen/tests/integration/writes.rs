@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
 
-use crate::dancu::start_dancu;
+use crate::dancu::{by_op, start_dancu};
 
 const KEY: &str = "loadgen-registrar-key";
 
@@ -41,14 +41,11 @@ fn births_moves_and_deaths_are_accepted_and_counted() {
     assert_eq!(report.summary.requests, 300);
     // No 409: every death was a living person, each once.
     assert_eq!(report.summary.errors, 0, "{:?}", report.statuses);
-    let by_op = |name: &str| {
-        report
-            .operations
-            .iter()
-            .find(|b| b.name == name)
-            .unwrap_or_else(|| panic!("{name} missing from {:?}", report.operations))
-    };
-    let (register, update, death) = (by_op("register"), by_op("update"), by_op("death"));
+    let (register, update, death) = (
+        by_op(&report, "register"),
+        by_op(&report, "update"),
+        by_op(&report, "death"),
+    );
     assert!(register.requests > 50 && update.requests > 50 && death.requests > 50);
     assert_eq!(
         register.requests + update.requests + death.requests,
