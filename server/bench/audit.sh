@@ -3,8 +3,11 @@
 # (1000 IDs, basic fields) with the audit log durable, buffered and off, in
 # one run. Rounds rotate the order of the three modes (durable, buffered,
 # off; then buffered, off, durable; ...), so that no mode always gets the
-# fresher server or machine; the last lines are per-mode sums over rounds
-# and the ratios to off. Every figure is read from wrk's output.
+# fresher server or machine; the last lines are per-mode means over rounds,
+# the ratios to off and the server's CPU per request (from /proc/PID/stat
+# around each wrk run). Throughput figures are read from wrk's output. At
+# the start, fsync-floor.py prints what one fdatasync costs on the audit
+# directory's disk: the floor under every durable commit.
 #
 # Usage (from the workspace root, under the shared CPU lock):
 #   flock /tmp/dancu-cpu.lock server/bench/audit.sh
@@ -66,19 +69,28 @@ fi
 export IDS_FILE="$TMP/ids.tsv"
 "$BIN/examples/sample-ids" "$SNAP" 100000 7 >"$IDS_FILE"
 
-rps() { # script, env... -> "<requests/s> <non-2xx responses>"
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$PID/stat"; } # user + system
+rps() { # script, env... -> "<requests/s> <non-2xx responses> <server CPU µs per request>"
   local script="$1"; shift
+  local before; before="$(server_ticks)"
   env "$@" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" -s "$BENCH_DIR/$script" \
-    "http://127.0.0.1:$PORT" 2>&1 | tee -a "$TMP/wrk.txt" | awk '
+    "http://127.0.0.1:$PORT" 2>&1 | tee -a "$TMP/wrk.txt" | awk -v before="$before" \
+      -v after_file="/proc/$PID/stat" -v hz="$(getconf CLK_TCK)" '
       /Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF } /non-2xx responses/ { bad = $2 }
-      END { printf "%s %d\n", rps, bad }'
+      /requests in/ { n = $1 }
+      END {
+        getline stat < after_file; split(stat, f, " ")
+        printf "%s %d %.1f\n", rps, bad, (n > 0 ? (f[14] + f[15] - before) / hz / n * 1e6 : 0)
+      }'
 }
 
 modes=(durable buffered off)
 names=("GET keep-alive" "GET pipelined x$PIPELINE" "batchGet 1000 basic")
-declare -A sum=()
+declare -A sum=() cpu=()
 echo "snapshot $SNAP, layout $LAYOUT, wrk -t$WRK_THREADS -c$CONNS -d$DURATION, audit dir $AUDIT_DIR"
 echo "machine: $(nproc) CPUs, $(uname -r), load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# What every durable commit pays the disk, measured in the same run.
+python3 "$BENCH_DIR/fsync-floor.py" "$AUDIT_DIR" 2000
 for round in $(seq 1 "$ROUNDS"); do
   for k in 0 1 2; do
     mode="${modes[$(( (round - 1 + k) % 3 ))]}"
@@ -97,19 +109,21 @@ for round in $(seq 1 "$ROUNDS"); do
     for i in 0 1 2; do
       set -- ${got[$i]}
       sum[$mode$i]=$(awk -v a="${sum[$mode$i]:-0}" -v b="$1" 'BEGIN { print a + b }')
-      line="$line ${names[$i]} $1 req/s"
+      cpu[$mode$i]=$(awk -v a="${cpu[$mode$i]:-0}" -v b="$3" 'BEGIN { print a + b }')
+      line="$line ${names[$i]} $1 req/s $3 µs CPU/req"
       [ "$2" = 0 ] || line="$line ($2 non-2xx!)"
       line="$line,"
     done
     echo "$line ${syncs:-0} fsyncs"
   done
 done
-echo "== sums over $ROUNDS rounds (req/s), ratio to off =="
+echo "== means over $ROUNDS rounds (req/s), ratio to off, server CPU per request =="
 for i in 0 1 2; do
   off="${sum[off$i]}"
   line="${names[$i]}:"
   for mode in "${modes[@]}"; do
-    line="$line $mode $(awk -v a="${sum[$mode$i]}" -v r="$ROUNDS" -v o="$off" 'BEGIN { printf "%.0f (%.3f)", a / r, a / o }')"
+    line="$line $mode $(awk -v a="${sum[$mode$i]}" -v c="${cpu[$mode$i]}" -v r="$ROUNDS" -v o="$off" \
+      'BEGIN { printf "%.0f (%.3f, %.1f µs CPU/req)", a / r, a / o, c / r }')"
   done
   echo "$line"
 done
