@@ -205,8 +205,7 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
         let mut hits = [[EMPTY; HITS_AHEAD]; RING];
         let group_count = keys.len().div_ceil(SEARCH_GROUP);
         let group = |g: usize| {
-            (g < group_count)
-                .then(|| g * SEARCH_GROUP..((g + 1) * SEARCH_GROUP).min(keys.len()))
+            (g < group_count).then(|| g * SEARCH_GROUP..((g + 1) * SEARCH_GROUP).min(keys.len()))
         };
         let lag = |g: usize, stage: usize| g.checked_sub(stage).and_then(group);
         for g in 0..group_count + SEARCH_STAGES - 1 {

@@ -240,7 +240,13 @@ fn batched_candidate_search_equals_one_key_at_a_time() {
                         r.id = IdClaim::Missing;
                         r.province = Some(c.id.place_code());
                     }
-                    _ => r.sex = Some(if c.sex == Sex::Male { Sex::Female } else { Sex::Male }),
+                    _ => {
+                        r.sex = Some(if c.sex == Sex::Male {
+                            Sex::Female
+                        } else {
+                            Sex::Male
+                        })
+                    }
                 }
                 keys.push(NameDob::new(&r.full_name, r.date_of_birth.unwrap()));
                 rows.push(r);
