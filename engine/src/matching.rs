@@ -275,6 +275,20 @@ pub trait MatchSource {
     /// date of birth are `key`'s, until `visit` returns false.
     fn find_by_name_dob(&self, key: &NameDob, visit: &mut dyn FnMut(CitizenView<'_>) -> bool);
 
+    /// [`MatchSource::find_by_name_dob`] for each of `keys` in turn, calling
+    /// `visit(i, record)` for the records of `keys[i]`. A source may overlap
+    /// the searches' memory loads but must visit the same records in the
+    /// same order; this default searches one key at a time.
+    fn find_many_by_name_dob(
+        &self,
+        keys: &[NameDob],
+        visit: &mut dyn FnMut(usize, CitizenView<'_>) -> bool,
+    ) {
+        for (i, key) in keys.iter().enumerate() {
+            self.find_by_name_dob(key, &mut |view| visit(i, view));
+        }
+    }
+
     /// Whether [`MatchSource::find_by_name_dob`] can find anything (the
     /// snapshot has a name index).
     fn has_name_index(&self) -> bool;
@@ -309,6 +323,14 @@ impl<D: AsRef<[u8]>> MatchSource for Snapshot<D> {
         Snapshot::find_by_name_dob(self, key, visit)
     }
 
+    fn find_many_by_name_dob(
+        &self,
+        keys: &[NameDob],
+        visit: &mut dyn FnMut(usize, CitizenView<'_>) -> bool,
+    ) {
+        Snapshot::find_many_by_name_dob(self, keys, visit)
+    }
+
     fn has_name_index(&self) -> bool {
         Snapshot::has_name_index(self)
     }
@@ -321,7 +343,10 @@ pub struct Matcher {
     /// unknown or disagrees.
     pub candidates: bool,
     ids: Vec<PersonalId>,
-    key: NameDob,
+    /// The candidate searches of a block: their keys (buffers kept between
+    /// blocks) and the index of each one's row.
+    keys: Vec<NameDob>,
+    key_rows: Vec<usize>,
 }
 
 impl Matcher {
@@ -362,35 +387,48 @@ impl Matcher {
             }
         });
         if self.candidates && source.has_name_index() {
-            for (row, result) in rows.iter().zip(out.iter_mut()) {
-                if wants_candidates(row, result) {
-                    self.find_candidates(source, row, result);
-                }
-            }
+            self.find_candidates(source, rows, out);
         }
     }
 
+    /// Searches the candidates of every row of the block that wants them,
+    /// all keys first so that the source can overlap the searches.
     fn find_candidates(
         &mut self,
         source: &dyn MatchSource,
-        row: &MatchRow,
-        result: &mut RowResult,
+        rows: &[MatchRow],
+        out: &mut [RowResult],
     ) {
-        let Some(dob) = row.date_of_birth else {
-            return;
-        };
-        self.key.set(&row.full_name, dob);
-        let province = row.province;
-        source.find_by_name_dob(&self.key, &mut |view| {
-            let id = view.raw_id();
-            let place = PersonalId::from_u64(id).map(|id| id.place_code());
-            if province.is_none_or(|p| place == Ok(p)) && !result.candidates().contains(&id) {
-                result.candidates[usize::from(result.candidate_count)] = id;
-                result.candidate_count += 1;
+        self.key_rows.clear();
+        for (i, (row, result)) in rows.iter().zip(out.iter()).enumerate() {
+            let Some(dob) = row.date_of_birth.filter(|_| wants_candidates(row, result)) else {
+                continue;
+            };
+            let n = self.key_rows.len();
+            if n == self.keys.len() {
+                self.keys.push(NameDob::default());
             }
-            usize::from(result.candidate_count) < MAX_CANDIDATES
+            self.keys[n].set(&row.full_name, dob);
+            self.key_rows.push(i);
+        }
+        let key_rows = &self.key_rows;
+        source.find_many_by_name_dob(&self.keys[..key_rows.len()], &mut |k, view| {
+            let i = key_rows[k];
+            add_candidate(&mut out[i], rows[i].province, &view)
         });
     }
+}
+
+/// Adds `view`'s ID to a row's candidates if it was born in `province`
+/// (when given) and is not there yet; whether to look for more.
+fn add_candidate(result: &mut RowResult, province: Option<u16>, view: &CitizenView<'_>) -> bool {
+    let id = view.raw_id();
+    let place = PersonalId::from_u64(id).map(|id| id.place_code());
+    if province.is_none_or(|p| place == Ok(p)) && !result.candidates().contains(&id) {
+        result.candidates[usize::from(result.candidate_count)] = id;
+        result.candidate_count += 1;
+    }
+    usize::from(result.candidate_count) < MAX_CANDIDATES
 }
 
 /// A row's result before its lookup: final for refused rows and rows

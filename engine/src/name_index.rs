@@ -157,6 +157,114 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
     }
 }
 
+/// Keys per group of a batched search ([`Snapshot::find_many_by_name_dob`]):
+/// as in `get_many`, enough independent misses to keep the memory system
+/// busy, few enough that the prefetched lines are still in L1 when used.
+const SEARCH_GROUP: usize = 16;
+
+/// Groups in flight: table slots prefetched, hits' records prefetched,
+/// hits' names prefetched, and the oldest searched.
+const SEARCH_STAGES: usize = 4;
+
+/// Hits per key whose records and names are loaded ahead; a key with more
+/// (a common name born on one day) reads the rest as it goes.
+const HITS_AHEAD: usize = 4;
+
+impl<D: AsRef<[u8]>> Snapshot<D> {
+    /// [`Snapshot::find_by_name_dob`] for many keys, overlapping their
+    /// cache misses: calls `visit(i, record)` for the records of `keys[i]`,
+    /// key after key, exactly as `find_by_name_dob` would for each (same
+    /// records, same order, stopping a key when `visit` returns false).
+    ///
+    /// A search costs up to four dependent misses: the table's slot line,
+    /// the record's page header and lines, its name in the text heap. The
+    /// keys go through in groups of [`SEARCH_GROUP`], four groups in flight
+    /// as in `get_many`: the newest group's table lines are prefetched, the
+    /// next group's runs are scanned (in cache now) and their first
+    /// [`HITS_AHEAD`] records prefetched, the next one's names prefetched
+    /// from those records, and the oldest group is searched by
+    /// `find_by_name_dob` itself, which then finds its lines in cache. The
+    /// prefetches only load memory, so the answers cannot differ.
+    pub fn find_many_by_name_dob(
+        &self,
+        keys: &[NameDob],
+        mut visit: impl FnMut(usize, CitizenView<'_>) -> bool,
+    ) {
+        let Some((table, home_slots)) = self.name_table() else {
+            return;
+        };
+        let Ok(slots) = <[NameSlot]>::ref_from_bytes(table) else {
+            return;
+        };
+        let records = self.slice(SectionKind::Records);
+        // Per key in flight: its home slot, then its first hits. The group
+        // searched and the one entering stage 1 share ring entries; the
+        // search runs first and frees them.
+        const RING: usize = (SEARCH_STAGES - 1) * SEARCH_GROUP;
+        let mut homes = [0usize; RING];
+        let mut hits = [[EMPTY; HITS_AHEAD]; RING];
+        let group_count = keys.len().div_ceil(SEARCH_GROUP);
+        let group = |g: usize| {
+            (g < group_count).then(|| g * SEARCH_GROUP..((g + 1) * SEARCH_GROUP).min(keys.len()))
+        };
+        let lag = |g: usize, stage: usize| g.checked_sub(stage).and_then(group);
+        for g in 0..group_count + SEARCH_STAGES - 1 {
+            // Stage 4: search group g - 3.
+            for i in lag(g, 3).unwrap_or_default() {
+                self.find_by_name_dob(&keys[i], |view| visit(i, view));
+            }
+            // Stage 3: the hits' records are in cache; load their names.
+            for i in lag(g, 2).unwrap_or_default() {
+                for &slot in hits[i % RING].iter().take_while(|&&s| s != EMPTY) {
+                    if let Some(view) = self.slot_view(slot) {
+                        view.prefetch_text(view.raw().full_name);
+                    }
+                }
+            }
+            // Stage 2: scan the runs (in cache now), load the hits' records.
+            for i in lag(g, 1).unwrap_or_default() {
+                let r = i % RING;
+                let fp = keys[i].fingerprint();
+                hits[r] = [EMPTY; HITS_AHEAD];
+                let run = slots.get(homes[r]..).unwrap_or_default();
+                let matching = run
+                    .iter()
+                    .take_while(|s| s.record.get() != EMPTY && s.fingerprint.get() <= fp)
+                    .filter(|s| s.fingerprint.get() == fp);
+                for (hit, slot) in hits[r].iter_mut().zip(matching) {
+                    *hit = slot.record.get();
+                    prefetch_slot(records, *hit);
+                }
+            }
+            // Stage 1: place group g, load its table lines.
+            for i in group(g).unwrap_or_default() {
+                let r = i % RING;
+                homes[r] = home_slot(keys[i].fingerprint(), home_slots) as usize;
+                // The run starts at the home slot and is short: its line,
+                // and the next when the home slot is near the line's end.
+                for at in [homes[r], homes[r] + 3] {
+                    if let Some(slot) = slots.get(at) {
+                        prefetch(slot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prefetches what [`Snapshot::slot_view`] reads of slot `slot`: its page
+/// header and every line of its record.
+#[inline]
+fn prefetch_slot(records: &[u8], slot: u32) {
+    let page = slot as usize / SLOTS_PER_PAGE;
+    let start = slot_offset(slot);
+    for at in [page * PAGE_SIZE, start, start + 64, start + RECORD_SIZE - 1] {
+        if let Some(b) = records.get(at) {
+            prefetch(b);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

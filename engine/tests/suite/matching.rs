@@ -183,3 +183,95 @@ fn matcher_reports_each_planted_kind_of_row() {
     Matcher::new(false).match_rows(&snap, &rows, &mut plain);
     assert!(plain.iter().all(|r| r.candidate_count == 0));
 }
+
+/// A source that searches one key at a time: the trait's default
+/// `find_many_by_name_dob`, the row-at-a-time path the batched one must
+/// equal.
+struct OneKeyAtATime<'a>(&'a Snapshot);
+
+impl MatchSource for OneKeyAtATime<'_> {
+    fn lookup_many(
+        &self,
+        ids: &[PersonalId],
+        visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>),
+    ) {
+        for (i, &id) in ids.iter().enumerate() {
+            visit(i, self.0.get(id));
+        }
+    }
+
+    fn find_by_name_dob(&self, key: &NameDob, visit: &mut dyn FnMut(CitizenView<'_>) -> bool) {
+        self.0.find_by_name_dob(key, visit)
+    }
+
+    fn has_name_index(&self) -> bool {
+        self.0.has_name_index()
+    }
+}
+
+/// The batched candidate search (prefetching a block's index slots,
+/// records and names before searching) visits exactly what searching one
+/// key at a time visits, in the same order, stopping where it stops; and
+/// the matcher's results over it are the same, row for row.
+#[test]
+fn batched_candidate_search_equals_one_key_at_a_time() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let citizens = population(4000);
+    let (_dir, path) = build(&citizens);
+    let snap = Snapshot::open_file(&path, Memory::Map).unwrap();
+    // Per row: a citizen, what to do to the row, and when a visit stops.
+    let rows = prop::collection::vec((0..citizens.len(), 0u8..6, 1usize..4), 0..120);
+    let mut runner = TestRunner::new(Config::with_cases(48));
+    runner
+        .run(&rows, |picks| {
+            let mut keys = Vec::new();
+            let mut rows = Vec::new();
+            for (n, &(at, change, _)) in picks.iter().enumerate() {
+                let c = &citizens[at];
+                let mut r = row(n as u64 + 1, c);
+                match change {
+                    0 => r.id = IdClaim::Missing,
+                    1 => r.full_name = "Không Ai Cả".into(),
+                    2 => r.date_of_birth = Some(Date::new(1950, 1, 1).unwrap()),
+                    3 => r.id = IdClaim::Given(PersonalId::parse("001099999999").unwrap()),
+                    4 => {
+                        r.id = IdClaim::Missing;
+                        r.province = Some(c.id.place_code());
+                    }
+                    _ => {
+                        r.sex = Some(if c.sex == Sex::Male {
+                            Sex::Female
+                        } else {
+                            Sex::Male
+                        })
+                    }
+                }
+                keys.push(NameDob::new(&r.full_name, r.date_of_birth.unwrap()));
+                rows.push(r);
+            }
+            let visits = |batched: bool| {
+                let mut seen = Vec::new();
+                let mut counts = vec![0usize; keys.len()];
+                let mut visit = |i: usize, v: CitizenView<'_>| {
+                    seen.push((i, v.raw_id()));
+                    counts[i] += 1;
+                    counts[i] < picks[i].2
+                };
+                if batched {
+                    snap.find_many_by_name_dob(&keys, &mut visit);
+                } else {
+                    OneKeyAtATime(&snap).find_many_by_name_dob(&keys, &mut visit);
+                }
+                seen
+            };
+            prop_assert_eq!(visits(true), visits(false));
+            let (mut batched, mut one_by_one) = (Vec::new(), Vec::new());
+            Matcher::new(true).match_rows(&snap, &rows, &mut batched);
+            Matcher::new(true).match_rows(&OneKeyAtATime(&snap), &rows, &mut one_by_one);
+            prop_assert_eq!(batched, one_by_one);
+            Ok(())
+        })
+        .unwrap();
+}
