@@ -151,7 +151,7 @@ pub struct RuntimeLag {
 }
 
 /// How often the [`RuntimeLag`] probe measures a runtime that keeps up.
-pub const LAG_PROBE_EVERY: Duration = Duration::from_millis(2);
+pub const LAG_PROBE_EVERY: Duration = Duration::from_millis(10);
 
 impl RuntimeLag {
     /// The last measured wait for a turn on the runtime.
