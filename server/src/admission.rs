@@ -18,6 +18,12 @@
 //!   the pool while other clients' batches wait for it. The answer is cheap
 //!   and the backlog drains, so the server recovers as soon as the peak
 //!   passes.
+//! - **Every wait counts from arrival**: a request's wait is measured from
+//!   when its bytes arrived, wherever it waited: in the runtime's run queue
+//!   before its connection was even read ([`RuntimeLag`]), before its
+//!   handler, and in the batch pool. A batch whose expected wait (the
+//!   batches ahead of it × the pool's recent service time) would take it
+//!   past its budget is shed when it arrives rather than after waiting.
 //! - **Fair shares under contention only**: a client alone on an idle box
 //!   may queue as many batches as the queue holds (shedding its 17th batch
 //!   while the pool sits idle would only slow a re-verification job down).
@@ -111,7 +117,7 @@ pub fn is_batch(route: Route) -> bool {
 /// The answer of a shed request: `503 overloaded` with `Retry-After: 1`.
 pub fn overloaded(reason: ShedReason) -> ApiError {
     let message = match reason {
-        ShedReason::QueueWait => {
+        ShedReason::QueueWait | ShedReason::ExpectedWait => {
             "the server is over capacity and this request waited past its budget; \
              retry after the Retry-After seconds"
         }
@@ -128,12 +134,56 @@ pub fn overloaded(reason: ShedReason) -> ApiError {
         .with_header(ErrorHeader::RetryAfter(1))
 }
 
+/// How long a task woken now waits for its turn on one runtime: the part
+/// of a request's wait that comes before its connection is even read, when
+/// the runtime has more ready connections than it can poll at once.
+///
+/// Neither the read's own time nor the kernel can tell it (the bytes are
+/// read as soon as the task runs; `TCP_INFO` is asked only after a pause,
+/// see [`crate::conn`]), so a probe task on the runtime measures it: it
+/// yields and times how long the runtime takes to come back to it, which a
+/// woken task waits too (to the back of the run queue). While the runtime
+/// keeps up, it measures every [`LAG_PROBE_EVERY`]; behind, after every
+/// turn, so that the figure falls as soon as the queue drains.
+#[derive(Debug, Default)]
+pub struct RuntimeLag {
+    nanos: AtomicU64,
+}
+
+/// How often the [`RuntimeLag`] probe measures a runtime that keeps up.
+pub const LAG_PROBE_EVERY: Duration = Duration::from_millis(10);
+
+impl RuntimeLag {
+    /// The last measured wait for a turn on the runtime.
+    pub fn current(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+
+    /// Measures until the runtime stops (spawn it on the runtime it
+    /// measures).
+    pub async fn probe(self: Arc<Self>) {
+        loop {
+            let start = Instant::now();
+            tokio::task::yield_now().await;
+            let lag = start.elapsed();
+            self.nanos.store(
+                lag.as_nanos().min(u128::from(u64::MAX)) as u64,
+                Ordering::Relaxed,
+            );
+            if lag < LAG_PROBE_EVERY {
+                tokio::time::sleep(LAG_PROBE_EVERY).await;
+            }
+        }
+    }
+}
+
 type Job = Box<dyn FnOnce(Result<(), ShedReason>) + Send>;
 
 struct Queued {
     client: ClientId,
     class: Class,
-    submitted: Instant,
+    /// When the request's bytes arrived (its budget counts from there).
+    arrived: Instant,
     job: Job,
 }
 
@@ -153,6 +203,8 @@ struct Shared {
     wake: Condvar,
     config: Admission,
     running: AtomicU64,
+    /// Recent service time of a batch, in nanoseconds (a moving average).
+    service_ns: AtomicU64,
 }
 
 /// The threads that run batch requests, interactive clients' first.
@@ -183,6 +235,7 @@ impl BatchPool {
             queues: Mutex::new(Queues::default()),
             wake: Condvar::new(),
             running: AtomicU64::new(0),
+            service_ns: AtomicU64::new(0),
             config,
         });
         let mut threads = Vec::new();
@@ -201,13 +254,14 @@ impl BatchPool {
     }
 
     /// Runs `work` on the pool and waits for it; `Err` when the batch is
-    /// shed (queue full, client share, or waited past its class's budget).
-    /// If the caller goes away (the client hung up) before its turn, the
-    /// work is skipped.
+    /// shed (queue full, client share, expected or actual wait since
+    /// `arrived` past its class's budget). If the caller goes away (the
+    /// client hung up) before its turn, the work is skipped.
     pub async fn run<T: Send + 'static>(
         &self,
         client: ClientId,
         class: Class,
+        arrived: Instant,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ShedReason> {
         if self.shared.config.batch_threads == 0 {
@@ -220,12 +274,18 @@ impl BatchPool {
             }
             let _ = tx.send(admitted.map(|()| work()));
         });
-        self.submit(client, class, job)?;
+        self.submit(client, class, arrived, job)?;
         // A dropped sender means the pool stopped (shutdown).
         rx.await.unwrap_or(Err(ShedReason::BatchQueueFull))
     }
 
-    fn submit(&self, client: ClientId, class: Class, job: Job) -> Result<(), ShedReason> {
+    fn submit(
+        &self,
+        client: ClientId,
+        class: Class,
+        arrived: Instant,
+        job: Job,
+    ) -> Result<(), ShedReason> {
         let config = &self.shared.config;
         let mut q = self.shared.queues.lock();
         if q.stopping {
@@ -243,16 +303,42 @@ impl BatchPool {
         if q.waiting.iter().map(VecDeque::len).sum::<usize>() >= config.batch_queue {
             return Err(ShedReason::BatchQueueFull);
         }
+        // Interactive batches wait only for interactive ones; bulk ones for
+        // every batch queued (interactive ones go first).
+        let ahead = q.waiting[..=class_slot(class)]
+            .iter()
+            .map(VecDeque::len)
+            .sum::<usize>();
+        let expected = self.expected_wait(ahead);
+        if arrived.elapsed() + expected > config.budget(class) {
+            return Err(ShedReason::ExpectedWait);
+        }
         q.per_client[client_slot] += 1;
         q.waiting[class_slot(class)].push_back(Queued {
             client,
             class,
-            submitted: Instant::now(),
+            arrived,
             job,
         });
         drop(q);
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    /// How long a batch with `ahead` batches before it waits for a thread,
+    /// going by the recent service time; zero while every thread is free
+    /// and none waits.
+    fn expected_wait(&self, ahead: usize) -> Duration {
+        let threads = self.shared.config.batch_threads.max(1) as u64;
+        let busy = self.shared.running.load(Ordering::Relaxed);
+        if ahead == 0 && busy < threads {
+            return Duration::ZERO;
+        }
+        // Each batch ahead takes a thread for about the recent service
+        // time; and this one waits for the first running one to finish
+        // (half a service time, on average).
+        let service = self.shared.service_ns.load(Ordering::Relaxed);
+        Duration::from_nanos(service * ahead as u64 / threads + service / 2)
     }
 
     /// Batches waiting, by class (interactive, bulk), and running.
@@ -312,20 +398,38 @@ fn work(shared: &Shared) {
                 shared.wake.wait(&mut q);
             }
         };
-        let waited = next.submitted.elapsed();
+        let waited = next.arrived.elapsed();
         let admitted = if waited > shared.config.budget(next.class) {
             Err(ShedReason::QueueWait)
         } else {
             Ok(())
         };
+        let ran = admitted.is_ok();
+        let started = Instant::now();
         shared.running.fetch_add(1, Ordering::Relaxed);
         (next.job)(admitted);
         shared.running.fetch_sub(1, Ordering::Relaxed);
+        if ran {
+            note_service(&shared.service_ns, started.elapsed());
+        }
         let mut q = shared.queues.lock();
         if let Some(n) = q.per_client.get_mut(usize::from(next.client)) {
             *n = n.saturating_sub(1);
         }
     }
+}
+
+/// Folds one batch's service time into the moving average (weight 1/8:
+/// it follows a change of the mix within a few dozen batches).
+fn note_service(average_ns: &AtomicU64, took: Duration) {
+    let took = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+    let old = average_ns.load(Ordering::Relaxed);
+    let new = if old == 0 {
+        took
+    } else {
+        old - old / 8 + took / 8
+    };
+    average_ns.store(new, Ordering::Relaxed);
 }
 
 /// The next batch to run: the first class with any waiting, and in it the
@@ -377,6 +481,7 @@ mod tests {
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("a runtime")
             .block_on(f)
@@ -390,7 +495,7 @@ mod tests {
         let results = block_on(async {
             let run = |class, tag| {
                 let order = Arc::clone(&order);
-                pool.run(1, class, move || order.lock().push(tag))
+                pool.run(1, class, Instant::now(), move || order.lock().push(tag))
             };
             let bulk = run(Class::Bulk, "bulk");
             let interactive = run(Class::Interactive, "interactive");
@@ -414,7 +519,9 @@ mod tests {
         block_on(async {
             let run = |client, tag| {
                 let order = Arc::clone(&order);
-                pool.run(client, Class::Interactive, move || order.lock().push(tag))
+                pool.run(client, Class::Interactive, Instant::now(), move || {
+                    order.lock().push(tag)
+                })
             };
             // Client 1 alone: two batches on a share of one, both queued.
             let first = run(1, "1a");
@@ -441,14 +548,14 @@ mod tests {
         let pool = BatchPool::start(config(2, 8)).unwrap();
         pool.hold(true);
         block_on(async {
-            let first = pool.run(1, Class::Interactive, || 1);
-            let second = pool.run(2, Class::Bulk, || 2);
+            let first = pool.run(1, Class::Interactive, Instant::now(), || 1);
+            let second = pool.run(2, Class::Bulk, Instant::now(), || 2);
             tokio::pin!(first, second);
             assert!(futures_poll_once(&mut first).await.is_none());
             assert!(futures_poll_once(&mut second).await.is_none());
             // Two queued: the queue is full for anyone.
             assert_eq!(
-                pool.run(3, Class::Interactive, || 3).await,
+                pool.run(3, Class::Interactive, Instant::now(), || 3).await,
                 Err(ShedReason::BatchQueueFull)
             );
             pool.hold(false);
@@ -460,18 +567,91 @@ mod tests {
     #[test]
     fn sheds_a_batch_that_waited_past_its_budget() {
         let mut config = config(8, 8);
-        config.bulk_queue_wait_budget = Duration::ZERO;
+        config.bulk_queue_wait_budget = Duration::from_millis(20);
+        let budget = config.bulk_queue_wait_budget;
         let pool = BatchPool::start(config).unwrap();
         pool.hold(true);
         block_on(async {
-            let bulk = pool.run(1, Class::Bulk, || ());
+            // Nothing ahead and the pool idle: admitted to the queue.
+            let arrived = Instant::now();
+            let bulk = pool.run(1, Class::Bulk, arrived, || ());
             tokio::pin!(bulk);
             assert!(futures_poll_once(&mut bulk).await.is_none());
-            // Any wait at all is past a zero budget.
-            std::thread::sleep(Duration::from_millis(1));
+            while arrived.elapsed() <= budget {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             pool.hold(false);
             assert_eq!(bulk.await, Err(ShedReason::QueueWait));
         });
+    }
+
+    #[test]
+    fn counts_the_wait_before_the_pool_from_arrival() {
+        let mut config = config(8, 8);
+        config.bulk_queue_wait_budget = Duration::from_secs(60);
+        let pool = BatchPool::start(config).unwrap();
+        let long_ago = Instant::now()
+            .checked_sub(Duration::from_secs(61))
+            .expect("the monotonic clock is older than a minute here");
+        let shed = block_on(pool.run(1, Class::Bulk, long_ago, || ()));
+        assert_eq!(shed, Err(ShedReason::ExpectedWait));
+    }
+
+    #[test]
+    fn sheds_on_arrival_a_batch_expected_to_wait_past_its_budget() {
+        let mut config = config(8, 8);
+        config.bulk_queue_wait_budget = Duration::from_secs(100);
+        config.queue_wait_budget = Duration::from_secs(100);
+        let pool = BatchPool::start(config).unwrap();
+        // The pool's recent batches took a minute each (one thread).
+        note_service(&pool.shared.service_ns, Duration::from_secs(60));
+        pool.hold(true);
+        block_on(async {
+            let run = |class| pool.run(1, class, Instant::now(), || ());
+            // One ahead: ~60 s + 30 s expected, within 100 s.
+            let first = run(Class::Bulk);
+            let second = run(Class::Bulk);
+            tokio::pin!(first, second);
+            assert!(futures_poll_once(&mut first).await.is_none());
+            assert!(futures_poll_once(&mut second).await.is_none());
+            // Two ahead: ~150 s expected, shed at once.
+            assert_eq!(run(Class::Bulk).await, Err(ShedReason::ExpectedWait));
+            // An interactive batch waits for no bulk one: admitted.
+            let interactive = run(Class::Interactive);
+            tokio::pin!(interactive);
+            assert!(futures_poll_once(&mut interactive).await.is_none());
+            assert_eq!(pool.depth().0, [1, 2]);
+            pool.hold(false);
+            assert_eq!(
+                tokio::join!(first, second, interactive),
+                (Ok(()), Ok(()), Ok(()))
+            );
+        });
+    }
+
+    #[test]
+    fn the_lag_probe_sees_a_runtime_held_by_a_task() {
+        let held = Duration::from_millis(30);
+        let lag = Arc::new(RuntimeLag::default());
+        block_on(async {
+            tokio::spawn(Arc::clone(&lag).probe());
+            tokio::task::yield_now().await;
+            // A task that keeps the runtime's only thread for each of its
+            // turns: every turn of the probe comes after one of them.
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    std::thread::sleep(held);
+                    tokio::task::yield_now().await;
+                }
+            });
+            for _ in 0..50 {
+                if lag.current() >= held {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        assert!(lag.current() >= held, "{:?}", lag.current());
     }
 
     /// Polls a future once: its output if it was ready.

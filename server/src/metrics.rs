@@ -75,7 +75,7 @@ impl Phase {
 
     fn help(self) -> &'static str {
         match self {
-            Phase::QueueWait => "Time from a request's bytes arriving (kernel receive stamp) to its handler starting, by route and client.",
+            Phase::QueueWait => "Time from a request's bytes arriving (kernel receive stamp) to its handler starting, or the runtime's wait for a turn when larger, by route and client.",
             Phase::Receive => "Time reading a request body, by route and client.",
             Phase::Service => "Handler time without the body receive (batch pool wait and durable audit fsync included), by route and client.",
             Phase::AuditWait => "Part of the service time spent waiting for the audit log's fsync (durable mode), by route and client.",
@@ -92,15 +92,20 @@ pub enum ShedReason {
     QueueWait,
     /// The batch pool's queue was full.
     BatchQueueFull,
+    /// A batch would have waited past its budget for the pool, going by the
+    /// batches ahead of it and the pool's recent service time: shed on
+    /// arrival rather than after the wait.
+    ExpectedWait,
     /// The client already had its share of batches queued or running, and
     /// other clients' batches were waiting.
     ClientShare,
 }
 
 impl ShedReason {
-    const ALL: [ShedReason; 3] = [
+    const ALL: [ShedReason; 4] = [
         ShedReason::QueueWait,
         ShedReason::BatchQueueFull,
+        ShedReason::ExpectedWait,
         ShedReason::ClientShare,
     ];
 
@@ -109,6 +114,7 @@ impl ShedReason {
         match self {
             ShedReason::QueueWait => "queue_wait",
             ShedReason::BatchQueueFull => "batch_queue_full",
+            ShedReason::ExpectedWait => "expected_wait",
             ShedReason::ClientShare => "client_share",
         }
     }

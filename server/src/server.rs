@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::address_share::AddressShare;
 use crate::admission::BatchPool;
+use crate::admission::RuntimeLag;
 use crate::audit::{AuditLog, AuditOptions, Durability, GatedIo};
 use crate::config::{Config, Layout, Limits};
 use crate::conn::{ConnClock, ConnIo};
@@ -441,6 +442,10 @@ async fn serve(
     if let Some(log) = durable_audit {
         tokio::spawn(log.lane_pump());
     }
+    // This runtime's wait for a turn, which admission control counts into
+    // every request's queue wait (`admission::RuntimeLag`).
+    let lag = Arc::new(RuntimeLag::default());
+    tokio::spawn(Arc::clone(&lag).probe());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -485,6 +490,7 @@ async fn serve(
                 Some(peer.ip()),
                 clock,
                 gate,
+                Arc::clone(&lag),
             ),
         );
         let conn = graceful.watch(conn);
