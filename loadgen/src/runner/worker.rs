@@ -129,7 +129,11 @@ impl Shared {
     /// taking it.
     fn peek(&self) -> Option<Instant> {
         if self.next_intended.get().is_none() {
-            let next = self.schedule.borrow_mut().as_mut().and_then(Schedule::next_time);
+            let next = self
+                .schedule
+                .borrow_mut()
+                .as_mut()
+                .and_then(Schedule::next_time);
             self.next_intended
                 .set(next.map(|t| self.start + Duration::from_secs_f64(t)));
         }
@@ -491,8 +495,7 @@ async fn dispatcher(sh: Rc<Shared>, ticks: Ticks, start: Instant) {
     let timer = PreciseTimer::new();
     let mut since_yield = 0u32;
     let mut pool_freed_at = start;
-    loop {
-        let Some(intended) = sh.peek() else { break };
+    while let Some(intended) = sh.peek() {
         if intended >= sh.deadline || sh.budget.get() == 0 {
             break;
         }
