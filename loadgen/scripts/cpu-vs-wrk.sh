@@ -2,14 +2,18 @@
 # CPU per request of the load generator itself: wrk (closed model) against
 # dancu-loadgen's open model at the same rates, in one run.
 #
-#   KEY=dancu-demo-key loadgen/scripts/cpu-vs-wrk.sh URL ID [SECONDS] [CONNECTIONS] [THREADS]
+#   KEY=dancu-demo-key [ROUNDS=N] loadgen/scripts/cpu-vs-wrk.sh URL ID [SECONDS] [CONNECTIONS] [THREADS]
 #
-# wrk cannot pace, so it is measured closed at three loads and loadgen open
-# at the rates wrk reached:
-# 1. wrk -tTHREADS -cCONNECTIONS: the highest rate wrk reaches (W req/s);
-# 2. wrk -t1 -c2 and -t1 -c1: wrk near 20,000 req/s (rates W2, W1);
-# 3. dancu-loadgen open at 20,000, W2 and W req/s with the same connection
-#    cap; its threads are its default for the rate (LG_THREADS to force).
+# wrk cannot pace, so it is measured closed and loadgen open at the rates
+# wrk reached. Each of ROUNDS rounds (default 1) alternates the tools:
+# 1. wrk -tTHREADS -cCONNECTIONS: the highest rate wrk reaches (W req/s),
+#    then dancu-loadgen open at W req/s with the same connection cap;
+# 2. wrk -t1 -c2: wrk at a moderate load (W2 req/s), then dancu-loadgen
+#    open at W2 and at 20,000 req/s.
+# loadgen's threads are its default for the rate (LG_THREADS to force).
+# With more than one round, the medians per line and the ratio of
+# loadgen's CPU per request to wrk's in the same round follow. The script
+# does not take the shared CPU lock: wrap it in `flock`.
 # Each tool's CPU is read from /proc/PID/stat (utime + stime, all threads)
 # one second after it starts and one second before it ends, so start-up and
 # tear-down are left out; CPU per request = CPU seconds / requests in that
@@ -61,7 +65,7 @@ wrk_run() { # threads connections
     local cpu rate
     cpu=$(measure "$work/wrk.out" -- wrk -t"$1" -c"$2" -d"${secs}s" "${wrk_auth[@]}" "$url/v1/citizens/$id")
     rate=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
-    report "wrk closed -t$1 -c$2" "$rate" "$cpu"
+    report "wrk closed -t$1 -c$2" "$rate" "$cpu" | tee -a "$work/rows"
     echo "$rate" > "$work/wrk.rate"
 }
 
@@ -70,7 +74,7 @@ lg_run() { # rate
     cpu=$(measure "$work/lg.out" -- "$lg" --target "$url" "${lg_auth[@]}" --keys-id "$work/keys" \
         --op get --rate "$1" -c "$conns" ${LG_THREADS:+-t "$LG_THREADS"} -d "${secs}s" -q --json)
     rate=$(tail -1 "$work/lg.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["requests_per_s"])')
-    report "dancu-loadgen open --rate $1" "$rate" "$cpu"
+    report "dancu-loadgen open --rate ${2:-$1}" "$rate" "$cpu" | tee -a "$work/rows"
     tail -1 "$work/lg.out" | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
@@ -79,11 +83,33 @@ print("    %s thread(s)  p50 %s us  p99 %s us  behind-schedule p99 %s us  errors
          d["unsent"], d.get("cpu_us_per_request", "?"), "; ".join(d.get("warnings", []))))'
 }
 
-wrk_run "$threads" "$conns"
-top=$(cut -d. -f1 "$work/wrk.rate")
-wrk_run 1 2
-two=$(cut -d. -f1 "$work/wrk.rate")
-wrk_run 1 1
-lg_run 20000
-lg_run "$two"
-lg_run "$top"
+: > "$work/rows"
+rounds=${ROUNDS:-1}
+for round in $(seq 1 "$rounds"); do
+    [ "$rounds" = 1 ] || echo "round $round"
+    wrk_run "$threads" "$conns"
+    lg_run "$(cut -d. -f1 "$work/wrk.rate")" W
+    wrk_run 1 2
+    lg_run "$(cut -d. -f1 "$work/wrk.rate")" W2
+    lg_run 20000
+done
+[ "$rounds" = 1 ] && exit 0
+# Medians per line over the rounds, and loadgen at W and W2 against the
+# wrk run of the same round.
+python3 - "$work/rows" "wrk closed -t$threads -c$conns" <<'PY'
+import re, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(.*?)\s+(\d+) req/s\s+([0-9.]+) cores\s+([0-9.]+) us", line)
+    if m:
+        rows.setdefault(m.group(1).strip(), []).append((float(m.group(2)), float(m.group(4))))
+print("medians over the rounds:")
+for name, v in rows.items():
+    print(f"{name:<34} {statistics.median(r for r, _ in v):>9.0f} req/s  "
+          f"{statistics.median(c for _, c in v):6.2f} us CPU/request")
+for lg, wrk in (("dancu-loadgen open --rate W", sys.argv[2]),
+                ("dancu-loadgen open --rate W2", "wrk closed -t1 -c2")):
+    ratios = [l[1] / w[1] for l, w in zip(rows[lg], rows[wrk])]
+    print(f"{lg:<28} / {wrk}: per round {' '.join(f'{r:.2f}' for r in ratios)}, "
+          f"median {statistics.median(ratios):.2f} x wrk")
+PY

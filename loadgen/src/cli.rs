@@ -214,7 +214,7 @@ pub struct RunArgs {
     pub interval: String,
     /// Open model: wake on a grid of this step and send all that is due
     /// (0 = one wake per request; costs more CPU, less lateness). auto:
-    /// 250us, or 1ms while a thread's share of the rate is 30,000/s or more.
+    /// 250us, or 1ms while a thread's share of the rate is 45,000/s or more.
     #[arg(long, default_value = "auto")]
     pub tick: String,
     /// Open model: run the worker threads at the lowest real-time priority
