@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::fold::{fold_into, names_match};
 use crate::format::*;
 use crate::layout::{home_slots_for, write_ordered_table, SectionWriter};
-use crate::reader::Snapshot;
+use crate::reader::{prefetch_record, Snapshot};
 use crate::view::CitizenView;
 
 /// A name and date of birth to search for, folded and hashed once.
@@ -253,16 +253,13 @@ impl<D: AsRef<[u8]>> Snapshot<D> {
 }
 
 /// Prefetches what [`Snapshot::slot_view`] reads of slot `slot`: its page
-/// header and every line of its record.
+/// header, then every line of its record.
 #[inline]
 fn prefetch_slot(records: &[u8], slot: u32) {
-    let page = slot as usize / SLOTS_PER_PAGE;
-    let start = slot_offset(slot);
-    for at in [page * PAGE_SIZE, start, start + 64, start + RECORD_SIZE - 1] {
-        if let Some(b) = records.get(at) {
-            prefetch(b);
-        }
+    if let Some(b) = records.get(slot as usize / SLOTS_PER_PAGE * PAGE_SIZE) {
+        prefetch(b);
     }
+    prefetch_record(records, slot);
 }
 
 #[cfg(test)]

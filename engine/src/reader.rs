@@ -514,7 +514,7 @@ fn record_in(records: &[u8], slot: u32) -> Option<&RawRecord> {
 /// Prefetches every line of the record in `slot` (108 bytes span two or
 /// three lines).
 #[inline]
-fn prefetch_record(records: &[u8], slot: u32) {
+pub(crate) fn prefetch_record(records: &[u8], slot: u32) {
     let start = slot_offset(slot);
     for at in [start, start + 64, start + RECORD_SIZE - 1] {
         if let Some(b) = records.get(at) {

@@ -33,9 +33,9 @@ if [ -n "${KEY:-}" ]; then
     lg_auth=(--key "$KEY")
 fi
 
-# cpu_ticks PID: utime + stime of a process (fields 14 and 15; the command
-# name in field 2 has no spaces for these tools).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks PID (from server-lib.sh): utime + stime of a process (fields 14
+# and 15; the command name in field 2 has no spaces for these tools).
+. "$(dirname "$0")/server-lib.sh"
 
 # measure OUT -- CMD...: runs CMD, writes its stdout to OUT and prints the
 # CPU seconds it used between 1 s after start and 1 s before the end.

@@ -70,9 +70,6 @@ struct Pool {
     cap: usize,
     /// Signalled when a connection turns idle or finishes connecting.
     freed: Notify,
-    /// The dispatcher is waiting for a connection with a request due:
-    /// connections that free up take due requests themselves meanwhile.
-    backlog: Cell<bool>,
 }
 
 /// Most connections one thread opens at once towards one target. Without
@@ -103,16 +100,6 @@ struct Shared {
     last_completion: Cell<Instant>,
     unsent: Cell<u64>,
     waited: Cell<u64>,
-    /// The open model's schedule, shared by the dispatcher and the
-    /// connections (see [`Shared::take_due`]); `None` in the closed model.
-    schedule: RefCell<Option<Schedule>>,
-    /// The schedule's next intended send time, once peeked.
-    next_intended: Cell<Option<Instant>>,
-    /// The target the next scheduled request goes to (turn by turn).
-    next_target: Cell<usize>,
-    /// The peeked request has been counted in `waited`.
-    next_waited: Cell<bool>,
-    start: Instant,
 }
 
 impl Shared {
@@ -123,72 +110,6 @@ impl Shared {
         }
         self.budget.set(b - 1);
         true
-    }
-
-    /// The next intended send time of the open model's schedule, without
-    /// taking it.
-    fn peek(&self) -> Option<Instant> {
-        if self.next_intended.get().is_none() {
-            let next = self
-                .schedule
-                .borrow_mut()
-                .as_mut()
-                .and_then(Schedule::next_time);
-            self.next_intended
-                .set(next.map(|t| self.start + Duration::from_secs_f64(t)));
-        }
-        self.next_intended.get()
-    }
-
-    /// Takes the peeked request for the target whose turn it is.
-    fn consume(&self) {
-        self.next_intended.set(None);
-        self.next_waited.set(false);
-        self.next_target
-            .set((self.next_target.get() + 1) % self.pools.len());
-    }
-
-    /// A request that is already due, for a connection of `target` that has
-    /// just finished one at `now`, while the dispatcher waits for a
-    /// connection (every one busy or handshaking): the connection sends it
-    /// at once instead of turning idle, waking the dispatcher and being
-    /// woken again. At saturation that saves two task wakes per request.
-    /// Without a backlog the dispatcher keeps sending on its wake grid:
-    /// requests sent together wake the server once, while requests sent as
-    /// answers come in wake it (an inter-processor interrupt in a VM) for
-    /// each: at 20,000/s on one thread, taking due requests whenever a
-    /// connection freed up cost 20 µs of CPU per request against 15-17.
-    /// The wait until `now` was for a connection:
-    /// the server's doing, not the generator's.
-    fn take_due(&self, target: usize, now: Instant) -> Option<Job> {
-        let pool = &self.pools[target];
-        if !pool.backlog.get()
-            || self.finished.get()
-            || now >= self.deadline
-            || self.next_target.get() != target
-        {
-            return None;
-        }
-        let intended = self.peek()?;
-        if intended > now || intended >= self.deadline || !self.take_budget() {
-            return None;
-        }
-        if pool.open.get() >= pool.cap {
-            self.count_waited();
-        }
-        self.consume();
-        Some(Job {
-            intended,
-            eligible: now,
-        })
-    }
-
-    /// Counts the peeked request as one that found every connection busy
-    /// (once, whoever finds it so).
-    fn count_waited(&self) {
-        if !self.next_waited.replace(true) {
-            self.waited.set(self.waited.get() + 1);
-        }
     }
 
     fn task_started(&self) {
@@ -264,7 +185,6 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
                 connecting: Cell::new(0),
                 cap,
                 freed: Notify::new(),
-                backlog: Cell::new(false),
             })
             .collect(),
         finished: Cell::new(false),
@@ -273,20 +193,6 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         last_completion: Cell::new(ctx.start),
         unsent: Cell::new(0),
         waited: Cell::new(0),
-        schedule: RefCell::new(match &config.model {
-            Model::Open { curve, poisson, .. } => Some(Schedule::new(
-                curve.clone(),
-                *poisson,
-                config.seed,
-                ctx.index,
-                ctx.threads,
-            )),
-            Model::Closed { .. } => None,
-        }),
-        next_intended: Cell::new(None),
-        next_target: Cell::new(0),
-        next_waited: Cell::new(false),
-        start: ctx.start,
     });
     let sh = Rc::clone(&shared);
     local.block_on(&rt, async move {
@@ -298,7 +204,14 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
                     tokio::task::spawn_local(closed_loop(Rc::clone(&sh), c % targets));
                 }
             }
-            Model::Open { curve, .. } => {
+            Model::Open { curve, poisson, .. } => {
+                let schedule = Schedule::new(
+                    curve.clone(),
+                    *poisson,
+                    sh.config.seed,
+                    ctx.index,
+                    ctx.threads,
+                );
                 let ticks = match sh.config.tick {
                     Some(fixed) => Ticks::Fixed(fixed),
                     None => Ticks::Auto {
@@ -306,7 +219,7 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
                         threads: ctx.threads,
                     },
                 };
-                dispatcher(Rc::clone(&sh), ticks, ctx.start).await;
+                dispatcher(Rc::clone(&sh), schedule, ticks, ctx.start).await;
             }
         }
         while sh.tasks.get() > 0 {
@@ -491,12 +404,23 @@ impl Ticks {
     }
 }
 
-async fn dispatcher(sh: Rc<Shared>, ticks: Ticks, start: Instant) {
+async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, ticks: Ticks, start: Instant) {
     let timer = PreciseTimer::new();
+    let targets = sh.pools.len();
+    let mut next_target = 0;
     let mut since_yield = 0u32;
+    let mut pending: Option<Instant> = None;
     let mut pool_freed_at = start;
-    while let Some(intended) = sh.peek() {
-        if intended >= sh.deadline || sh.budget.get() == 0 {
+    loop {
+        let intended = match pending.take() {
+            Some(t) => t,
+            None => match schedule.next_time() {
+                Some(t) => start + Duration::from_secs_f64(t),
+                None => break,
+            },
+        };
+        if intended >= sh.deadline || !sh.take_budget() {
+            pending = Some(intended);
             break;
         }
         let now = Instant::now();
@@ -504,18 +428,14 @@ async fn dispatcher(sh: Rc<Shared>, ticks: Ticks, start: Instant) {
             let tick = ticks.at(intended.saturating_duration_since(start));
             timer.sleep_until(on_grid(intended, start, tick)).await;
             since_yield = 0;
-            // Connections may have taken it meanwhile: look again.
-            continue;
+        } else {
+            since_yield += 1;
+            if since_yield >= 64 {
+                // A backlog is being sent: let answers be read meanwhile.
+                tokio::task::yield_now().await;
+                since_yield = 0;
+            }
         }
-        since_yield += 1;
-        if since_yield >= 64 {
-            // A backlog is being sent: let answers be read meanwhile.
-            tokio::task::yield_now().await;
-            since_yield = 0;
-            continue;
-        }
-        let target = sh.next_target.get();
-        let pool = &sh.pools[target];
         // Requests held up because every connection was busy (pool at its
         // cap) are late because of the server: that wait is left out of
         // the generator's lateness but stays in their latency.
@@ -523,57 +443,66 @@ async fn dispatcher(sh: Rc<Shared>, ticks: Ticks, start: Instant) {
             intended,
             eligible: intended.max(pool_freed_at),
         };
-        let slot = pool.idle.borrow_mut().pop();
-        if let Some(slot) = slot {
-            sh.take_budget();
-            sh.consume();
-            slot.job.set(Some(job));
-            slot.wake.notify_one();
-            continue;
+        let target = next_target;
+        next_target = (next_target + 1) % targets;
+        let pool = &sh.pools[target];
+        let mut waited = false;
+        let mut out_of_time = false;
+        loop {
+            let slot = pool.idle.borrow_mut().pop();
+            if let Some(slot) = slot {
+                slot.job.set(Some(job));
+                slot.wake.notify_one();
+                break;
+            }
+            let below_cap = pool.open.get() < pool.cap;
+            if below_cap && pool.connecting.get() < MAX_CONNECTING {
+                pool.open.set(pool.open.get() + 1);
+                pool.connecting.set(pool.connecting.get() + 1);
+                sh.task_started();
+                tokio::task::spawn_local(open_connection(Rc::clone(&sh), target, job));
+                break;
+            }
+            if !below_cap && !waited {
+                waited = true;
+                sh.waited.set(sh.waited.get() + 1);
+            }
+            tokio::select! {
+                _ = pool.freed.notified() => {}
+                _ = tokio::time::sleep_until(sh.deadline.into()) => {
+                    // The run ends with this request still waiting.
+                    sh.unsent.set(sh.unsent.get() + 1);
+                    out_of_time = true;
+                    break;
+                }
+            }
         }
-        let below_cap = pool.open.get() < pool.cap;
-        if below_cap && pool.connecting.get() < MAX_CONNECTING {
-            sh.take_budget();
-            sh.consume();
-            pool.open.set(pool.open.get() + 1);
-            pool.connecting.set(pool.connecting.get() + 1);
-            sh.task_started();
-            tokio::task::spawn_local(open_connection(Rc::clone(&sh), target, job));
-            continue;
-        }
-        // Every connection is busy or handshaking: each takes due requests
-        // itself as it frees up (`Shared::take_due`); wait until one turns
-        // idle or finishes connecting.
-        if !below_cap {
-            sh.count_waited();
-        }
-        pool.backlog.set(true);
-        let out_of_time = tokio::select! {
-            _ = pool.freed.notified() => false,
-            _ = tokio::time::sleep_until(sh.deadline.into()) => true,
-        };
-        pool.backlog.set(false);
         if out_of_time {
             break;
         }
-        if !below_cap {
+        if waited {
             pool_freed_at = Instant::now();
         }
-        since_yield = 0;
     }
-    // The run is over for new sends: whatever the schedule still held
-    // before the deadline was never sent.
-    sh.finished.set(true);
+    // Whatever the schedule still held before the deadline was never sent.
     let mut unsent = 0u64;
-    while let Some(t) = sh.peek() {
+    let mut next = pending.or_else(|| {
+        schedule
+            .next_time()
+            .map(|t| start + Duration::from_secs_f64(t))
+    });
+    while let Some(t) = next {
         if t >= sh.deadline || sh.budget.get() == 0 {
             break;
         }
         sh.budget.set(sh.budget.get() - 1);
         unsent += 1;
-        sh.consume();
+        next = schedule
+            .next_time()
+            .map(|t| start + Duration::from_secs_f64(t));
     }
     sh.unsent.set(sh.unsent.get() + unsent);
+    sh.finished.set(true);
     for pool in &sh.pools {
         for slot in pool.idle.borrow_mut().drain(..) {
             slot.job.set(None);
@@ -643,11 +572,6 @@ async fn open_connection(sh: Rc<Shared>, target: usize, first: Job) {
         .await;
         if sh.finished.get() {
             break;
-        }
-        // `execute` has just set the completion time.
-        if let Some(next) = sh.take_due(target, sh.last_completion.get()) {
-            job = next;
-            continue;
         }
         let pool = &sh.pools[target];
         pool.idle.borrow_mut().push(Rc::clone(&slot));
