@@ -187,7 +187,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         // age of the bytes) decides; the histogram shows the larger of it
         // and the runtime's current lag (the wait for a turn before the
         // read, which the clock cannot see). Shedding singles on the lag as
-        // well was measured (overload4 round: more interactive requests
+        // well was measured (579c49e, overload.sh: more interactive requests
         // shed at both scales, no better tail) and left out.
         let waited = self.clock.queue_wait();
         let arrived = start.checked_sub(waited).unwrap_or(start);

@@ -152,7 +152,7 @@ pub const HIGH_RATE_TICK: Duration = Duration::from_millis(1);
 /// burst profile's spike (40,000/s on one thread), though: there, sending
 /// forty requests at once per wake made the tail, with answers from the
 /// bare floor server at p99 7.5-27 ms on the 1 ms grid against 1.4-8.5 ms
-/// on the 250 µs grid (one thread, 8 s runs, loadgen4 branch).
+/// on the 250 µs grid (one thread, 8 s runs, commit 33eb480).
 pub const HIGH_RATE_PER_THREAD: f64 = 45_000.0;
 
 /// The wake grid for a thread whose share of the current rate is
