@@ -366,6 +366,12 @@ impl Register {
     /// `after + 1` was folded into a snapshot and trimmed from the log.
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Option<Vec<FeedItem>>> {
         let until = self.progress.get().applied;
+        // A caller at (or, with a made-up number, past) the head gets nothing
+        // without a read: the log counts from `after + 1`, which
+        // `after = u64::MAX` would overflow.
+        if after >= until {
+            return Ok(Some(Vec::new()));
+        }
         let Some(records) = self.log.read_after(after, until, limit)? else {
             return Ok(None);
         };

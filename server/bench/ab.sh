@@ -8,7 +8,9 @@
 # Usage (from anywhere; build each binary first and copy it aside):
 #   BINS="/tmp/dancu-old /tmp/dancu-new" server/bench/ab.sh
 # Knobs: BINS (required), SNAP (data/demo/demo-1m.snap), ROUNDS (3),
-#   DURATION (5s), CONNS (64), PORT (28080), DANCU_ARGS ("--no-audit"),
+#   DURATION (5s), CONNS (64), PORT (28080), DANCU_ARGS ("--no-audit"; the
+#   throughput flags of lib.sh's BENCH_SERVER_ARGS, which binaries since
+#   0ec8fb9 accept, are always added),
 #   SPECS: ';'-separated "script ENV=value ..." runs, by default
 #   "batch.lua MODE=get;get.lua PIPELINE=16".
 set -euo pipefail
@@ -23,16 +25,9 @@ CONNS="${CONNS:-64}"
 PORT="${PORT:-28080}"
 DANCU_ARGS="${DANCU_ARGS:---no-audit}"
 SPECS="${SPECS:-batch.lua MODE=get;get.lua PIPELINE=16}"
-export BENCH_DIR="$ROOT/server/bench"
-
-[ -f "$SNAP" ] || { echo "no snapshot at $SNAP (run dancu-server once to build the demo)" >&2; exit 1; }
-TMP="$(mktemp -d)"
-PID=""
-cleanup() {
-  if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=server/bench/lib.sh
+. server/bench/lib.sh
+require_snapshot
 
 cargo build --release -p dancu-server --example sample-ids >&2
 export IDS_FILE="$TMP/ids.tsv"
@@ -43,12 +38,11 @@ IFS=';' read -ra RUNS <<<"$SPECS"
 for round in $(seq 1 "$ROUNDS"); do
   for bin in $BINS; do
     # shellcheck disable=SC2086 # DANCU_ARGS is a list of flags
-    "$bin" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --data-dir "$TMP" $DANCU_ARGS >"$TMP/server.log" 2>&1 &
+    "$bin" --snapshot "$SNAP" --listen "127.0.0.1:$PORT" --data-dir "$TMP" $DANCU_ARGS \
+      "${BENCH_SERVER_ARGS[@]}" >"$TMP/server.log" 2>&1 &
     PID=$!
-    for _ in $(seq 1 1200); do
-      curl -fs -o /dev/null "http://127.0.0.1:$PORT/readyz" && break
-      sleep 0.25
-    done
+    PIDS=("$PID")
+    wait_http "http://127.0.0.1:$PORT/readyz"
     for run in "${RUNS[@]}"; do
       read -ra words <<<"$run"
       script="${words[0]}"
@@ -63,6 +57,6 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     kill -TERM "$PID"
     wait "$PID" 2>/dev/null || true
-    PID=""
+    PIDS=()
   done
 done

@@ -157,25 +157,16 @@ pub async fn changes(
         // either way the read below answers.
         let _ = tokio::time::timeout(q.wait, progress.wait_for(|p| p.applied > q.after)).await;
     }
-    // A caller at (or, with a made-up number, past) the head gets no lines
-    // without a read: the log's reader counts from `after + 1`, which
-    // `after = u64::MAX` would overflow.
-    let head = register.progress().applied;
-    let read = tokio::task::spawn_blocking(move || {
-        if q.after >= head {
-            return Ok(Some(Vec::new()));
-        }
-        register.changes_after(q.after, q.limit)
-    })
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the feed reader failed",
-        )
-    })?
-    .map_err(ApiError::from)?;
+    let read = tokio::task::spawn_blocking(move || register.changes_after(q.after, q.limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the feed reader failed",
+            )
+        })?
+        .map_err(ApiError::from)?;
     let Some(items) = read else {
         let register = register_of(state)?;
         let first = register.first_logged_sequence();
