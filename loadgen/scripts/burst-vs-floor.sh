@@ -17,6 +17,10 @@
 # snapshot larger than the page cache can hold faults pages in from disk,
 # each stalling one of the server's per-core runtimes).
 #
+# SERVER_ARGS adds flags to every dancu server, e.g. "--memory warm" to
+# read the snapshot into memory at open (a production server's state after
+# warm-up) rather than measure cold pages.
+#
 # Takes the shared CPU lock itself, once per mode (do NOT wrap it in flock).
 # Needs release builds of dancu-server, dancu-loadgen and the window example:
 #   cargo build --release -p dancu-server -p dancu-loadgen --example window
@@ -25,6 +29,7 @@ snap=$1 secs=${2:-60} modes=${3:-floor off buffered durable}
 bin=${BIN:-target/release}
 lock=${LOCK:-/tmp/dancu-cpu.lock}
 port=${PORT:-18491}
+read -ra server_args <<<"${SERVER_ARGS:-}"
 url=http://127.0.0.1:$port
 work=$(mktemp -d)
 . "$(dirname "$0")/server-lib.sh"
@@ -34,11 +39,12 @@ trap cleanup EXIT
 for mode in $modes; do
     case $mode in
         floor) cmd=("$bin/dancu-loadgen" floor --listen "127.0.0.1:$port") ;;
-        off) cmd=("$bin/dancu-server" --snapshot "$snap" --no-verify --read-only --no-audit --listen "127.0.0.1:$port") ;;
+        off) cmd=("$bin/dancu-server" --snapshot "$snap" --no-verify --read-only --no-audit --listen "127.0.0.1:$port"
+                "${server_args[@]}") ;;
         buffered | durable)
             mkdir -p "$work/audit-$mode"
             cmd=("$bin/dancu-server" --snapshot "$snap" --no-verify --read-only --listen "127.0.0.1:$port"
-                --audit "$work/audit-$mode/audit.log" --audit-durability "$mode") ;;
+                --audit "$work/audit-$mode/audit.log" --audit-durability "$mode" "${server_args[@]}") ;;
         *) echo "unknown mode $mode (floor, off, buffered, durable)" >&2; exit 2 ;;
     esac
     start_server "$work/server-$mode.log" "${cmd[@]}"

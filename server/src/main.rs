@@ -60,8 +60,10 @@ struct ServeArgs {
     /// Skip the checksum verification before serving.
     #[arg(long)]
     no_verify: bool,
-    /// How to hold the snapshot: map (page cache) or hugepages (a private copy
-    /// in 2 MiB pages).
+    /// How to hold the snapshot: map (page cache, read on first touch), warm
+    /// (page cache, every page read in at open and at each swap, so no
+    /// request waits for the disk) or hugepages (a private copy in 2 MiB
+    /// pages).
     #[arg(long, value_name = "MODE", default_value = "map")]
     memory: Memory,
     /// Runtime layout: per-core (one current-thread runtime per CPU on

@@ -99,7 +99,18 @@ impl Server {
             Some(_) => crate::snapshot::newest_snapshot(&config.snapshot)?.0,
             None => config.snapshot.clone(),
         };
+        let opening = std::time::Instant::now();
         let served = ServedSnapshot::open(&snapshot_path, config.memory, false)?;
+        if config.memory != dancu_engine::Memory::Map {
+            // Warm and hugepages read the whole file: tens of seconds at
+            // national scale, worth a line in the log.
+            eprintln!(
+                "dancu-server: snapshot {} read into memory (--memory {}) in {:.1} s",
+                snapshot_path.display(),
+                config.memory,
+                opening.elapsed().as_secs_f64()
+            );
+        }
         // Replayed before the server listens: a read served before the
         // replay ends would answer records as they were before their
         // changes (1 M changes replay in about 3 s).

@@ -103,8 +103,10 @@ proptest! {
     #[test]
     fn mapped_file_matches_oracle(citizens in population(300)) {
         let (_dir, path) = build(&citizens);
-        check_against_oracle(&Snapshot::open_file(&path, Memory::Map).unwrap(), &citizens);
-        check_against_oracle(&Snapshot::open_file(&path, Memory::HugePages).unwrap(), &citizens);
+        for memory in [Memory::Map, Memory::Warm, Memory::HugePages] {
+            assert_eq!(memory.to_string().parse::<Memory>(), Ok(memory));
+            check_against_oracle(&Snapshot::open_file(&path, memory).unwrap(), &citizens);
+        }
     }
 }
 
