@@ -202,7 +202,11 @@ mod tests {
         for cut in 1..OK.len() {
             let mut r = AnswerReader::default();
             assert_eq!(r.feed(&OK[..cut]).unwrap(), None, "cut at {cut}");
-            assert_eq!(r.feed(&OK[cut..]).unwrap(), done(200, false), "cut at {cut}");
+            assert_eq!(
+                r.feed(&OK[cut..]).unwrap(),
+                done(200, false),
+                "cut at {cut}"
+            );
         }
     }
 

@@ -76,6 +76,8 @@
 struct ReadmeDoctests;
 
 mod answer;
+#[cfg(target_os = "linux")]
+mod arrival;
 pub mod capacity;
 pub mod cli;
 pub mod cpu;

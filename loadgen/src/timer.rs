@@ -165,8 +165,9 @@ mod imp {
             };
             // SAFETY: `spec` is a valid itimerspec that outlives the call,
             // and a null old-value pointer is allowed.
-            let rc =
-                unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+            let rc = unsafe {
+                libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+            };
             if rc < 0 {
                 return Err(io::Error::last_os_error());
             }
