@@ -11,6 +11,9 @@
 # 2. wrk -t1 -c2: wrk at a moderate load (W2 req/s), then dancu-loadgen
 #    open at W2 and at 20,000 req/s.
 # loadgen's threads are its default for the rate (LG_THREADS to force).
+# LOADGEN_B=PATH measures a second dancu-loadgen build (say, main's) at the
+# same rates in the same rounds, the two builds taking turns at going first,
+# so that an old and a new build meet the same minutes of a shared box.
 # With more than one round, the medians per line and the ratio of
 # loadgen's CPU per request to wrk's in the same round follow. The script
 # does not take the shared CPU lock: wrap it in `flock`.
@@ -69,12 +72,12 @@ wrk_run() { # threads connections
     echo "$rate" > "$work/wrk.rate"
 }
 
-lg_run() { # rate
-    local cpu rate
-    cpu=$(measure "$work/lg.out" -- "$lg" --target "$url" "${lg_auth[@]}" --keys-id "$work/keys" \
+lg_run() { # rate [label] [binary] [name]
+    local cpu rate bin=${3:-$lg} name=${4:-dancu-loadgen}
+    cpu=$(measure "$work/lg.out" -- "$bin" --target "$url" "${lg_auth[@]}" --keys-id "$work/keys" \
         --op get --rate "$1" -c "$conns" ${LG_THREADS:+-t "$LG_THREADS"} -d "${secs}s" -q --json)
     rate=$(tail -1 "$work/lg.out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["requests_per_s"])')
-    report "dancu-loadgen open --rate ${2:-$1}" "$rate" "$cpu" | tee -a "$work/rows"
+    report "$name open --rate ${2:-$1}" "$rate" "$cpu" | tee -a "$work/rows"
     tail -1 "$work/lg.out" | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
@@ -85,13 +88,25 @@ print("    %s thread(s)  p50 %s us  p99 %s us  behind-schedule p99 %s us  errors
 
 : > "$work/rows"
 rounds=${ROUNDS:-1}
+# lg_both RATE LABEL: dancu-loadgen, and LOADGEN_B if given, in turn.
+lg_both() {
+    if [ -z "${LOADGEN_B:-}" ]; then
+        lg_run "$1" "$2"
+    elif [ $((round % 2)) = 1 ]; then
+        lg_run "$1" "$2"
+        lg_run "$1" "$2" "$LOADGEN_B" dancu-loadgen-B
+    else
+        lg_run "$1" "$2" "$LOADGEN_B" dancu-loadgen-B
+        lg_run "$1" "$2"
+    fi
+}
 for round in $(seq 1 "$rounds"); do
     [ "$rounds" = 1 ] || echo "round $round"
     wrk_run "$threads" "$conns"
-    lg_run "$(cut -d. -f1 "$work/wrk.rate")" W
+    lg_both "$(cut -d. -f1 "$work/wrk.rate")" W
     wrk_run 1 2
-    lg_run "$(cut -d. -f1 "$work/wrk.rate")" W2
-    lg_run 20000
+    lg_both "$(cut -d. -f1 "$work/wrk.rate")" W2
+    lg_both 20000 20000
 done
 [ "$rounds" = 1 ] && exit 0
 # Medians per line over the rounds, and loadgen at W and W2 against the
@@ -108,7 +123,11 @@ for name, v in rows.items():
     print(f"{name:<34} {statistics.median(r for r, _ in v):>9.0f} req/s  "
           f"{statistics.median(c for _, c in v):6.2f} us CPU/request")
 for lg, wrk in (("dancu-loadgen open --rate W", sys.argv[2]),
-                ("dancu-loadgen open --rate W2", "wrk closed -t1 -c2")):
+                ("dancu-loadgen open --rate W2", "wrk closed -t1 -c2"),
+                ("dancu-loadgen-B open --rate W", sys.argv[2]),
+                ("dancu-loadgen-B open --rate W2", "wrk closed -t1 -c2")):
+    if lg not in rows:
+        continue
     ratios = [l[1] / w[1] for l, w in zip(rows[lg], rows[wrk])]
     print(f"{lg:<28} / {wrk}: per round {' '.join(f'{r:.2f}' for r in ratios)}, "
           f"median {statistics.median(ratios):.2f} x wrk")

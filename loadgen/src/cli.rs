@@ -18,7 +18,7 @@ use crate::keys::{KeyKind, KeyPool};
 use crate::profile::Profile;
 use crate::rate::{read_curve_csv, RateCurve};
 use crate::report::Report;
-use crate::runner::{default_threads, run, Model, Realtime, RunConfig};
+use crate::runner::{default_threads, run, Engine, Model, Realtime, RunConfig};
 use crate::tls::TlsClient;
 use crate::units::{parse_duration, parse_ratio, Slo};
 use crate::workload::{BatchSize, Caller, Op, Popularity, Workload};
@@ -101,6 +101,18 @@ pub enum ClientArg {
     Raw,
     /// hyper's client::conn::http1.
     Hyper,
+}
+
+/// What runs the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum EngineArg {
+    /// A hand-polled epoll loop per thread for open-model runs against
+    /// http:// targets with the raw client (the cheapest per request);
+    /// tokio tasks otherwise (https://, --client hyper, --max).
+    #[default]
+    Auto,
+    /// Tokio tasks, one per connection, for every run.
+    Tasks,
 }
 
 /// Options of a load run.
@@ -209,6 +221,9 @@ pub struct RunArgs {
     /// HTTP client.
     #[arg(long, value_enum, default_value_t = ClientArg::Raw)]
     pub client: ClientArg,
+    /// What runs the connections (the report says which ran).
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
     /// Report interval (time-series resolution).
     #[arg(long, default_value = "1s")]
     pub interval: String,
@@ -425,6 +440,10 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
             RealtimeArg::Auto => Realtime::Auto,
             RealtimeArg::On => Realtime::On,
             RealtimeArg::Off => Realtime::Off,
+        },
+        engine: match args.engine {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Tasks => Engine::Tasks,
         },
     };
     Ok(Plan {

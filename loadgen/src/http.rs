@@ -238,12 +238,6 @@ pub struct RawConn {
     closed: bool,
 }
 
-enum Framing {
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
 const READ_CHUNK: usize = 16 * 1024;
 
 impl RawConn {
@@ -276,62 +270,29 @@ impl RawConn {
             self.stream.flush().await?;
         }
         self.buf.clear();
-        let mut retry_after = false;
-        let (status, head_len, framing) = loop {
+        let head = loop {
             if self.fill().await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(head_len)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if (100..200).contains(&status) {
-                        // An interim answer (100 Continue): skip it.
-                        self.buf.drain(..head_len);
-                        continue;
-                    }
-                    let mut framing = if status == 204 || status == 304 {
-                        Framing::Length(0)
-                    } else {
-                        Framing::UntilClose
-                    };
-                    let mut close = resp.version == Some(0);
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let n = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse().ok())
-                                .ok_or_else(|| {
-                                    io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
-                                })?;
-                            framing = Framing::Length(n);
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if h.value
-                                .windows(7)
-                                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
-                            {
-                                framing = Framing::Chunked;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("retry-after") {
-                            retry_after = true;
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if h.value.eq_ignore_ascii_case(b"close") {
-                                close = true;
-                            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
-                                close = false;
-                            }
-                        }
-                    }
-                    if close {
-                        self.closed = true;
-                    }
-                    break (status, head_len, framing);
+            match parse_head(&self.buf)? {
+                Some(head) if head.interim() => {
+                    // An interim answer (100 Continue): skip it.
+                    self.buf.drain(..head.len);
                 }
-                Ok(httparse::Status::Partial) => continue,
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                Some(head) => break head,
+                None => {}
             }
         };
+        if head.close {
+            self.closed = true;
+        }
+        let Head {
+            status,
+            retry_after,
+            len: head_len,
+            framing,
+            ..
+        } = head;
         match framing {
             Framing::Length(n) => {
                 // Body bytes are not kept: count them off and reuse the buffer.
@@ -368,6 +329,92 @@ impl RawConn {
             retry_after,
         })
     }
+}
+
+/// The head of an HTTP/1.1 answer, as far as a load generator cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// HTTP status.
+    pub status: u16,
+    /// A `Retry-After` header came with it.
+    pub retry_after: bool,
+    /// The server will close the connection after this answer
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
+    pub close: bool,
+    /// Bytes of the head, up to and including the empty line.
+    pub len: usize,
+    /// How the body's end is found.
+    pub framing: Framing,
+}
+
+impl Head {
+    /// A 1xx answer, which another answer follows.
+    pub fn interim(&self) -> bool {
+        (100..200).contains(&self.status)
+    }
+}
+
+/// How an answer's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// After this many bytes.
+    Length(usize),
+    /// At the chunked encoding's last chunk.
+    Chunked,
+    /// When the server closes the connection.
+    UntilClose,
+}
+
+/// Parses an answer's head at the start of `buf`: `Ok(None)` while it is
+/// incomplete. Only the status and the headers that frame the body or say
+/// whether the connection stays open are read.
+pub fn parse_head(buf: &[u8]) -> io::Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut framing = if status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::Length(0)
+    } else {
+        Framing::UntilClose
+    };
+    let mut close = resp.version == Some(0);
+    let mut retry_after = false;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length"))?;
+            framing = Framing::Length(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if h.value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+            {
+                framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("retry-after") {
+            retry_after = true;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    Ok(Some(Head {
+        status,
+        retry_after,
+        close,
+        len,
+        framing,
+    }))
 }
 
 /// Where a chunked body ends: `Ok(Some(len))` when `buf` holds it whole,

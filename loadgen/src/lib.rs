@@ -75,6 +75,9 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod answer;
+#[cfg(target_os = "linux")]
+mod arrival;
 pub mod capacity;
 pub mod cli;
 pub mod cpu;
@@ -104,7 +107,7 @@ pub use keys::{KeyKind, KeyPool};
 pub use profile::Profile;
 pub use rate::RateCurve;
 pub use report::{Report, Summary};
-pub use runner::{run, Model, Realtime, RunConfig, RunInfo};
+pub use runner::{run, Engine, Model, Realtime, RunConfig, RunInfo};
 pub use stats::Stats;
 pub use tls::TlsClient;
 pub use units::Slo;

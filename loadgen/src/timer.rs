@@ -36,19 +36,7 @@ mod imp {
 
     impl PreciseTimer {
         pub fn new() -> io::Result<PreciseTimer> {
-            // SAFETY: timerfd_create takes no pointers; a negative result is
-            // an error, checked below.
-            let fd = unsafe {
-                libc::timerfd_create(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            let owned = WakeTimer::new()?.fd;
             // SAFETY: `owned` is an open timerfd handed over to the AsyncFd,
             // which owns it from here on; OwnedFd::as_raw_fd always returns
             // that one descriptor, and it stays open until the AsyncFd (with
@@ -58,29 +46,10 @@ mod imp {
         }
 
         pub async fn sleep_until(&self, when: Instant) -> io::Result<()> {
-            let now = Instant::now();
-            if when <= now {
+            if when <= Instant::now() {
                 return Ok(());
             }
-            let d = when - now;
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-                it_value: libc::timespec {
-                    tv_sec: d.as_secs() as libc::time_t,
-                    tv_nsec: d.subsec_nanos() as libc::c_long,
-                },
-            };
-            // SAFETY: `spec` is a valid itimerspec that outlives the call,
-            // and a null old-value pointer is allowed.
-            let rc = unsafe {
-                libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            arm(self.fd.as_raw_fd(), when)?;
             loop {
                 let mut guard = self.fd.readable().await?;
                 let read = guard.try_io(|inner| {
@@ -111,6 +80,71 @@ mod imp {
                 }
             }
         }
+    }
+
+    /// A timerfd for a hand-polled event loop: armed for an instant and
+    /// registered with the loop's epoll, it wakes `epoll_wait` on time.
+    pub struct WakeTimer {
+        fd: OwnedFd,
+    }
+
+    impl WakeTimer {
+        /// A disarmed timer.
+        pub fn new() -> io::Result<WakeTimer> {
+            // SAFETY: timerfd_create takes no pointers; a negative result is
+            // an error, checked below.
+            let fd = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            Ok(WakeTimer { fd })
+        }
+
+        /// The descriptor, to register with epoll.
+        pub fn raw_fd(&self) -> std::os::fd::RawFd {
+            self.fd.as_raw_fd()
+        }
+
+        /// Arms the timer for `when` (one shot), replacing any earlier
+        /// arming. Arming also resets the count of expiries, which is what
+        /// makes an edge-triggered epoll report the next expiry: the loop
+        /// never needs to read the timer.
+        pub fn arm(&self, when: Instant) -> io::Result<()> {
+            arm(self.fd.as_raw_fd(), when)
+        }
+    }
+
+    /// Arms a timerfd for `when`, one shot.
+    fn arm(fd: std::os::fd::RawFd, when: Instant) -> io::Result<()> {
+        // A zero it_value would disarm the timer: a passed instant
+        // becomes the shortest possible wait instead.
+        let d = when
+            .saturating_duration_since(Instant::now())
+            .max(std::time::Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec that outlives the call,
+        // and a null old-value pointer is allowed.
+        let rc = unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     pub fn realtime_priority() -> io::Result<()> {
@@ -188,6 +222,10 @@ impl Default for PreciseTimer {
         PreciseTimer::new()
     }
 }
+
+/// A timer that wakes a hand-polled epoll loop at an instant (Linux).
+#[cfg(target_os = "linux")]
+pub use imp::WakeTimer;
 
 /// Cuts the calling thread's timer slack to 1 µs (Linux; no-op elsewhere).
 pub fn reduce_timer_slack() {

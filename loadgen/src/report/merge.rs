@@ -92,6 +92,9 @@ impl Report {
             run.cpu_s += r.run.cpu_s;
             run.busiest_thread_share = run.busiest_thread_share.max(r.run.busiest_thread_share);
             run.realtime &= r.run.realtime;
+            if r.run.engine != run.engine {
+                run.engine = "mixed".into();
+            }
             run.elapsed_s = run
                 .elapsed_s
                 .max(r.run.elapsed_s + (r.run.started_unix_ms - t0) as f64 / 1000.0);

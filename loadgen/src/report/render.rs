@@ -51,6 +51,7 @@ impl Report {
             "generator_cores": round2(s.generator_cores),
             "busiest_thread_share": round2(self.run.busiest_thread_share),
             "realtime": self.run.realtime,
+            "engine": self.run.engine,
             "warnings": s.warnings,
             "statuses": self.statuses,
             "operations": ops,
@@ -65,8 +66,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "dancu-loadgen: {} model{}, {:.1}s, {} target(s), {} thread(s), {}{} connections (peak {}, {} opened)",
+            "dancu-loadgen: {} model{}{}, {:.1}s, {} target(s), {} thread(s), {}{} connections (peak {}, {} opened)",
             r.mode,
+            if r.engine.is_empty() { String::new() } else { format!(" ({})", r.engine) },
             if r.label.is_empty() { String::new() } else { format!(" [{}]", r.label) },
             s.elapsed_s,
             r.targets.len(),

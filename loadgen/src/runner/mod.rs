@@ -19,6 +19,12 @@
 //!
 //! **Closed model.** Each connection sends its next request as soon as the
 //! previous answer arrives, as fast as the server allows, like wrk.
+//!
+//! **Engines.** Open-model runs against `http://` targets with the lean
+//! client run on a hand-polled event loop per thread ([`Engine`],
+//! `event_loop`), the cheapest per request; TLS targets, the hyper client
+//! and the closed model run on a tokio runtime per thread (`worker`). Both
+//! keep the semantics above.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +40,8 @@ use crate::tls::TlsClient;
 use crate::units::{Count, Micros};
 use crate::workload::{Generator, Workload};
 
+#[cfg(target_os = "linux")]
+mod event_loop;
 mod worker;
 
 use worker::{thread_main, ThreadCtx};
@@ -97,6 +105,30 @@ pub struct RunConfig {
     /// priority (see [`crate::timer::realtime_priority`]), so that they
     /// send on time on a busy box.
     pub realtime: Realtime,
+    /// Which engine may run the load.
+    pub engine: Engine,
+}
+
+/// What runs a load's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The event loop where it can (open model, `http://` targets, the
+    /// lean client, Linux), else tokio tasks.
+    #[default]
+    Auto,
+    /// Tokio tasks, a task per connection, whatever the run.
+    Tasks,
+}
+
+impl Engine {
+    /// Whether `config` runs on the event loop.
+    pub fn event_loop(config: &RunConfig) -> bool {
+        cfg!(target_os = "linux")
+            && config.engine == Engine::Auto
+            && matches!(config.model, Model::Open { .. })
+            && config.client == ClientKind::Raw
+            && !config.targets.iter().any(Target::is_https)
+    }
 }
 
 /// When open-model worker threads run at real-time priority.
@@ -188,6 +220,7 @@ impl RunConfig {
             label: String::new(),
             tick: None,
             realtime: Realtime::Auto,
+            engine: Engine::Auto,
         }
     }
 
@@ -277,6 +310,10 @@ pub struct RunInfo {
     /// Open model: every worker thread ran at real-time priority.
     #[serde(default)]
     pub realtime: bool,
+    /// What ran the connections: `event-loop` or `tasks` (empty in reports
+    /// from before the event loop).
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// Counters of rare events, shared by the threads.
@@ -390,6 +427,7 @@ pub fn run(
     if config.tls.is_none() && config.targets.iter().any(Target::is_https) {
         config.tls = Some(TlsClient::new(None)?);
     }
+    let event_loop = Engine::event_loop(&config);
     let config = Arc::new(config);
     let started_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -414,7 +452,13 @@ pub fn run(
         };
         let handle = std::thread::Builder::new()
             .name(format!("loadgen-{index}"))
-            .spawn(move || thread_main(ctx))
+            .spawn(move || {
+                #[cfg(target_os = "linux")]
+                if event_loop {
+                    return event_loop::thread_main(ctx);
+                }
+                thread_main(ctx)
+            })
             .map_err(|source| Error::Runtime { source })?;
         handles.push(handle);
     }
@@ -482,6 +526,7 @@ pub fn run(
         cpu_s,
         busiest_thread_share: busiest.as_secs_f64() / elapsed_s.max(1e-3),
         realtime: realtime && mode == "open",
+        engine: if event_loop { "event-loop" } else { "tasks" }.into(),
     };
     Ok((stats, info))
 }

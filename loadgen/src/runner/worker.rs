@@ -51,14 +51,14 @@ struct Slot {
 
 /// One scheduled request of the open model.
 #[derive(Debug, Clone, Copy)]
-struct Job {
+pub(super) struct Job {
     /// When the schedule wanted it sent; latency runs from here.
-    intended: Instant,
+    pub(super) intended: Instant,
     /// From when it could have been sent had the generator been on time:
     /// `intended`, or later when every connection was busy (the server's
     /// doing) or its connection was still handshaking. Behind-schedule
     /// time runs from here to the moment its bytes are about to be written.
-    eligible: Instant,
+    pub(super) eligible: Instant,
 }
 
 /// One target's connections on one thread (open model).
@@ -79,7 +79,7 @@ struct Pool {
 /// CPU and memory on both sides. A request that finds none idle waits for
 /// a handshake to finish instead; that wait is the generator's and counts
 /// as behind schedule.
-const MAX_CONNECTING: usize = 8;
+pub(super) const MAX_CONNECTING: usize = 8;
 
 /// What the tasks of one thread share.
 struct Shared {
@@ -149,20 +149,8 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
     let local = tokio::task::LocalSet::new();
     let config = Arc::clone(&ctx.config);
     let targets = config.targets.len();
-    let per_thread_cap = |total: usize| total.div_ceil(ctx.threads * targets).max(1);
-    let cap = match &config.model {
-        Model::Open {
-            max_connections, ..
-        } => per_thread_cap(*max_connections),
-        Model::Closed { connections } => *connections,
-    };
-    let budget = match config.max_requests {
-        None => u64::MAX,
-        Some(n) => {
-            let t = ctx.threads as u64;
-            n / t + u64::from((ctx.index as u64) < n % t)
-        }
-    };
+    let cap = thread_cap(&config, ctx.threads);
+    let budget = thread_budget(&config, ctx.index, ctx.threads);
     let (feed, builder) = Feed::new(
         ctx.generator,
         ctx.build_ahead,
@@ -248,6 +236,30 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         waited: shared.waited.get(),
         realtime,
     })
+}
+
+/// Connections one thread may open towards one target: its share of the
+/// open model's cap (the closed model's count is split by connection).
+pub(super) fn thread_cap(config: &RunConfig, threads: usize) -> usize {
+    match &config.model {
+        Model::Open {
+            max_connections, ..
+        } => max_connections
+            .div_ceil(threads * config.targets.len())
+            .max(1),
+        Model::Closed { connections } => *connections,
+    }
+}
+
+/// Thread `index`'s share of `--requests` (unbounded without it).
+pub(super) fn thread_budget(config: &RunConfig, index: usize, threads: usize) -> u64 {
+    match config.max_requests {
+        None => u64::MAX,
+        Some(n) => {
+            let t = threads as u64;
+            n / t + u64::from((index as u64) < n % t)
+        }
+    }
 }
 
 /// Sends one request on `conn` (connecting first if needed) and records it
@@ -388,13 +400,13 @@ async fn closed_loop(sh: Rc<Shared>, target: usize) {
 }
 
 /// The open model's wake grid: fixed, or from the rate ([`auto_tick`]).
-enum Ticks {
+pub(super) enum Ticks {
     Fixed(Duration),
     Auto { curve: RateCurve, threads: usize },
 }
 
 impl Ticks {
-    fn at(&self, since_start: Duration) -> Duration {
+    pub(super) fn at(&self, since_start: Duration) -> Duration {
         match self {
             Ticks::Fixed(tick) => *tick,
             Ticks::Auto { curve, threads } => {
@@ -512,7 +524,7 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, ticks: Ticks, start:
 }
 
 /// The first point of the grid `start + k * tick` at or after `t`.
-fn on_grid(t: Instant, start: Instant, tick: Duration) -> Instant {
+pub(super) fn on_grid(t: Instant, start: Instant, tick: Duration) -> Instant {
     let tick_ns = tick.as_nanos();
     if tick_ns == 0 {
         return t;

@@ -36,6 +36,9 @@ fn stalls_show_in_the_open_model_and_hide_in_the_closed_model() {
     let closed = report(&closed);
     drop(server);
 
+    // The open model ran on the event loop, the closed one on tokio tasks.
+    assert_eq!(open.run.engine, "event-loop");
+    assert_eq!(closed.run.engine, "tasks");
     let (o, c) = (&open.summary, &closed.summary);
     eprintln!(
         "open: {} requests, p50 {}us p90 {}us p99 {}us max {}us; closed: {} requests, p50 {}us p90 {}us p99 {}us max {}us",

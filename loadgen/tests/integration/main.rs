@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod coordinated_omission;
 mod dancu;
+mod event_loop;
 mod floor;
 mod histograms;
 mod keep_alive;
