@@ -19,7 +19,14 @@ pub(super) fn read_json_row(
     row: &mut MatchRow,
     scratch: &mut String,
 ) -> Result<(), FieldError> {
-    let mut r = Cursor { text, at: 0 };
+    // Checked once for the whole row: in a row of UTF-8 without control
+    // characters (every real row) each string is a slice between two ASCII
+    // bytes, so it is UTF-8 too and needs no check of its own. Any other
+    // row is checked string by string, for the message naming the byte.
+    let checked = simdutf8::basic::from_utf8(text)
+        .ok()
+        .filter(|t| !t.bytes().fold(false, |seen, b| seen | (b < 0x20)));
+    let mut r = Cursor { text, checked, at: 0 };
     r.expect(b'{')?;
     if r.peek_after_space() == Some(b'}') {
         r.at += 1;
@@ -28,7 +35,7 @@ pub(super) fn read_json_row(
     let mut seen = 0u8;
     loop {
         r.expect(b'"')?;
-        let column = column_of(r.string(scratch)?)?;
+        let column = r.key(scratch)?;
         if seen & (1 << column) != 0 {
             return Err(format!("key {:?} appears twice", MATCH_COLUMNS[column]));
         }
@@ -68,6 +75,8 @@ pub(super) fn read_json_row(
 /// A position in the row.
 struct Cursor<'a> {
     text: &'a [u8],
+    /// The row as text when it is UTF-8 without control characters.
+    checked: Option<&'a str>,
     at: usize,
 }
 
@@ -142,6 +151,29 @@ impl<'a> Cursor<'a> {
             .map_err(|_| format!("province: {value} is not a province or country code"))
     }
 
+    /// A key after its opening quote, up to its closing quote, as its
+    /// [`MATCH_COLUMNS`] index: a column name without escapes (every real
+    /// row's) is recognized in place, anything else read as a string.
+    fn key(&mut self, scratch: &mut String) -> Result<usize, FieldError> {
+        let rest = &self.text[self.at..];
+        for (column, name) in MATCH_COLUMNS.iter().enumerate() {
+            if rest.starts_with(name.as_bytes()) && rest.get(name.len()) == Some(&b'"') {
+                self.at += name.len() + 1;
+                return Ok(column);
+            }
+        }
+        column_of(self.string(scratch)?)
+    }
+
+    /// The text of bytes `start..end` of the row, where both ends are
+    /// next to ASCII bytes (quotes, backslashes) or the row's ends.
+    fn text_of(&self, start: usize, end: usize) -> Result<&'a str, FieldError> {
+        match self.checked.and_then(|text| text.get(start..end)) {
+            Some(text) => Ok(text),
+            None => utf8(&self.text[start..end], start),
+        }
+    }
+
     /// The string after an opening quote, up to its closing quote: a slice
     /// of the row when it has no escapes, else decoded into `scratch`.
     fn string<'s>(&mut self, scratch: &'s mut String) -> Result<&'s str, FieldError>
@@ -150,12 +182,13 @@ impl<'a> Cursor<'a> {
     {
         let start = self.at;
         let plain = self.plain_run()?;
+        let plain = self.text_of(start, start + plain.len())?;
         if self.text[self.at] == b'"' {
             self.at += 1;
-            return utf8(plain, start);
+            return Ok(plain);
         }
         scratch.clear();
-        scratch.push_str(utf8(plain, start)?);
+        scratch.push_str(plain);
         self.decode_rest(scratch)?;
         Ok(scratch.as_str())
     }
@@ -171,7 +204,7 @@ impl<'a> Cursor<'a> {
         };
         let run = &text[start..start + len];
         // A fold rather than `any`, so that it compiles to a vector loop.
-        if run.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
+        if self.checked.is_none() && run.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
             let at = start + run.iter().position(|&b| b < 0x20).unwrap_or(0);
             return Err(format!(
                 "byte {}: a control character inside a string",
@@ -199,7 +232,7 @@ impl<'a> Cursor<'a> {
             }
             let start = self.at;
             let run = self.plain_run()?;
-            out.push_str(utf8(run, start)?);
+            out.push_str(self.text_of(start, start + run.len())?);
         }
     }
 
