@@ -26,6 +26,17 @@ pub(super) fn read_json_row(
     let checked = simdutf8::basic::from_utf8(text)
         .ok()
         .filter(|t| !t.bytes().fold(false, |seen, b| seen | (b < 0x20)));
+    read_object(text, checked, row, scratch)
+}
+
+/// [`read_json_row`] given the row as text when it is UTF-8 without
+/// control characters, `None` to check it string by string.
+fn read_object(
+    text: &[u8],
+    checked: Option<&str>,
+    row: &mut MatchRow,
+    scratch: &mut String,
+) -> Result<(), FieldError> {
     let mut r = Cursor { text, checked, at: 0 };
     r.expect(b'{')?;
     if r.peek_after_space() == Some(b'}') {
@@ -301,4 +312,42 @@ pub(super) fn utf8(bytes: &[u8], start: usize) -> Result<&str, FieldError> {
         let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), str::len);
         format!("the row is not UTF-8 (byte {})", start + valid)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A row read with its one check for the whole row reads as it does
+        /// with a check of every string: same fields, same error.
+        #[test]
+        fn checking_the_row_once_reads_as_checking_each_string(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just(r#"{"id":"079089012345","full_name":"NGUY\u1ec4N V\u0103n","#.to_string()),
+                proptest::strategy::Just(r#""date_of_birth":"1989-03-14","sex":"male","province":79}"#.to_string()),
+                proptest::strategy::Just(r#""permanent_residence":"Số 1, Phường Bến Nghé""#.to_string()),
+                "[\\PC\\t\\n\\x01\"\\\\{}:,]{0,12}",
+                "(\"(id|full_name|sex|date_of_birth|province|permanent_residence|x)\":)",
+            ], 0..8),
+            bad in proptest::option::of((0usize..200, proptest::prop_oneof![
+                proptest::strategy::Just(0xffu8), proptest::strategy::Just(0xc3), proptest::strategy::Just(0x01),
+            ])),
+        ) {
+            let mut text = parts.concat().into_bytes();
+            if let Some((at, byte)) = bad {
+                let at = at.min(text.len());
+                text.insert(at, byte);
+            }
+            let (mut fast, mut slow) = (MatchRow::default(), MatchRow::default());
+            let mut scratch = String::new();
+            let checked = simdutf8::basic::from_utf8(&text)
+                .ok()
+                .filter(|t| !t.bytes().any(|b| b < 0x20));
+            let a = read_object(&text, checked, &mut fast, &mut scratch);
+            let b = read_object(&text, None, &mut slow, &mut scratch);
+            proptest::prop_assert_eq!(&a, &b);
+            proptest::prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+    }
 }
