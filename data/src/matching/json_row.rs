@@ -37,7 +37,11 @@ fn read_object(
     row: &mut MatchRow,
     scratch: &mut String,
 ) -> Result<(), FieldError> {
-    let mut r = Cursor { text, checked, at: 0 };
+    let mut r = Cursor {
+        text,
+        checked,
+        at: 0,
+    };
     r.expect(b'{')?;
     if r.peek_after_space() == Some(b'}') {
         r.at += 1;

@@ -158,7 +158,14 @@ pub fn match_stream<S: MatchSource + Sync>(
             scope.spawn(move || match_blocks(source, reader, to_writer, options));
         }
         drop(to_writer);
-        write_blocks(outputs, free_buffers, output, options.output, inspect, progress)
+        write_blocks(
+            outputs,
+            free_buffers,
+            output,
+            options.output,
+            inspect,
+            progress,
+        )
     });
     let reader = reader.into_inner().expect("no matching thread panics");
     match reader.failed {

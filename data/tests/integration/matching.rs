@@ -67,7 +67,10 @@ fn blocks_matched_in_parallel_come_out_in_input_order() {
             )
             .unwrap();
             let (expected, expected_summary) = oracle(&snapshot, &rows, options);
-            assert!(written == expected, "{input:?} {candidates}: results differ");
+            assert!(
+                written == expected,
+                "{input:?} {candidates}: results differ"
+            );
             assert_eq!(summary, expected_summary);
             assert_eq!((summary.rows, check.rows, check.wrong), (40_000, 40_000, 0));
             assert_eq!(last_progress, (40_000, rows.len() as u64));
@@ -89,7 +92,8 @@ fn an_empty_input_gives_no_rows_and_a_csv_header() {
             candidates: false,
         };
         let mut written = Vec::new();
-        let summary = match_stream(&snapshot, input, &mut written, options, |_| {}, |_, _| {}).unwrap();
+        let summary =
+            match_stream(&snapshot, input, &mut written, options, |_| {}, |_, _| {}).unwrap();
         assert_eq!(summary.rows, 0);
         assert_eq!(written, b"row,id,status,mismatched,candidates,error\n");
     }
