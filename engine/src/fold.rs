@@ -148,8 +148,8 @@ impl Iterator for FoldedChars<'_> {
 /// diacritics); returns false, having pushed part of it, for any other
 /// character (a combining mark, a non-ASCII space, another script), which
 /// the general path folds. The steps are [`FoldedChars::next`]'s, in its
-/// order, one byte per character instead of a `char` state machine:
-/// a third of the time of matching a Vietnamese name at 100 M.
+/// order, one byte per ASCII character instead of a `char` state
+/// machine (the iterator was 8 % of `dancu-data match`'s time at 100 M).
 #[inline]
 fn fold_ascii_table(s: &str, mut push: impl FnMut(u8)) -> bool {
     let bytes = s.as_bytes();
