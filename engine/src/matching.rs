@@ -25,9 +25,11 @@ use crate::name_index::NameDob;
 use crate::reader::Snapshot;
 use crate::view::CitizenView;
 
-/// Rows whose texts are loading while a row is checked (enough to cover
-/// a memory access, few enough to stay in L1).
-const TEXT_PREFETCH_AHEAD: usize = 8;
+/// IDs looked up together by [`MatchSource::lookup_many`] on a snapshot
+/// before their texts are asked for: few enough that their records (about
+/// 200 bytes each with their page headers) are still in the core's cache
+/// then, many enough that `get_many`'s pipeline runs full most of the time.
+const LOOKUP_CHUNK: usize = 256;
 
 /// Most candidate IDs reported for one row.
 pub const MAX_CANDIDATES: usize = 5;
@@ -300,22 +302,29 @@ impl<D: AsRef<[u8]>> MatchSource for Snapshot<D> {
         ids: &[PersonalId],
         visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>),
     ) {
-        let mut views = Vec::with_capacity(ids.len());
-        self.get_many(ids, &mut views);
-        // The records are in cache now, the names and addresses they point
-        // to are not: start loading those a few rows ahead of the check.
-        let prefetch = |view: &Option<CitizenView<'_>>| {
-            if let Some(view) = view {
+        // Chunk after chunk: look the chunk up (its records are in cache
+        // then), start loading the names and addresses they point to, and
+        // check the chunk before, whose texts have had a chunk's lookups to
+        // arrive. Looking up a whole block first let its records fall out
+        // of cache before their texts were asked for: reading them again
+        // was two fifths of this function's time at 100 M.
+        let mut views = Vec::with_capacity(LOOKUP_CHUNK);
+        let mut loaded = Vec::with_capacity(LOOKUP_CHUNK);
+        let mut loaded_at = 0;
+        for (c, chunk) in ids.chunks(LOOKUP_CHUNK).enumerate() {
+            self.get_many(chunk, &mut views);
+            for view in views.iter().flatten() {
                 view.prefetch_text(view.raw().full_name);
                 view.prefetch_text(view.raw().permanent_residence);
             }
-        };
-        views.iter().take(TEXT_PREFETCH_AHEAD).for_each(prefetch);
-        for i in 0..views.len() {
-            if let Some(ahead) = views.get(i + TEXT_PREFETCH_AHEAD) {
-                prefetch(ahead);
+            for (i, view) in loaded.drain(..).enumerate() {
+                visit(loaded_at + i, view);
             }
-            visit(i, views[i]);
+            loaded_at = c * LOOKUP_CHUNK;
+            std::mem::swap(&mut views, &mut loaded);
+        }
+        for (i, view) in loaded.into_iter().enumerate() {
+            visit(loaded_at + i, view);
         }
     }
 

@@ -103,6 +103,14 @@ impl<'s> Lookup<'s> {
         }
     }
 
+    /// Whether the records are the snapshot's: no register, or nothing
+    /// changed since the snapshot. Asked once per block of a bulk match: a
+    /// change that lands while the block is matched is seen by the next
+    /// block, as if this one had been matched a moment earlier.
+    fn unchanged(&self) -> bool {
+        self.overlay.is_none_or(Overlay::is_empty)
+    }
+
     /// The record of each ID in `ids`, in order, into `out` (cleared first):
     /// what [`find`](Lookup::find) with [`RecordKey::Id`] gives for each,
     /// with the memory loads of many IDs overlapped.
@@ -128,6 +136,11 @@ impl MatchSource for Lookup<'_> {
         ids: &[PersonalId],
         visit: &mut dyn FnMut(usize, Option<CitizenView<'_>>),
     ) {
+        if self.unchanged() {
+            // The snapshot's own batch: it also loads the records' texts
+            // ahead of the checks.
+            return MatchSource::lookup_many(self.snapshot, ids, visit);
+        }
         let mut found = Vec::with_capacity(ids.len());
         self.find_many(ids, &mut found);
         for (i, f) in found.iter().enumerate() {
@@ -139,6 +152,21 @@ impl MatchSource for Lookup<'_> {
         match self.overlay {
             Some(o) => o.find_by_name_dob(self.snapshot, key, visit),
             None => self.snapshot.find_by_name_dob(key, visit),
+        }
+    }
+
+    fn find_many_by_name_dob(
+        &self,
+        keys: &[NameDob],
+        visit: &mut dyn FnMut(usize, CitizenView<'_>) -> bool,
+    ) {
+        if self.unchanged() {
+            // The snapshot's batched search, which overlaps the keys' memory
+            // loads; the overlay's name map is searched key by key.
+            return self.snapshot.find_many_by_name_dob(keys, visit);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            self.find_by_name_dob(key, &mut |view| visit(i, view));
         }
     }
 

@@ -19,7 +19,29 @@ pub(super) fn read_json_row(
     row: &mut MatchRow,
     scratch: &mut String,
 ) -> Result<(), FieldError> {
-    let mut r = Cursor { text, at: 0 };
+    // Checked once for the whole row: in a row of UTF-8 without control
+    // characters (every real row) each string is a slice between two ASCII
+    // bytes, so it is UTF-8 too and needs no check of its own. Any other
+    // row is checked string by string, for the message naming the byte.
+    let checked = simdutf8::basic::from_utf8(text)
+        .ok()
+        .filter(|t| !t.bytes().fold(false, |seen, b| seen | (b < 0x20)));
+    read_object(text, checked, row, scratch)
+}
+
+/// [`read_json_row`] given the row as text when it is UTF-8 without
+/// control characters, `None` to check it string by string.
+fn read_object(
+    text: &[u8],
+    checked: Option<&str>,
+    row: &mut MatchRow,
+    scratch: &mut String,
+) -> Result<(), FieldError> {
+    let mut r = Cursor {
+        text,
+        checked,
+        at: 0,
+    };
     r.expect(b'{')?;
     if r.peek_after_space() == Some(b'}') {
         r.at += 1;
@@ -28,7 +50,7 @@ pub(super) fn read_json_row(
     let mut seen = 0u8;
     loop {
         r.expect(b'"')?;
-        let column = column_of(r.string(scratch)?)?;
+        let column = r.key(scratch)?;
         if seen & (1 << column) != 0 {
             return Err(format!("key {:?} appears twice", MATCH_COLUMNS[column]));
         }
@@ -68,6 +90,8 @@ pub(super) fn read_json_row(
 /// A position in the row.
 struct Cursor<'a> {
     text: &'a [u8],
+    /// The row as text when it is UTF-8 without control characters.
+    checked: Option<&'a str>,
     at: usize,
 }
 
@@ -142,6 +166,29 @@ impl<'a> Cursor<'a> {
             .map_err(|_| format!("province: {value} is not a province or country code"))
     }
 
+    /// A key after its opening quote, up to its closing quote, as its
+    /// [`MATCH_COLUMNS`] index: a column name without escapes (every real
+    /// row's) is recognized in place, anything else read as a string.
+    fn key(&mut self, scratch: &mut String) -> Result<usize, FieldError> {
+        let rest = &self.text[self.at..];
+        for (column, name) in MATCH_COLUMNS.iter().enumerate() {
+            if rest.starts_with(name.as_bytes()) && rest.get(name.len()) == Some(&b'"') {
+                self.at += name.len() + 1;
+                return Ok(column);
+            }
+        }
+        column_of(self.string(scratch)?)
+    }
+
+    /// The text of bytes `start..end` of the row, where both ends are
+    /// next to ASCII bytes (quotes, backslashes) or the row's ends.
+    fn text_of(&self, start: usize, end: usize) -> Result<&'a str, FieldError> {
+        match self.checked.and_then(|text| text.get(start..end)) {
+            Some(text) => Ok(text),
+            None => utf8(&self.text[start..end], start),
+        }
+    }
+
     /// The string after an opening quote, up to its closing quote: a slice
     /// of the row when it has no escapes, else decoded into `scratch`.
     fn string<'s>(&mut self, scratch: &'s mut String) -> Result<&'s str, FieldError>
@@ -150,12 +197,13 @@ impl<'a> Cursor<'a> {
     {
         let start = self.at;
         let plain = self.plain_run()?;
+        let plain = self.text_of(start, start + plain.len())?;
         if self.text[self.at] == b'"' {
             self.at += 1;
-            return utf8(plain, start);
+            return Ok(plain);
         }
         scratch.clear();
-        scratch.push_str(utf8(plain, start)?);
+        scratch.push_str(plain);
         self.decode_rest(scratch)?;
         Ok(scratch.as_str())
     }
@@ -171,7 +219,7 @@ impl<'a> Cursor<'a> {
         };
         let run = &text[start..start + len];
         // A fold rather than `any`, so that it compiles to a vector loop.
-        if run.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
+        if self.checked.is_none() && run.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
             let at = start + run.iter().position(|&b| b < 0x20).unwrap_or(0);
             return Err(format!(
                 "byte {}: a control character inside a string",
@@ -199,7 +247,7 @@ impl<'a> Cursor<'a> {
             }
             let start = self.at;
             let run = self.plain_run()?;
-            out.push_str(utf8(run, start)?);
+            out.push_str(self.text_of(start, start + run.len())?);
         }
     }
 
@@ -268,4 +316,42 @@ pub(super) fn utf8(bytes: &[u8], start: usize) -> Result<&str, FieldError> {
         let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), str::len);
         format!("the row is not UTF-8 (byte {})", start + valid)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A row read with its one check for the whole row reads as it does
+        /// with a check of every string: same fields, same error.
+        #[test]
+        fn checking_the_row_once_reads_as_checking_each_string(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just(r#"{"id":"079089012345","full_name":"NGUY\u1ec4N V\u0103n","#.to_string()),
+                proptest::strategy::Just(r#""date_of_birth":"1989-03-14","sex":"male","province":79}"#.to_string()),
+                proptest::strategy::Just(r#""permanent_residence":"Số 1, Phường Bến Nghé""#.to_string()),
+                "[\\PC\\t\\n\\x01\"\\\\{}:,]{0,12}",
+                "(\"(id|full_name|sex|date_of_birth|province|permanent_residence|x)\":)",
+            ], 0..8),
+            bad in proptest::option::of((0usize..200, proptest::prop_oneof![
+                proptest::strategy::Just(0xffu8), proptest::strategy::Just(0xc3), proptest::strategy::Just(0x01),
+            ])),
+        ) {
+            let mut text = parts.concat().into_bytes();
+            if let Some((at, byte)) = bad {
+                let at = at.min(text.len());
+                text.insert(at, byte);
+            }
+            let (mut fast, mut slow) = (MatchRow::default(), MatchRow::default());
+            let mut scratch = String::new();
+            let checked = simdutf8::basic::from_utf8(&text)
+                .ok()
+                .filter(|t| !t.bytes().any(|b| b < 0x20));
+            let a = read_object(&text, checked, &mut fast, &mut scratch);
+            let b = read_object(&text, None, &mut slow, &mut scratch);
+            proptest::prop_assert_eq!(&a, &b);
+            proptest::prop_assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        }
+    }
 }

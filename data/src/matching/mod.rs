@@ -11,22 +11,21 @@
 //! gets its own `invalid` result and never stops the stream.
 //!
 //! [`match_stream`] runs a whole file through a snapshot on every core:
-//! blocks matched in parallel while the next round is read and the last
-//! one written, results in input order.
+//! each thread reads a block, matches it and hands it to the writer, which
+//! writes the results in input order.
 
 mod json_row;
 mod records;
 mod rows;
 
-use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 use dancu_engine::matching::{
     write_csv, write_ndjson, MatchRow, MatchSource, MatchSummary, Matcher, RowResult,
     CSV_RESULT_HEADER,
 };
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::import::Format;
@@ -77,10 +76,37 @@ pub struct MatchOptions {
 /// Bytes read per block; a block's rows are matched together.
 const BLOCK_BYTES: usize = 1 << 20;
 
-/// A block of whole records and the number of its first row.
+/// Blocks in flight per matching thread (being read, matched, or waiting
+/// for the writer): enough that a thread never waits for a slower one's
+/// block to be written, few enough that memory stays a few megabytes per
+/// thread however long the input.
+const BLOCKS_IN_FLIGHT_PER_THREAD: usize = 4;
+
+/// A block of whole records, its place in the input, and the buffers its
+/// results will be written into.
 struct Block {
-    first_row: u64,
-    bytes: Vec<u8>,
+    /// The block's number in the input, from 0: the writer's order.
+    seq: u64,
+    /// Input bytes read up to the end of this block (for the progress).
+    bytes_end: u64,
+    parser: RowParser,
+    buffers: OutputBuffers,
+}
+
+/// A block's result buffers; the writer hands them back (one set per
+/// block in flight) so that a run allocates them once.
+#[derive(Default)]
+struct OutputBuffers {
+    written: Vec<u8>,
+    results: Vec<RowResult>,
+}
+
+/// What one block gave: its results, written and as values, and counts.
+struct BlockOutput {
+    seq: u64,
+    bytes_end: u64,
+    summary: MatchSummary,
+    buffers: OutputBuffers,
 }
 
 /// Matches every row of `input` against `source`, writing one result per
@@ -88,69 +114,100 @@ struct Block {
 /// a megabyte are matched on all cores; memory stays a few blocks per core
 /// however long the input.
 ///
-/// Three things overlap: the pool matches a round of blocks while one of
-/// its threads reads the next round, and a writer thread writes the round
-/// before (in order) and shows its results to `inspect` (to check them).
-/// `progress` is called with the rows and input bytes read after each
-/// round.
+/// Each matching thread takes the next block from the shared reader (a
+/// lock held while the block is read), matches it and hands it to this
+/// thread, which writes the blocks in input order and shows their results
+/// to `inspect` (to check them). No thread waits for a round of blocks to
+/// finish: with rounds, the cores idled at each round's slowest block
+/// (171 % CPU of 200 at 100 M). At most [`BLOCKS_IN_FLIGHT_PER_THREAD`]
+/// blocks per thread are out at once: a thread needs a free set of result
+/// buffers to take a block. `progress` is called with the rows and input
+/// bytes written after each block.
 pub fn match_stream<S: MatchSource + Sync>(
     source: &S,
     input: impl Read + Send,
     output: impl Write + Send,
     options: MatchOptions,
     inspect: impl FnMut(&RowResult) + Send,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<MatchSummary> {
-    let mut reader = BlockReader {
+    let threads = rayon::current_num_threads().max(1);
+    let in_flight = threads * BLOCKS_IN_FLIGHT_PER_THREAD;
+    let (free_buffers, buffers) = mpsc::sync_channel(in_flight);
+    for _ in 0..in_flight {
+        free_buffers
+            .send(OutputBuffers::default())
+            .expect("the channel holds every set");
+    }
+    let reader = Mutex::new(BlockReader {
         input,
         format: options.input,
         parser: RowParser::new(options.input),
         pending: Vec::new(),
         bytes_read: 0,
+        blocks: 0,
         eof: false,
-        // Eight blocks per thread and round: the round ends at a barrier
-        // (the slowest block), and with two per thread the cores idled
-        // there (163 % CPU of 200 at 100 M; 171 % with eight).
-        round: rayon::current_num_threads().max(1) * 8,
-    };
-    std::thread::scope(|scope| {
-        // Two rounds may wait for the writer: enough to keep it busy,
-        // few enough that memory stays flat.
-        let (to_writer, rounds) = mpsc::sync_channel::<Vec<BlockOutput>>(2);
-        let writer = scope.spawn(move || write_rounds(rounds, output, options.output, inspect));
-        let mut next = reader.read_round();
-        let read_failed = loop {
-            let blocks = match next {
-                Ok(blocks) if blocks.is_empty() => break None,
-                Ok(blocks) => blocks,
-                Err(e) => break Some(e),
-            };
-            let parser = &reader.parser.continuing_at(1);
-            let (outputs, read) = rayon::join(
-                || {
-                    blocks
-                        .par_iter()
-                        .map(|block| match_block(source, parser, block, options))
-                        .collect::<Vec<_>>()
-                },
-                || reader.read_round(),
-            );
-            if to_writer.send(outputs).is_err() {
-                break None; // the writer failed: its error is returned below
-            }
-            progress(reader.parser.rows(), reader.bytes_read);
-            next = read;
-        };
-        drop(to_writer);
-        let written = writer.join().expect("the writer thread does not panic");
-        match read_failed {
-            Some(e) => Err(e),
-            None => written,
+        failed: None,
+        free_buffers: buffers,
+    });
+    let written = std::thread::scope(|scope| {
+        let (to_writer, outputs) = mpsc::sync_channel::<BlockOutput>(in_flight);
+        for _ in 0..threads {
+            let to_writer = to_writer.clone();
+            let reader = &reader;
+            scope.spawn(move || match_blocks(source, reader, to_writer, options));
         }
-    })
+        drop(to_writer);
+        write_blocks(
+            outputs,
+            free_buffers,
+            output,
+            options.output,
+            inspect,
+            progress,
+        )
+    });
+    let reader = reader.into_inner().expect("no matching thread panics");
+    match reader.failed {
+        Some(e) => Err(e),
+        None => written,
+    }
 }
 
-/// Reads the input in rounds of blocks, each block ending at a record
+/// A matching thread: takes blocks from `reader` until the input ends,
+/// the reader fails, or the writer stops, and sends each block's results
+/// to the writer.
+fn match_blocks<S: MatchSource, R: Read>(
+    source: &S,
+    reader: &Mutex<BlockReader<R>>,
+    to_writer: mpsc::SyncSender<BlockOutput>,
+    options: MatchOptions,
+) {
+    // Kept between blocks: the input bytes, the rows (their strings
+    // allocated once, not once per row) and the matcher's scratch.
+    let mut bytes = Vec::new();
+    let mut rows = Vec::new();
+    let mut matcher = Matcher::new(options.candidates);
+    loop {
+        let block = {
+            let mut reader = reader.lock().expect("no matching thread panics");
+            match reader.next_block(&mut bytes) {
+                Ok(Some(block)) => block,
+                Ok(None) => return,
+                Err(e) => {
+                    reader.failed.get_or_insert(e);
+                    return;
+                }
+            }
+        };
+        let output = match_block(source, &mut matcher, &mut rows, &bytes, block, options);
+        if to_writer.send(output).is_err() {
+            return; // the writer failed: its error is returned
+        }
+    }
+}
+
+/// Reads the input block after block, each block ending at a record
 /// boundary, and numbers their rows.
 struct BlockReader<R> {
     input: R,
@@ -159,56 +216,80 @@ struct BlockReader<R> {
     /// Read bytes not yet in a block (a partial record).
     pending: Vec<u8>,
     bytes_read: u64,
+    /// Blocks read so far.
+    blocks: u64,
     eof: bool,
-    /// Blocks per round.
-    round: usize,
+    /// The read error that ended the input, if one did.
+    failed: Option<Error>,
+    /// Result buffers the writer has handed back.
+    free_buffers: mpsc::Receiver<OutputBuffers>,
 }
 
 impl<R: Read> BlockReader<R> {
-    /// The next round of blocks; empty at the end of the input.
-    fn read_round(&mut self) -> Result<Vec<Block>> {
-        let mut blocks = Vec::with_capacity(self.round);
-        while blocks.len() < self.round && !self.eof {
-            let start = self.pending.len();
-            self.pending.resize(start + BLOCK_BYTES, 0);
-            let n =
-                read_full(&mut self.input, &mut self.pending[start..]).map_err(|e| Error::Io {
-                    path: "-".into(),
-                    source: e,
-                })?;
-            self.pending.truncate(start + n);
+    /// Reads the next block into `bytes`; `None` at the end of the input,
+    /// after a read error, or when the writer has stopped.
+    fn next_block(&mut self, bytes: &mut Vec<u8>) -> Result<Option<Block>> {
+        if self.failed.is_some() {
+            return Ok(None);
+        }
+        // Waits while every set of buffers is out: the writer is behind.
+        let Ok(buffers) = self.free_buffers.recv() else {
+            return Ok(None);
+        };
+        bytes.clear();
+        bytes.append(&mut self.pending);
+        while !self.eof {
+            let start = bytes.len();
+            bytes.resize(start + BLOCK_BYTES, 0);
+            let n = read_full(&mut self.input, &mut bytes[start..]).map_err(|e| Error::Io {
+                path: "-".into(),
+                source: e,
+            })?;
+            bytes.truncate(start + n);
             self.bytes_read += n as u64;
             self.eof = n == 0;
-            let cut = match last_record_end(&self.pending, self.format) {
-                _ if self.eof => self.pending.len(),
+            let cut = match last_record_end(bytes, self.format) {
+                _ if self.eof => bytes.len(),
                 Some(end) => end + 1,
                 None => continue, // a record longer than a block: read on
             };
-            let rest = self.pending[cut..].to_vec();
-            self.pending.truncate(cut);
-            let mut bytes = std::mem::replace(&mut self.pending, rest);
+            self.pending.extend_from_slice(&bytes[cut..]);
+            bytes.truncate(cut);
             if self.parser.wants_header() && !bytes.is_empty() {
-                let end = next_record(&bytes, self.format).unwrap_or(bytes.len());
+                let end = next_record(bytes, self.format).unwrap_or(bytes.len());
                 self.parser.read_header(&bytes[..end])?;
                 bytes.drain(..(end + 1).min(bytes.len()));
             }
-            let first_row = self.parser.rows() + 1;
-            self.parser.rows += records::count_records(&bytes, self.format);
             if !bytes.is_empty() {
-                blocks.push(Block { first_row, bytes });
+                break;
             }
         }
-        Ok(blocks)
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let first_row = self.parser.rows() + 1;
+        self.parser.rows += records::count_records(bytes, self.format);
+        let seq = self.blocks;
+        self.blocks += 1;
+        Ok(Some(Block {
+            seq,
+            bytes_end: self.bytes_read - self.pending.len() as u64,
+            parser: self.parser.continuing_at(first_row),
+            buffers,
+        }))
     }
 }
 
-/// The writer thread: writes each round's results in order, shows them to
+/// The writer (the calling thread): writes the blocks' results in input
+/// order as they come, hands their buffers back, shows the results to
 /// `inspect` and adds up the counts.
-fn write_rounds(
-    rounds: mpsc::Receiver<Vec<BlockOutput>>,
+fn write_blocks(
+    outputs: mpsc::Receiver<BlockOutput>,
+    free_buffers: mpsc::SyncSender<OutputBuffers>,
     mut output: impl Write,
     format: Format,
     mut inspect: impl FnMut(&RowResult),
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<MatchSummary> {
     let io = |e| Error::Io {
         path: "-".into(),
@@ -217,14 +298,23 @@ fn write_rounds(
     let mut writer = ResultWriter::new(format);
     let mut summary = MatchSummary::default();
     let mut header = Vec::new();
-    for round in rounds {
-        for block in round {
+    // Blocks that came before an earlier one, by number (at most the
+    // blocks in flight).
+    let mut early = BTreeMap::new();
+    let mut next = 0;
+    for block in outputs {
+        early.insert(block.seq, block);
+        while let Some(block) = early.remove(&next) {
+            next += 1;
             header.clear();
             writer.write_raw(&[], &mut header);
             output.write_all(&header).map_err(io)?;
-            output.write_all(&block.written).map_err(io)?;
+            output.write_all(&block.buffers.written).map_err(io)?;
             summary.merge(&block.summary);
-            block.results.iter().for_each(&mut inspect);
+            block.buffers.results.iter().for_each(&mut inspect);
+            progress(summary.rows, block.bytes_end);
+            // The matching threads have stopped if this fails.
+            let _ = free_buffers.send(block.buffers);
         }
     }
     if !writer.header_written {
@@ -236,53 +326,45 @@ fn write_rounds(
     Ok(summary)
 }
 
-/// What one block gave: its results, written and as values, and counts.
-struct BlockOutput {
-    written: Vec<u8>,
-    results: Vec<RowResult>,
-    summary: MatchSummary,
-}
-
-thread_local! {
-    /// Each thread's rows, kept between blocks so that their string
-    /// buffers are allocated once, not once per row.
-    static ROWS: RefCell<Vec<MatchRow>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Matches one block of whole records.
+/// Matches one block of whole records, `bytes`.
 fn match_block<S: MatchSource>(
     source: &S,
-    parser: &RowParser,
-    block: &Block,
+    matcher: &mut Matcher,
+    rows: &mut Vec<MatchRow>,
+    bytes: &[u8],
+    block: Block,
     options: MatchOptions,
 ) -> BlockOutput {
-    let mut parser = parser.continuing_at(block.first_row);
-    ROWS.with_borrow_mut(|rows| {
-        let mut n = 0;
-        for record in records::records(&block.bytes, options.input) {
-            if n == rows.len() {
-                rows.push(MatchRow::default());
-            }
-            parser.read_row(record, &mut rows[n]);
-            n += 1;
+    let Block {
+        seq,
+        bytes_end,
+        mut parser,
+        mut buffers,
+    } = block;
+    let mut n = 0;
+    for record in records::records(bytes, options.input) {
+        if n == rows.len() {
+            rows.push(MatchRow::default());
         }
-        let rows = &rows[..n];
-        let mut results = Vec::with_capacity(rows.len());
-        Matcher::new(options.candidates).match_rows(source, rows, &mut results);
-        let mut summary = MatchSummary::default();
-        results.iter().for_each(|r| summary.add(r));
-        let mut written = Vec::with_capacity(results.len() * 64);
-        let mut writer = ResultWriter {
-            format: options.output,
-            header_written: true,
-        };
-        writer.write(&results, &mut written);
-        BlockOutput {
-            written,
-            results,
-            summary,
-        }
-    })
+        parser.read_row(record, &mut rows[n]);
+        n += 1;
+    }
+    let results = &mut buffers.results;
+    matcher.match_rows(source, &rows[..n], results);
+    let mut summary = MatchSummary::default();
+    results.iter().for_each(|r| summary.add(r));
+    buffers.written.clear();
+    let mut writer = ResultWriter {
+        format: options.output,
+        header_written: true,
+    };
+    writer.write(results, &mut buffers.written);
+    BlockOutput {
+        seq,
+        bytes_end,
+        summary,
+        buffers,
+    }
 }
 
 impl ResultWriter {

@@ -4,4 +4,5 @@
 mod cli;
 mod common;
 mod import;
+mod matching;
 mod roundtrip;
