@@ -4,10 +4,11 @@
 //! already allocated and written (see [`PREALLOCATE`](super::storage::PREALLOCATE)),
 //! so that a commit's `fdatasync` flushes data only. Making that space —
 //! writing 8 MiB of zeros and `fsync`ing them — took the writer thread
-//! 5–25 ms (issue 18, `dancu_audit_stage_seconds{stage="write"}`), once
-//! per 8 MiB: about every 3 s under the national-day mix at scale 1, whose
-//! batch lines make ~2.8 MB/s of log. Every answer that arrived meanwhile
-//! waited for it: that was most of the durable audit's tail over 5 ms.
+//! 5–25 ms, once per 8 MiB: about every 3 s under the national-day mix at
+//! scale 1, whose batch lines make ~2.8 MB/s of log, and every answer that
+//! arrived meanwhile waited for it. Measured with
+//! `dancu_audit_stage_seconds{stage="write"}` (issue 18): 46–49 commits
+//! over 5 ms in a 120 s run with the zeroing inline, 2–30 with this thread.
 //!
 //! So the [`Zeroer`] thread zeroes the next stretch while the writer still
 //! has half of the last one before it, and the writer waits for it only if
@@ -187,6 +188,7 @@ mod tests {
         let path = dir.path().join("live");
         let file = File::options()
             .create(true)
+            .truncate(true)
             .read(true)
             .write(true)
             .open(&path)
