@@ -148,7 +148,8 @@ impl FileStorage {
     /// their own.
     fn preallocate(&mut self, need: u64) {
         if let Some(zeroer) = &self.zeroer {
-            zeroer.claim(self.size, need, PREALLOCATE.min(self.rotation.max_bytes));
+            let ahead = PREALLOCATE.min(self.rotation.max_bytes);
+            zeroer.claim(self.size, need, ahead, self.rotation.max_bytes);
         }
     }
 

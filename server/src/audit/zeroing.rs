@@ -88,8 +88,10 @@ impl Zeroer {
     /// for in time (just after an open or a rotation, or after a failure)
     /// the writer takes as it is, extending the file, and leaves the zeroer
     /// an eighth of `ahead` behind it to start from: so the writer's next
-    /// lines do not wait for the stretch just asked for.
-    pub fn claim(&self, end: u64, need: u64, ahead: u64) {
+    /// lines do not wait for the stretch just asked for. Nothing is zeroed
+    /// past `limit` (where the file rotates: zeros past it would only be
+    /// cut again, and the rotation would wait for them).
+    pub fn claim(&self, end: u64, need: u64, ahead: u64, limit: u64) {
         let (lock, done) = &*self.shared;
         let mut z = lock.lock();
         let want = end + need;
@@ -101,8 +103,10 @@ impl Zeroer {
             z.target = z.target.max(z.start);
         }
         if z.file.is_some() && !z.busy && z.start.saturating_sub(want) < ahead / 2 {
-            z.target = z.start.max(want + ahead);
-            done.notify_all();
+            z.target = z.start.max((want + ahead).min(limit));
+            if z.target > z.start {
+                done.notify_all();
+            }
         }
     }
 
@@ -196,10 +200,10 @@ mod tests {
         zeroer.attach(&file, 0).unwrap();
         // Nothing zeroed yet: the first write extends the file and asks for
         // zeros from 8 KiB past it to 64 KiB past it.
-        zeroer.claim(0, 10, 1 << 16);
+        zeroer.claim(0, 10, 1 << 16, u64::MAX);
         file.write_all_at(b"0123456789", 0).unwrap();
         // Inside the writer's gap: no wait, whatever the zeroer is doing.
-        zeroer.claim(10, 100, 1 << 16);
+        zeroer.claim(10, 100, 1 << 16, u64::MAX);
         file.write_all_at(&[b'x'; 100], 10).unwrap();
         let reach = zeroer.detach();
         assert!(reach >= 10 + (1 << 13));
@@ -210,5 +214,17 @@ mod tests {
         // Whatever the zeroer did, it did past the writer's gap.
         let len = file.metadata().unwrap().len();
         assert!(len == 110 || len >= 1 << 16, "{len}");
+    }
+
+    #[test]
+    fn zeroes_nothing_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = tempfile::tempfile_in(dir.path()).unwrap();
+        let zeroer = Zeroer::start().unwrap();
+        zeroer.attach(&file, 0).unwrap();
+        zeroer.claim(0, 10, 1 << 16, 4096);
+        file.write_all_at(b"0123456789", 0).unwrap();
+        zeroer.detach();
+        assert_eq!(file.metadata().unwrap().len(), 10);
     }
 }
