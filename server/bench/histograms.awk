@@ -1,15 +1,21 @@
 # Summarises dancu's latency histograms from a /metrics scrape: for each
 # family (request_duration, queue_wait, receive, service, audit_wait, write)
-# and route,
+# and route, and for the audit commit path's stages (audit_stage: lane,
+# write, fsync, wake, gate),
 # summed over clients (BY=client splits them): requests, the bucket bounds
 # that hold the median and the 99th percentile, and how many took over 5 ms
 # and over 50 ms.
 #   awk -f server/bench/histograms.awk metrics.txt
 #   awk -v BY=client -f server/bench/histograms.awk metrics.txt
-/^dancu_http_[a-z_]+_seconds_bucket\{/ {
-  family = $1; sub(/^dancu_http_/, "", family); sub(/_seconds_bucket.*/, "", family)
-  match($1, /route="[^"]*"/); route = substr($1, RSTART + 7, RLENGTH - 8)
-  match($1, /client="[^"]*"/); client = substr($1, RSTART + 8, RLENGTH - 9)
+/^dancu_http_[a-z_]+_seconds_bucket\{|^dancu_audit_stage_seconds_bucket\{/ {
+  family = $1; sub(/^dancu_(http_)?/, "", family); sub(/_seconds_bucket.*/, "", family)
+  if (family == "audit_stage") {
+    # The audit commit path's stages (one histogram each, no client).
+    match($1, /stage="[^"]*"/); route = substr($1, RSTART + 7, RLENGTH - 8); client = "-"
+  } else {
+    match($1, /route="[^"]*"/); route = substr($1, RSTART + 7, RLENGTH - 8)
+    match($1, /client="[^"]*"/); client = substr($1, RSTART + 8, RLENGTH - 9)
+  }
   match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5)
   if (BY != "client") client = "(all)"
   key = family " " route " " client

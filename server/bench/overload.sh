@@ -21,7 +21,8 @@
 #   interactive p99, shed counts and recovery time), SERVER_ARGS (extra server flags), LOADGEN_ARGS (extra
 #   loadgen flags, e.g. "--connections 8000"), OUT (directory for
 #   report.json/html and metrics.txt; default a temp dir that is removed),
-#   PORT (28180), INTERACTIVE_REALTIME and BULK_REALTIME (off) with
+#   PORT (28180), SERVER_FIFO (server thread names to run at SCHED_FIFO 1,
+#   see run below), INTERACTIVE_REALTIME and BULK_REALTIME (off) with
 #   SPLIT=1: loadgen's --realtime for each process (see below; do not also
 #   put --realtime in LOADGEN_ARGS).
 #
@@ -99,6 +100,19 @@ run() {
   local pid=$!
   PIDS+=("$pid")
   wait_http "http://127.0.0.1:$PORT/readyz"
+  # SERVER_FIFO: server threads (names, e.g. "dancu-audit dancu-worker") to
+  # move to SCHED_FIFO priority 1, loadgen's real-time priority, to see
+  # whose turn for a core a tail is. Measured at scale 1 (issue 18): the
+  # audit writer's stages tighten, but the runtime threads it preempts
+  # then wait (singles p99 37 ms against ~10 ms with it off), so the
+  # server does not do it itself.
+  local task name
+  for task in /proc/"$pid"/task/*; do
+    name="$(cat "$task/comm")"
+    for wanted in ${SERVER_FIFO:-}; do
+      case "$name" in "$wanted"*) chrt -f -p 1 "${task##*/}" >/dev/null && echo "SCHED_FIFO 1: $name" ;; esac
+    done
+  done
   local common=(--target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP"
     --scale "$SCALE" --duration "$DURATION" -q --json)
   if [ "$SPLIT" = 1 ]; then
@@ -129,6 +143,14 @@ run() {
   done | awk -v hz="$(getconf CLK_TCK)" -v s="${DURATION%s}" \
     '{ t[$1] += $2; all += $2 } END { for (n in t) printf "%s %.3f\n", n, t[n] / hz / s; printf "server-total %.3f\n", all / hz / s }' \
     >"$OUT/server-cores.txt" || true
+  # How long each server thread waited for a core once runnable (the
+  # kernel's schedstat: run delay over the number of times it ran), summed
+  # by thread name: a thread that is ready but not running delays every
+  # answer that passes through it (the audit writer, the lane pumps).
+  for task in /proc/"$pid"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$task/comm")" "$(cat "$task/schedstat")" 2>/dev/null || true
+  done | awk '{ d[$1] += $3; n[$1] += $4 } END { for (t in d) printf "%s %.3f ms waited, %d runs, %.1f us a run\n", t, d[t] / 1e6, n[t], n[t] ? d[t] / n[t] / 1e3 : 0 }' \
+    >"$OUT/server-sched.txt" || true
   kill -TERM "$pid"
   wait "$pid" || true
 }
@@ -151,6 +173,8 @@ echo
 echo "== server CPU in cores over the run, by thread name"
 sort "$OUT/server-cores.txt" | tr '\n' ';'
 echo
+echo "== server threads' wait for a core once runnable (schedstat run delay)"
+sort "$OUT/server-sched.txt"
 echo "== server /metrics: count, share over 5/50 ms, by route and client (p = histogram family)"
 awk -f "$BENCH_DIR/histograms.awk" "$OUT/metrics.txt"
 grep -E '^dancu_(shed_total|http_throttled_total|batches|audit_refused)' "$OUT/metrics.txt" | grep -v ' 0$' || true

@@ -123,19 +123,31 @@ impl ShedReason {
 const NP: usize = Phase::ALL.len();
 const NR: usize = ShedReason::ALL.len();
 
+/// A histogram's buckets (not cumulative) and sum in microseconds.
+pub type HistogramSnapshot = ([u64; NB], u64);
+
 /// A histogram's buckets and sum.
 #[derive(Default)]
-struct Histogram {
+pub struct Histogram {
     buckets: [AtomicU64; NB],
     sum_us: AtomicU64,
 }
 
 impl Histogram {
-    fn observe(&self, elapsed: Duration) {
+    /// Counts one observation.
+    pub fn observe(&self, elapsed: Duration) {
         let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
         let bucket = BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(NB - 1);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        (
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            self.sum_us.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -203,6 +215,8 @@ pub struct Gauges {
     pub audit_failures: u64,
     /// The audit log's current failure (data access is stopped).
     pub audit_failure: Option<String>,
+    /// The audit commit path's stage histograms (`audit::stages`), by label.
+    pub audit_stages: Vec<(&'static str, HistogramSnapshot)>,
     /// Verifications refused for repeated mismatches on one subject.
     pub verify_mismatch_refused: u64,
     /// Connections closed at accept: their address held its share.
@@ -392,6 +406,14 @@ impl Metrics {
                 if summed.phases[p].0.iter().any(|&n| n > 0) {
                     write_histogram(w, name, &labels(route, client), &summed.phases[p]);
                 }
+            }
+        }
+        if !g.audit_stages.is_empty() {
+            let name = "dancu_audit_stage_seconds";
+            let _ = writeln!(w, "# HELP {name} Where a durable answer's wait goes: lane (entry to the writer's take), write, fsync, wake (commit decided to the worker's pump) and gate (commit decided to the held answer's release).");
+            let _ = writeln!(w, "# TYPE {name} histogram");
+            for (stage, histogram) in &g.audit_stages {
+                write_histogram(w, name, &format!("stage=\"{stage}\""), histogram);
             }
         }
         let gauges: [(&str, &str, &str, u64); 17] = [

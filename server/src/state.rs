@@ -160,6 +160,7 @@ impl State {
             audit_syncs: audit.syncs,
             audit_failures: audit.failures,
             audit_failure: self.audit.as_ref().and_then(AuditLog::failure),
+            audit_stages: audit.stages,
             verify_mismatch_refused: self.mismatches.refused(),
             connections_refused_per_address: self.address_share.refused(),
             batches_queued: self.batches.depth().0,

@@ -25,13 +25,14 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::lanes::Commit;
+use super::stages::Stage;
 use super::{AuditError, Durable, Shared};
 
 /// The commits one connection's unsent answers wait for.
@@ -42,6 +43,9 @@ pub struct AnswerGate {
     oldest: AtomicU64,
     /// The newest commit recorded.
     newest: AtomicU64,
+    /// Whether the gate found its commits undecided since it last opened
+    /// (its opening is then observed as [`Stage::Gate`]).
+    waited: AtomicBool,
 }
 
 impl AnswerGate {
@@ -50,6 +54,7 @@ impl AnswerGate {
             shared,
             oldest: AtomicU64::new(0),
             newest: AtomicU64::new(0),
+            waited: AtomicBool::new(false),
         }
     }
 
@@ -79,9 +84,15 @@ impl AnswerGate {
             return Poll::Ready(Ok(()));
         }
         let newest = self.newest.load(Ordering::Relaxed);
-        let result = ready!(self.shared.poll_decided(oldest, newest, cx));
+        let Poll::Ready(result) = self.shared.poll_decided(oldest, newest, cx) else {
+            self.waited.store(true, Ordering::Relaxed);
+            return Poll::Pending;
+        };
         if result.is_ok() {
             self.oldest.store(0, Ordering::Relaxed);
+        }
+        if self.waited.swap(false, Ordering::Relaxed) {
+            self.shared.stages.since_decided(Stage::Gate, newest);
         }
         Poll::Ready(result)
     }

@@ -25,9 +25,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::stages::Stage;
 use super::writer::Accesses;
 use super::Shared;
 
@@ -50,6 +52,11 @@ pub struct Lane {
     pub pump: Option<Waker>,
     /// Decided waiters the pump is to wake.
     pub ready: Vec<Waker>,
+    /// The commit decided when `ready` was last handed over.
+    pub ready_commit: Commit,
+    /// When the oldest of `accesses` was appended (the writer observes its
+    /// wait as [`Stage::Lane`](super::stages::Stage::Lane)).
+    pub since: Option<Instant>,
 }
 
 /// Keeps a lane on its own cache lines (no false sharing between workers).
@@ -83,6 +90,8 @@ impl Lanes {
                         waiters: Vec::new(),
                         pump: None,
                         ready: Vec::new(),
+                        ready_commit: 0,
+                        since: None,
                     }))
                 })
                 .collect(),
@@ -144,6 +153,7 @@ impl Lane {
                 self.take_decided(decided, &mut ready);
                 self.ready = ready;
                 if self.ready.len() > before {
+                    self.ready_commit = decided;
                     Some(pump)
                 } else {
                     self.pump = Some(pump);
@@ -185,13 +195,17 @@ impl Future for LanePump {
         let this = self.get_mut();
         let lanes = &this.shared.lanes;
         let index = *this.lane.get_or_insert_with(|| lanes.my_index());
-        {
+        let handed = {
             let mut lane = lanes.lanes[index].0.lock();
             std::mem::swap(&mut lane.ready, &mut this.woken);
             match &lane.pump {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => lane.pump = Some(cx.waker().clone()),
             }
+            lane.ready_commit
+        };
+        if !this.woken.is_empty() {
+            this.shared.stages.since_decided(Stage::Wake, handed);
         }
         this.woken.drain(..).for_each(Waker::wake);
         if this.shared.stopped.load(Ordering::Acquire) {

@@ -53,9 +53,11 @@ pub mod generate;
 pub mod index;
 pub mod lanes;
 mod query;
+pub mod stages;
 pub mod storage;
 mod verify;
 pub mod writer;
+mod zeroing;
 
 pub use entry::{Entry, Operation, Outcome};
 pub use format::ChainState;
@@ -63,6 +65,7 @@ pub use gate::{AnswerGate, GatedIo};
 pub use lanes::Commit;
 use lanes::{LanePump, Lanes};
 pub use query::{query, Line};
+use stages::Stages;
 pub use storage::{FileStorage, Rotation, Storage};
 pub use verify::{verify, Broken, VerifyReport};
 use writer::{Accesses, Control};
@@ -196,6 +199,8 @@ pub struct AuditStats {
     pub failures: u64,
     /// The current failure, while the log is failing.
     pub failure: Option<String>,
+    /// The commit path's stage histograms ([`stages`]).
+    pub stages: Vec<(&'static str, crate::metrics::HistogramSnapshot)>,
 }
 
 /// State shared by the handle, the writer thread and the connections'
@@ -224,6 +229,8 @@ pub struct Shared {
     written: AtomicU64,
     refused: AtomicU64,
     syncs: AtomicU64,
+    /// Where durable answers' waits go ([`stages`]).
+    stages: Stages,
 }
 
 impl std::fmt::Debug for Shared {
@@ -430,6 +437,7 @@ impl AuditLog {
             written: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            stages: Stages::default(),
         });
         let (control, control_rx) = crossbeam_channel::unbounded();
         let writer_shared = Arc::clone(&shared);
@@ -507,6 +515,9 @@ impl AuditLog {
             return refuse(AuditError::Backlogged);
         }
         let first = lane.accesses.is_empty();
+        if first {
+            lane.since = Some(Instant::now());
+        }
         lane.accesses.push(accesses);
         lane.entries += n;
         let commit = lane.commit;
@@ -552,6 +563,7 @@ impl AuditLog {
             syncs: s.syncs.load(Ordering::Relaxed),
             failures: s.failures.load(Ordering::Relaxed),
             failure: s.failure().map(|f| f.to_string()),
+            stages: s.stages.snapshot(),
         }
     }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::format::{line_hash, ChainState};
 use super::index;
+use super::zeroing::Zeroer;
 
 /// Mode of every file of the log: the owner reads and writes, nobody else.
 pub const FILE_MODE: u32 = 0o600;
@@ -73,10 +74,10 @@ pub struct FileStorage {
     file: Option<File>,
     /// End of the last line written.
     size: u64,
-    /// Length of the file: `size` plus preallocated zeros.
-    allocated: u64,
     /// Whether to preallocate (pointless when fsyncs are rare: buffered).
     preallocate: bool,
+    /// The thread that preallocates, started by the first open.
+    zeroer: Option<Zeroer>,
     /// Sequence number of the live file's first line.
     first_seq: u64,
     /// UTC day (days since the epoch) of the live file's first line.
@@ -95,7 +96,7 @@ impl FileStorage {
             rotation,
             file: None,
             size: 0,
-            allocated: 0,
+            zeroer: None,
             first_seq: 1,
             day: 0,
             indexer: None,
@@ -120,7 +121,8 @@ pub fn open_live(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// The live file grows by this much zero-filled, fsynced space at a time.
+/// The live file grows by this much zero-filled, fsynced space at a time,
+/// made by a thread of its own ([`Zeroer`]) before the writer needs it.
 ///
 /// Why: appending changes the file size, so every `fdatasync` must commit
 /// the size to the filesystem journal (about 4 ms on the reference VM's
@@ -133,9 +135,6 @@ pub fn open_live(path: &Path) -> io::Result<File> {
 pub const PREALLOCATE: u64 = 8 << 20;
 
 impl FileStorage {
-    /// Makes sure `[size, size + need)` lies in allocated, written space;
-    /// if preallocating fails (a full disk), writes go on without it and
-    /// fail, or not, on their own.
     /// Without preallocation (buffered mode: one fsync a second, so the
     /// zero-filling would only double the bytes written).
     pub fn without_preallocation(mut self) -> FileStorage {
@@ -143,40 +142,45 @@ impl FileStorage {
         self
     }
 
+    /// Before writing `need` bytes at `size`: waits if the zeroer is making
+    /// that space now, and has it zero ahead once it runs short; if it
+    /// cannot (a full disk), writes go on past it and fail, or not, on
+    /// their own.
     fn preallocate(&mut self, need: u64) {
-        let want = self.size + need;
-        if want <= self.allocated || !self.preallocate {
-            return;
+        if let Some(zeroer) = &self.zeroer {
+            let ahead = PREALLOCATE.min(self.rotation.max_bytes);
+            zeroer.claim(self.size, need, ahead, self.rotation.max_bytes);
         }
-        let target = want + PREALLOCATE.min(self.rotation.max_bytes);
-        let Some(file) = self.file.as_ref() else {
-            return;
-        };
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = self.allocated.max(self.size);
-        let mut result = Ok(());
-        while at < target && result.is_ok() {
-            let n = (target - at).min(zeros.len() as u64) as usize;
-            result = file.write_all_at(&zeros[..n], at);
-            at += n as u64;
+    }
+
+    /// Zeroes ahead in the live file, now open with `self.size` bytes.
+    fn attach_zeroer(&mut self) -> io::Result<()> {
+        if !self.preallocate {
+            return Ok(());
         }
-        result = result.and_then(|()| file.sync_all());
-        self.allocated = match result {
-            Ok(()) => target,
-            // Whatever was zeroed stays usable; no retry until the next
-            // write beyond it.
-            Err(_) => file.metadata().map_or(self.size, |m| m.len()),
-        };
+        if self.zeroer.is_none() {
+            self.zeroer = Some(Zeroer::start()?);
+        }
+        if let (Some(zeroer), Some(file)) = (&self.zeroer, &self.file) {
+            zeroer.attach(file, self.size)?;
+        }
+        Ok(())
+    }
+
+    /// Stops zeroing ahead (before the live file is cut, closed or reopened).
+    fn detach_zeroer(&mut self) {
+        if let Some(zeroer) = &self.zeroer {
+            zeroer.detach();
+        }
     }
 
     /// Cuts the preallocated zeros (before a rotation or at close).
     fn trim(&mut self) -> io::Result<()> {
+        self.detach_zeroer();
         let size = self.size;
         let file = self.file()?;
         file.set_len(size)?;
-        file.sync_all()?;
-        self.allocated = size;
-        Ok(())
+        file.sync_all()
     }
 }
 
@@ -186,6 +190,7 @@ fn day_of(time_us: u64) -> u64 {
 
 impl Storage for FileStorage {
     fn open(&mut self) -> io::Result<Opened> {
+        self.detach_zeroer();
         self.file = None;
         let file = open_live(&self.path)?;
         let len = content_end(&file)?;
@@ -213,8 +218,8 @@ impl Storage for FileStorage {
             .and_then(|h| parse_time_us(&h.time))
             .map_or_else(|| day_of(super::now_us()), day_of);
         self.size = tail.end;
-        self.allocated = tail.end;
         self.file = Some(file);
+        self.attach_zeroer()?;
         Ok(Opened { chain, cut })
     }
 
@@ -245,7 +250,7 @@ impl Storage for FileStorage {
         sync_dir(&self.path)?;
         self.file = Some(file);
         self.size = 0;
-        self.allocated = 0;
+        self.attach_zeroer()?;
         self.first_seq = next_seq;
         self.day = day_of(now_us);
         if self.indexer.is_none() {
@@ -282,6 +287,7 @@ impl Storage for FileStorage {
                 );
             }
         }
+        self.zeroer = None;
         if let Some((tx, thread)) = self.indexer.take() {
             drop(tx);
             let _ = thread.join();

@@ -28,6 +28,7 @@ use crossbeam_channel::Receiver;
 
 use super::format::LineFormatter;
 use super::lanes::Commit;
+use super::stages::Stage;
 use super::storage::Storage;
 use super::{now_us, AuditError, Durability, Entry, Shared};
 
@@ -126,8 +127,14 @@ pub fn run<S: Storage>(
         }
         // Take every lane's accesses: they are commit `commit`.
         let mut entries = 0;
+        let taking = Instant::now();
         for (lane, spare) in shared.lanes.iter().zip(&mut taken) {
             let mut lane = lane.lock();
+            if let Some(since) = lane.since.take() {
+                shared
+                    .stages
+                    .observe(Stage::Lane, taking.saturating_duration_since(since));
+            }
             std::mem::swap(&mut lane.accesses, spare);
             entries += std::mem::take(&mut lane.entries);
             lane.commit = commit + 1;
@@ -156,11 +163,14 @@ pub fn run<S: Storage>(
                     .and_then(|()| storage.write_all(&out))
                     .map_err(|e| format!("writing {path}: {e}"))
                     .and_then(|()| {
+                        let written = Instant::now();
+                        shared.stages.observe(Stage::Write, written - taking);
                         if durable {
                             storage
                                 .sync()
                                 .map_err(|e| format!("fsync of {path}: {e}"))?;
                             shared.syncs.fetch_add(1, Ordering::Relaxed);
+                            shared.stages.observe(Stage::Fsync, written.elapsed());
                         }
                         Ok(())
                     });
@@ -181,6 +191,9 @@ pub fn run<S: Storage>(
         }
         // Decided (written, or lost: `fail` recorded it first); wake whoever
         // waits for it.
+        if durable && entries > 0 {
+            shared.stages.decided(commit, Instant::now());
+        }
         shared.decided.store(commit, Ordering::Release);
         commit += 1;
         if durable && entries > 0 {
