@@ -78,7 +78,7 @@ pub(crate) fn run_match(args: MatchArgs, out: &mut dyn Write) -> Result<()> {
         options,
         |result| {
             if let Some(expected) = &expectations {
-                check.check(result, expected.get(&result.row));
+                check.check(result, expected.get(result.row));
             }
         },
         |_, bytes| pb.set_position(bytes),

@@ -62,7 +62,7 @@ fn blocks_matched_in_parallel_come_out_in_input_order() {
                 &rows[..],
                 &mut written,
                 options,
-                |r| check.check(r, expectations.get(&r.row)),
+                |r| check.check(r, expectations.get(r.row)),
                 |rows, bytes| last_progress = (rows, bytes),
             )
             .unwrap();
@@ -97,4 +97,17 @@ fn an_empty_input_gives_no_rows_and_a_csv_header() {
         assert_eq!(summary.rows, 0);
         assert_eq!(written, b"row,id,status,mismatched,candidates,error\n");
     }
+}
+
+#[test]
+fn expectations_are_found_by_row_and_a_foreign_row_number_is_refused() {
+    let file = b"row,status,mismatched,true_id\n1,found,,1\n3,found,sex,3\n";
+    let expectations = read_expectations(&file[..]).unwrap();
+    assert_eq!(expectations.get(1).map(|e| e.true_id), Some(1));
+    assert_eq!(expectations.get(3).map(|e| e.mismatched), Some("sex"));
+    assert!(expectations.get(2).is_none());
+    assert!(expectations.get(u64::MAX).is_none());
+    // Not a match-sample file: refused, not a 10^12-entry allocation.
+    let far = b"row,status,mismatched,true_id\n1000000000000,found,,1\n";
+    assert!(read_expectations(&far[..]).is_err());
 }
