@@ -55,6 +55,9 @@ pub struct KeyPool {
     legacy: Vec<u32>,
     face: Vec<[u8; 16]>,
     fingerprint: Vec<[u8; 16]>,
+    /// IDs checked absent from the register, for "unknown" requests.
+    absent_ids: Vec<PersonalId>,
+    absent_legacy: Vec<u32>,
 }
 
 impl KeyPool {
@@ -108,6 +111,38 @@ impl KeyPool {
     /// Adds a legacy ID.
     pub fn push_legacy(&mut self, legacy: u32) {
         self.legacy.push(legacy);
+    }
+
+    /// Adds a personal ID the register is known not to hold (checked
+    /// against the snapshot): [`KeyPool::unknown_id`] draws from these.
+    pub fn push_absent_id(&mut self, id: PersonalId) {
+        self.absent_ids.push(id);
+    }
+
+    /// Adds a legacy ID the register is known not to hold.
+    pub fn push_absent_legacy(&mut self, legacy: u32) {
+        self.absent_legacy.push(legacy);
+    }
+
+    /// A personal ID for a request that expects "not found": one checked
+    /// absent when the pool has them, else a random one. At national scale
+    /// a random ID of valid shape is sometimes a real person's, which the
+    /// run would count as the server's error.
+    pub fn unknown_id(&self, rng: &mut Rng) -> PersonalId {
+        match self.absent_ids.is_empty() {
+            true => random_valid_id(rng),
+            false => *rng.pick(&self.absent_ids),
+        }
+    }
+
+    /// A legacy ID for a request that expects "not found" (as
+    /// [`KeyPool::unknown_id`]; a random one is far likelier to be issued:
+    /// the 9-digit space is 15 times the 60 M holders).
+    pub fn unknown_legacy(&self, rng: &mut Rng) -> u32 {
+        match self.absent_legacy.is_empty() {
+            true => random_legacy(rng),
+            false => *rng.pick(&self.absent_legacy),
+        }
     }
 
     /// Adds a biometric template hash of a modality.
@@ -396,6 +431,11 @@ pub fn random_valid_id(rng: &mut Rng) -> PersonalId {
         .expect("a province code, a sex and a year in 1900-2099 make a valid ID")
 }
 
+/// A legacy ID of valid shape (nine digits, no leading zero).
+pub fn random_legacy(rng: &mut Rng) -> u32 {
+    100_000_000 + rng.below(900_000_000) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +475,24 @@ mod tests {
             .unwrap();
         assert!(p.parse_line("12345", None).is_err());
         assert!(p.parse_line("123456789", Some(KeyKind::Id)).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_come_from_the_absent_ones_when_there_are_any() {
+        let mut pool = KeyPool::new();
+        let mut rng = Rng::new(5);
+        let absent = random_valid_id(&mut rng);
+        pool.push_absent_id(absent);
+        pool.push_absent_legacy(123_456_789);
+        for _ in 0..100 {
+            assert_eq!(pool.unknown_id(&mut rng), absent);
+            assert_eq!(pool.unknown_legacy(&mut rng), 123_456_789);
+        }
+        // Without any, a random key of valid shape.
+        let empty = KeyPool::new();
+        let legacy = empty.unknown_legacy(&mut rng);
+        assert!((100_000_000..1_000_000_000).contains(&legacy));
+        assert_ne!(empty.unknown_id(&mut rng), empty.unknown_id(&mut rng));
     }
 
     #[test]

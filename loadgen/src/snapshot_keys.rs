@@ -5,10 +5,15 @@
 
 use std::path::Path;
 
-use dancu_engine::{Memory, Modality, Snapshot};
+use dancu_engine::{LegacyId, Memory, Modality, Snapshot};
 
 use crate::error::{Error, Result};
-use crate::keys::{yyyymmdd, KeyKind, KeyPool};
+use crate::keys::{random_legacy, random_valid_id, yyyymmdd, KeyKind, KeyPool};
+use crate::rng::Rng;
+
+/// How many random IDs of each kind are drawn and checked against the
+/// snapshot for "unknown" requests.
+const ABSENT_DRAWS: usize = 1 << 16;
 
 /// Samples `sample` citizens spread evenly over the snapshot (every
 /// province and birth year shows up) with their names, dates of birth,
@@ -41,6 +46,20 @@ pub(crate) fn load(path: &Path, sample: usize) -> Result<KeyPool> {
         }
         if let Some(legacy) = view.legacy_id() {
             pool.push_legacy(legacy.get());
+        }
+    }
+    // "Unknown" requests must name nobody: checked here, while the snapshot
+    // is open (a random ID of valid shape is sometimes issued at national
+    // scale, and then its answer counted as the server's error).
+    let mut rng = Rng::new(0xAB5E_471D);
+    for _ in 0..ABSENT_DRAWS.min(take) {
+        let id = random_valid_id(&mut rng);
+        if snap.get(id).is_none() {
+            pool.push_absent_id(id);
+        }
+        let legacy = random_legacy(&mut rng);
+        if LegacyId::from_u32(legacy).is_ok_and(|l| snap.get_legacy(l).is_none()) {
+            pool.push_absent_legacy(legacy);
         }
     }
     let (mut faces, mut fingers) = (0usize, 0usize);

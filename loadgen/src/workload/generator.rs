@@ -330,7 +330,7 @@ impl Generator {
                 (c.full_name.to_string(), dob, sex, address)
             }
             Expect::NotFound => {
-                let id = random_valid_id(&mut self.rng);
+                let id = self.keys.unknown_id(&mut self.rng);
                 card.extend_from_slice(&id.to_digits());
                 (
                     "NGUYEN VAN AN".to_string(),
@@ -402,7 +402,9 @@ impl Generator {
                 let i = self.pick(plan, KeyKind::Id);
                 out.extend_from_slice(&self.keys.id(i).to_digits());
             }
-            Expect::NotFound => out.extend_from_slice(&random_valid_id(&mut self.rng).to_digits()),
+            Expect::NotFound => {
+                out.extend_from_slice(&self.keys.unknown_id(&mut self.rng).to_digits())
+            }
             Expect::BadRequest => self.write_malformed_id(out),
         }
         e
@@ -420,7 +422,9 @@ impl Generator {
         }
         match e {
             Expect::Success => {}
-            Expect::NotFound => out.extend_from_slice(&random_valid_id(&mut self.rng).to_digits()),
+            Expect::NotFound => {
+                out.extend_from_slice(&self.keys.unknown_id(&mut self.rng).to_digits())
+            }
             Expect::BadRequest => self.write_malformed_id(out),
         }
         e
@@ -455,9 +459,9 @@ impl Generator {
                 let i = self.pick(plan, KeyKind::Legacy);
                 out.extend_from_slice(&fixed_digits::<9>(u64::from(self.keys.legacy(i))));
             }
-            Expect::NotFound => out.extend_from_slice(&fixed_digits::<9>(
-                100_000_000 + self.rng.below(900_000_000),
-            )),
+            Expect::NotFound => out.extend_from_slice(&fixed_digits::<9>(u64::from(
+                self.keys.unknown_legacy(&mut self.rng),
+            ))),
             Expect::BadRequest => {
                 let v = self.rng.below(100_000_000);
                 out.extend_from_slice(&fixed_digits::<8>(v));
@@ -524,7 +528,7 @@ impl Generator {
                 out.extend_from_slice(b"\"}");
             }
             Expect::NotFound => {
-                let id = random_valid_id(&mut self.rng);
+                let id = self.keys.unknown_id(&mut self.rng);
                 out.extend_from_slice(&id.to_digits());
                 out.extend_from_slice(b"\",\"date_of_birth\":\"");
                 write_date(out, new_year_of_birth(id));
