@@ -129,9 +129,10 @@ impl KeyPool {
     /// a random ID of valid shape is sometimes a real person's, which the
     /// run would count as the server's error.
     pub fn unknown_id(&self, rng: &mut Rng) -> PersonalId {
-        match self.absent_ids.is_empty() {
-            true => random_valid_id(rng),
-            false => *rng.pick(&self.absent_ids),
+        if self.absent_ids.is_empty() {
+            random_valid_id(rng)
+        } else {
+            *rng.pick(&self.absent_ids)
         }
     }
 
@@ -139,9 +140,10 @@ impl KeyPool {
     /// [`KeyPool::unknown_id`]; a random one is far likelier to be issued:
     /// the 9-digit space is 15 times the 60 M holders).
     pub fn unknown_legacy(&self, rng: &mut Rng) -> u32 {
-        match self.absent_legacy.is_empty() {
-            true => random_legacy(rng),
-            false => *rng.pick(&self.absent_legacy),
+        if self.absent_legacy.is_empty() {
+            random_legacy(rng)
+        } else {
+            *rng.pick(&self.absent_legacy)
         }
     }
 

@@ -219,3 +219,21 @@ fn a_reload_during_startup_verification_is_not_rolled_back() {
     server.shutdown();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_warm_server_serves_and_swaps_in_a_warmed_generation() {
+    // `--memory warm`: every page read in at open and again for the newer
+    // generation, before it is swapped in; answers as a mapped server's.
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("register.snap");
+    build(&first, 1, 500);
+    let server = TestServer::start(&first, |c| c.memory = dancu_engine::Memory::Warm);
+    let mut c = server.client();
+    let path = format!("/v1/citizens/{EXAMPLE_ID}");
+    assert_eq!(c.get(&path, Some(key::READER)).status, 200);
+    build(&dir.path().join("newer.snap"), 2, 500);
+    let r = c.post("/v1/admin/reload", Some(key::ADMIN), "");
+    assert_eq!(r.json()["reloaded"], true, "{}", r.text());
+    assert_eq!(c.get("/readyz", None).json()["generation"], 2);
+    assert_eq!(c.get(&path, Some(key::READER)).status, 200);
+}
