@@ -215,9 +215,11 @@ pub fn run<S: Storage>(
         }
         let now = now_us();
         if !shared.is_failing() && storage.wants_rotation(now) {
+            let rotating = Instant::now();
             if let Err(e) = storage.rotate(formatter.chain.next_seq, now) {
                 shared.fail(&format!("rotating {}: {e}", shared.path.display()), commit);
             }
+            shared.stages.observe(Stage::Rotate, rotating.elapsed());
         }
         for reply in recovers.drain(..) {
             let _ = reply.send(recover(shared, &mut storage, &mut formatter, commit - 1));
