@@ -186,3 +186,22 @@ sort "$OUT/server-sched.txt"
 echo "== server /metrics: count, share over 5/50 ms, by route and client (p = histogram family)"
 awk -f "$BENCH_DIR/histograms.awk" "$OUT/metrics.txt"
 grep -E '^dancu_(shed_total|http_throttled_total|batches|audit_refused)' "$OUT/metrics.txt" | grep -v ' 0$' || true
+echo
+echo "== audit rotations, seconds after loadgen's start (the next file's first line; its index written)"
+python3 - "$TMP/bench.audit" "$OUT/report.json" <<'PY' || true
+import json, os, re, sys, datetime
+live, report = sys.argv[1], sys.argv[2]
+start = json.load(open(report))["run"]["started_unix_ms"] / 1000
+d, base = os.path.split(live)
+rotated = sorted(f for f in os.listdir(d) if re.fullmatch(re.escape(base) + r"\.\d{20}", f))
+files = [os.path.join(d, f) for f in rotated] + [live]
+for before, after in zip(files, files[1:]):
+    with open(after, "rb") as f:
+        m = re.search(rb'"time":"([^"]+)Z"', f.readline())
+    if not m:
+        continue
+    t = datetime.datetime.fromisoformat(m.group(1).decode()).replace(tzinfo=datetime.timezone.utc).timestamp()
+    idx = before + ".idx"
+    built = os.path.getmtime(idx) - start if os.path.exists(idx) else float("nan")
+    print(f"rotation at t={t - start:.1f} s; index of {os.path.basename(before)} written at t={built:.1f} s")
+PY

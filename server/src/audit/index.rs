@@ -8,7 +8,8 @@
 //! [`LEGACY_TAG`] set. `audit-query` binary-searches each index (about
 //! twenty reads for a file of a million lines) and reads only the lines it
 //! points at; the live file, which has no index yet, is scanned, which costs
-//! at most the rotation size.
+//! at most the rotation size (and so is `audit.log.next`, the file made
+//! ahead for the next rotation).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -28,6 +29,14 @@ pub const LEGACY_TAG: u64 = 1 << 62;
 pub fn rotated_name(live: &Path, first_seq: u64) -> PathBuf {
     let mut name = live.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{first_seq:020}"));
+    live.with_file_name(name)
+}
+
+/// The next live file, made ahead of a rotation (see `rotator`): it holds
+/// lines only between a rotation and the renames that follow it.
+pub fn next_name(live: &Path) -> PathBuf {
+    let mut name = live.file_name().unwrap_or_default().to_os_string();
+    name.push(".next");
     live.with_file_name(name)
 }
 
@@ -69,11 +78,15 @@ pub fn rotated_files(live: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// Every file of the log `live`, in chain order: the rotated ones, then the
-/// live one if it exists.
+/// live one and the next one (lines in it follow the live file's until a
+/// rotation's renames are done; otherwise it holds only zeros) if they
+/// exist.
 pub fn log_files(live: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = rotated_files(live)?;
-    if live.exists() {
-        files.push(live.to_path_buf());
+    for file in [live.to_path_buf(), next_name(live)] {
+        if file.exists() {
+            files.push(file);
+        }
     }
     Ok(files)
 }
