@@ -396,9 +396,10 @@ pub fn complete(live: &Path) -> io::Result<Completed> {
                     done.rotated = Some(rotated);
                 }
                 None => {
-                    // Not a line in it (the writer switches only from a file
-                    // with lines, so this is not ours to keep): the next
-                    // file takes its name.
+                    // No line in it. The writer switches only from a file
+                    // with lines, so an empty one is no part of the log and
+                    // the next file takes its name; bytes that are not lines
+                    // are not ours to throw away.
                     if content_end(&old)? > 0 {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
