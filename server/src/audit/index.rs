@@ -215,7 +215,7 @@ impl Builder {
 /// audit writer's `fdatasync`s queued behind it: in the national-day runs
 /// at scale 1 (issue 18), the second in which an index was written had a
 /// singles p99 of 23–41 ms against ~3 ms around it, in both rotations of
-/// each run. Written a few MiB at a time, and (see [`lower_io_priority`])
+/// each run. Written a few MiB at a time, and (see [`lower_priority`])
 /// at the idle I/O priority, the commits' flushes pass between the
 /// stretches.
 struct TrickleSync {
@@ -271,16 +271,19 @@ impl Write for TrickleSync {
     }
 }
 
-/// Puts the calling thread's I/O in the idle class (best effort: where
-/// the kernel or its I/O scheduler has no classes, nothing changes), so
-/// that the index builder's reads and writes wait for the commits'.
-pub fn lower_io_priority() {
+/// Gives the calling thread the lowest CPU priority (nice 19) and puts its
+/// I/O in the idle class (best effort: where the kernel or its I/O
+/// scheduler has no classes, nothing changes), so that the index builder
+/// (about a second of a core per 128 MiB file, sorting) waits for the
+/// request threads and its reads and writes for the commits'.
+pub fn lower_priority() {
     const IOPRIO_WHO_PROCESS: libc::c_long = 1;
     const IOPRIO_CLASS_IDLE: libc::c_long = 3;
     const IOPRIO_CLASS_SHIFT: u32 = 13;
-    // SAFETY: ioprio_set takes three integers and touches no memory of
-    // ours; `who` 0 is the calling thread.
+    // SAFETY: setpriority and ioprio_set take integers and touch no memory
+    // of ours; on Linux, `who` 0 is the calling thread for both.
     unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
         libc::syscall(
             libc::SYS_ioprio_set,
             IOPRIO_WHO_PROCESS,

@@ -238,7 +238,7 @@ impl Indexer {
             let spawned = std::thread::Builder::new()
                 .name("dancu-audit-index".into())
                 .spawn(move || {
-                    index::lower_io_priority();
+                    index::lower_priority();
                     let mut builder = index::Builder::default();
                     for rotated in rx {
                         if let Err(e) = builder.build(&rotated) {
