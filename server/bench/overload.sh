@@ -24,7 +24,8 @@
 #   PORT (28180), SERVER_FIFO (server thread names to run at SCHED_FIFO 1,
 #   see run below), INTERACTIVE_REALTIME and BULK_REALTIME (off) with
 #   SPLIT=1: loadgen's --realtime for each process (see below; do not also
-#   put --realtime in LOADGEN_ARGS).
+#   put --realtime in LOADGEN_ARGS), SERVER_NICE (NAME=N pairs: server
+#   threads whose name starts with NAME run at nice N, see run below).
 #
 # Two choices keep the harness from measuring itself (issue 18, measured
 # in the overload4 round): every caller comes from 127.0.0.1, so the
@@ -106,11 +107,17 @@ run() {
   # audit writer's stages tighten, but the runtime threads it preempts
   # then wait (singles p99 37 ms against ~10 ms with it off), so the
   # server does not do it itself.
-  local task name
+  # SERVER_NICE: NAME=N pairs (e.g. "dancu-batch=19"): server threads whose
+  # name starts with NAME get nice N, to see whether the interactive path
+  # (runtime threads, audit writer) waits for a core behind batch work.
+  local task name pair
   for task in /proc/"$pid"/task/*; do
     name="$(cat "$task/comm")"
     for wanted in ${SERVER_FIFO:-}; do
       case "$name" in "$wanted"*) chrt -f -p 1 "${task##*/}" >/dev/null && echo "SCHED_FIFO 1: $name" ;; esac
+    done
+    for pair in ${SERVER_NICE:-}; do
+      case "$name" in "${pair%%=*}"*) renice -n "${pair#*=}" -p "${task##*/}" >/dev/null && echo "nice ${pair#*=}: $name" ;; esac
     done
   done
   local common=(--target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP"
@@ -134,6 +141,7 @@ run() {
       >"$OUT/loadgen.json" 2>"$OUT/loadgen.err" || echo "loadgen exited with $?" >&2
   fi
   curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics.txt" || true
+  cp "$TMP/server.log" "$OUT/server.log" || true
   # The server's CPU over the run, by thread name (beside loadgen's
   # generator_cores: who had the two cores).
   local task
@@ -178,3 +186,22 @@ sort "$OUT/server-sched.txt"
 echo "== server /metrics: count, share over 5/50 ms, by route and client (p = histogram family)"
 awk -f "$BENCH_DIR/histograms.awk" "$OUT/metrics.txt"
 grep -E '^dancu_(shed_total|http_throttled_total|batches|audit_refused)' "$OUT/metrics.txt" | grep -v ' 0$' || true
+echo
+echo "== audit rotations, seconds after loadgen's start (the next file's first line; its index written)"
+python3 - "$TMP/bench.audit" "$OUT/report.json" <<'PY' || true
+import json, os, re, sys, datetime
+live, report = sys.argv[1], sys.argv[2]
+start = json.load(open(report))["run"]["started_unix_ms"] / 1000
+d, base = os.path.split(live)
+rotated = sorted(f for f in os.listdir(d) if re.fullmatch(re.escape(base) + r"\.\d{20}", f))
+files = [os.path.join(d, f) for f in rotated] + [live]
+for before, after in zip(files, files[1:]):
+    with open(after, "rb") as f:
+        m = re.search(rb'"time":"([^"]+)Z"', f.readline())
+    if not m:
+        continue
+    t = datetime.datetime.fromisoformat(m.group(1).decode()).replace(tzinfo=datetime.timezone.utc).timestamp()
+    idx = before + ".idx"
+    built = os.path.getmtime(idx) - start if os.path.exists(idx) else float("nan")
+    print(f"rotation at t={t - start:.1f} s; index of {os.path.basename(before)} written at t={built:.1f} s")
+PY

@@ -24,9 +24,11 @@
 //!   across rotated files. Opening a log cuts a torn tail and records the
 //!   cut as its next line ([`storage`]).
 //! - **Private, rotated, indexed.** Files are created 0600; the live file
-//!   rotates by size and by UTC day, and each rotated file gets a sorted
-//!   per-subject index ([`index`]), so [`query()`] reads a few index pages
-//!   and the matching lines, not the whole log.
+//!   rotates by size and by UTC day (the writer only switches to a next
+//!   file made ahead; renames, fsyncs and the index happen behind it, see
+//!   `rotator`), and each rotated file gets a sorted per-subject index
+//!   ([`index`]), so [`query()`] reads a few index pages and the matching
+//!   lines, not the whole log.
 //!
 //! A single access (`get`, `verify`, `legacy`, `identify`) is one line; a
 //! batch request (`batch_get`, `batch_verify`) is one line listing its
@@ -53,6 +55,7 @@ pub mod generate;
 pub mod index;
 pub mod lanes;
 mod query;
+mod rotator;
 pub mod stages;
 pub mod storage;
 mod verify;

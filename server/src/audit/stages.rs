@@ -1,6 +1,7 @@
 //! Where a durable answer's wait goes, stage by stage (issue 18).
 //!
-//! An answer held for its audit commit waits through five stages, each
+//! An answer held for its audit commit waits through five stages (and,
+//! now and then, a rotation), each
 //! with its own histogram in `/metrics` (`dancu_audit_stage_seconds`):
 //!
 //! - [`Stage::Lane`]: its entry sits in its worker's lane until the writer
@@ -14,6 +15,9 @@
 //!   running on its worker thread (the writer's wake, the worker's turn).
 //! - [`Stage::Gate`]: from the commit being decided to a held connection's
 //!   gate opening (its task's turn after the pump woke it).
+//! - [`Stage::Rotate`]: a rotation of the live file on the writer thread
+//!   (once per rotation, not per commit): every access that arrives
+//!   meanwhile waits in its lane for it.
 //!
 //! Observing costs a clock read per lane and commit, per pump run and per
 //! gate that waited, never one per access.
@@ -38,16 +42,19 @@ pub enum Stage {
     Wake,
     /// Commit decided → a held answer's gate opens.
     Gate,
+    /// The writer's part of a rotation.
+    Rotate,
 }
 
 impl Stage {
     /// Every stage, in the order an answer passes them.
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Lane,
         Stage::Write,
         Stage::Fsync,
         Stage::Wake,
         Stage::Gate,
+        Stage::Rotate,
     ];
 
     /// The `stage` label.
@@ -58,6 +65,7 @@ impl Stage {
             Stage::Fsync => "fsync",
             Stage::Wake => "wake",
             Stage::Gate => "gate",
+            Stage::Rotate => "rotate",
         }
     }
 }

@@ -6,17 +6,21 @@
 //! (a line torn by a crash, zeros a power cut left) is cut, and the writer
 //! records the cut as the next line. A new live file (the first, or the one
 //! after a rotation) chains to the last line of the newest rotated file.
+//!
+//! A rotation on the writer thread only switches to a spare file made
+//! ahead; the rest happens on the [`Rotator`] thread, and opening the log
+//! first completes a rotation a crash interrupted ([`rotator::complete`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 
 use serde::Deserialize;
 
 use super::format::{line_hash, ChainState};
 use super::index;
+use super::rotator::{self, Rotator};
 use super::zeroing::Zeroer;
 
 /// Mode of every file of the log: the owner reads and writes, nobody else.
@@ -42,10 +46,12 @@ pub trait Storage: Send + 'static {
     fn sync(&mut self) -> io::Result<()>;
     /// Whether the live file should be rotated before more is written.
     fn wants_rotation(&self, now_us: u64) -> bool;
-    /// Closes the live file under its rotated name and starts a new one
-    /// whose first line will be `next_seq`.
+    /// Starts a new live file whose first line will be `next_seq`; the old
+    /// one goes under its rotated name. Everything written must be synced
+    /// first: the next file's lines may become durable before the rest of
+    /// the rotation does, and must never follow lines a crash could lose.
     fn rotate(&mut self, next_seq: u64, now_us: u64) -> io::Result<()>;
-    /// Waits for background work (index builds).
+    /// Waits for background work (rotations, index builds).
     fn finish(&mut self) {}
 }
 
@@ -82,9 +88,9 @@ pub struct FileStorage {
     first_seq: u64,
     /// UTC day (days since the epoch) of the live file's first line.
     day: u64,
-    /// The index builder: one thread, one rotated file at a time (each
-    /// build holds its file and its pairs in memory).
-    indexer: Option<(crossbeam_channel::Sender<PathBuf>, JoinHandle<()>)>,
+    /// Makes the next file and retires rotated ones, started by the first
+    /// open.
+    rotator: Option<Rotator>,
 }
 
 impl FileStorage {
@@ -99,7 +105,7 @@ impl FileStorage {
             zeroer: None,
             first_seq: 1,
             day: 0,
-            indexer: None,
+            rotator: None,
         }
     }
 
@@ -107,6 +113,22 @@ impl FileStorage {
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("the audit file is not open"))
+    }
+
+    fn rotator(&self) -> io::Result<&Rotator> {
+        self.rotator
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the audit rotator is not started"))
+    }
+
+    /// Zeros a spare next file gets (and the zeroer keeps ahead of the
+    /// writer).
+    fn zero_ahead(&self) -> u64 {
+        if self.preallocate {
+            PREALLOCATE.min(self.rotation.max_bytes)
+        } else {
+            0
+        }
     }
 }
 
@@ -148,13 +170,13 @@ impl FileStorage {
     /// their own.
     fn preallocate(&mut self, need: u64) {
         if let Some(zeroer) = &self.zeroer {
-            let ahead = PREALLOCATE.min(self.rotation.max_bytes);
-            zeroer.claim(self.size, need, ahead, self.rotation.max_bytes);
+            zeroer.claim(self.size, need, self.zero_ahead(), self.rotation.max_bytes);
         }
     }
 
-    /// Zeroes ahead in the live file, now open with `self.size` bytes.
-    fn attach_zeroer(&mut self) -> io::Result<()> {
+    /// Zeroes ahead in the live file, now open with `zeroed` bytes that are
+    /// its lines or zeros ready for them.
+    fn attach_zeroer(&mut self, zeroed: u64) -> io::Result<()> {
         if !self.preallocate {
             return Ok(());
         }
@@ -162,7 +184,7 @@ impl FileStorage {
             self.zeroer = Some(Zeroer::start()?);
         }
         if let (Some(zeroer), Some(file)) = (&self.zeroer, &self.file) {
-            zeroer.attach(file, self.size)?;
+            zeroer.attach(file, zeroed.max(self.size))?;
         }
         Ok(())
     }
@@ -174,7 +196,8 @@ impl FileStorage {
         }
     }
 
-    /// Cuts the preallocated zeros (before a rotation or at close).
+    /// Cuts the preallocated zeros (at close; a rotated file's are cut by
+    /// the rotator).
     fn trim(&mut self) -> io::Result<()> {
         self.detach_zeroer();
         let size = self.size;
@@ -192,21 +215,40 @@ impl Storage for FileStorage {
     fn open(&mut self) -> io::Result<Opened> {
         self.detach_zeroer();
         self.file = None;
+        if self.rotator.is_none() {
+            self.rotator = Some(Rotator::start(&self.path, self.zero_ahead())?);
+        }
+        // No job runs while the files are looked at; the spare is made again
+        // once the live file is settled.
+        let rotator = self.rotator()?;
+        drop(rotator.quiesce());
+        let completed = rotator::complete(&self.path)?;
+        if let Some(rotated) = completed.rotated {
+            rotator.index(rotated)?;
+        }
+        let existed = self.path.exists();
         let file = open_live(&self.path)?;
+        if !existed {
+            sync_dir(&self.path)?;
+        }
         let len = content_end(&file)?;
         let tail = find_tail(&file, len)?;
-        let mut cut = None;
+        let mut cut = completed.cut;
         if file.metadata()?.len() > tail.end {
             file.set_len(tail.end)?;
             file.sync_all()?;
         }
         if tail.end < len {
             let dropped = len - tail.end;
-            cut = Some(format!(
+            let this = format!(
                 "cut {dropped} bytes after the last complete line at byte {} ({})",
                 tail.end,
                 tail.why.unwrap_or("torn last line")
-            ));
+            );
+            cut = Some(match cut {
+                Some(before) => format!("{before}; {this}"),
+                None => this,
+            });
         }
         let chain = match tail.last {
             Some(chain) => chain,
@@ -219,7 +261,8 @@ impl Storage for FileStorage {
             .map_or_else(|| day_of(super::now_us()), day_of);
         self.size = tail.end;
         self.file = Some(file);
-        self.attach_zeroer()?;
+        self.attach_zeroer(0)?;
+        self.rotator()?.prepare()?;
         Ok(Opened { chain, cut })
     }
 
@@ -232,7 +275,9 @@ impl Storage for FileStorage {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file()?.sync_data()
+        self.file()?.sync_data()?;
+        // A rotation that failed behind the writer fails the log too.
+        self.rotator()?.check()
     }
 
     fn wants_rotation(&self, now_us: u64) -> bool {
@@ -242,39 +287,21 @@ impl Storage for FileStorage {
     }
 
     fn rotate(&mut self, next_seq: u64, now_us: u64) -> io::Result<()> {
-        self.trim()?;
-        self.file = None;
-        let rotated = index::rotated_name(&self.path, self.first_seq);
-        std::fs::rename(&self.path, &rotated)?;
-        let file = open_live(&self.path)?;
-        sync_dir(&self.path)?;
-        self.file = Some(file);
+        let spare = self.rotator()?.take_spare()?;
+        // Waits only if the zeroer is in the middle of a stretch (it zeroes
+        // nothing past the rotation size, so only a daily rotation can
+        // meet one).
+        self.detach_zeroer();
+        let old = self
+            .file
+            .replace(spare.file)
+            .ok_or_else(|| io::Error::other("the audit file is not open"))?;
+        let (len, first_seq) = (self.size, self.first_seq);
         self.size = 0;
-        self.attach_zeroer()?;
         self.first_seq = next_seq;
         self.day = day_of(now_us);
-        if self.indexer.is_none() {
-            let (tx, rx) = crossbeam_channel::unbounded::<PathBuf>();
-            let thread = std::thread::Builder::new()
-                .name("dancu-audit-index".into())
-                .spawn(move || {
-                    let mut builder = index::Builder::default();
-                    for rotated in rx {
-                        if let Err(e) = builder.build(&rotated) {
-                            eprintln!(
-                                "dancu-server: audit index of {} not written: {e} \
-                                 (audit-query scans that file)",
-                                rotated.display()
-                            );
-                        }
-                    }
-                })?;
-            self.indexer = Some((tx, thread));
-        }
-        if let Some((tx, _)) = &self.indexer {
-            let _ = tx.send(rotated);
-        }
-        Ok(())
+        self.rotator()?.retire(old, len, first_seq)?;
+        self.attach_zeroer(spare.zeroed)
     }
 
     fn finish(&mut self) {
@@ -288,15 +315,14 @@ impl Storage for FileStorage {
             }
         }
         self.zeroer = None;
-        if let Some((tx, thread)) = self.indexer.take() {
-            drop(tx);
-            let _ = thread.join();
+        if let Some(rotator) = self.rotator.take() {
+            rotator.close(&self.path);
         }
     }
 }
 
 /// Makes a rename or a new file in `path`'s directory durable.
-fn sync_dir(path: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -343,9 +369,9 @@ fn parse_time_us(text: &str) -> Option<u64> {
     u64::try_from(secs).ok().map(|s| s * 1_000_000)
 }
 
-struct Tail {
+pub(super) struct Tail {
     /// End of the last good line (after its newline).
-    end: u64,
+    pub(super) end: u64,
     /// The chain after that line; `None` when the file has no good line.
     last: Option<ChainState>,
     /// Why a tail is cut, when it is not simply torn.
@@ -356,7 +382,7 @@ struct Tail {
 /// windows (a batch line is tens of kilobytes at most).
 /// End of the file's content: its length without trailing zero bytes
 /// (preallocated space, see [`PREALLOCATE`]).
-fn content_end(file: &File) -> io::Result<u64> {
+pub(super) fn content_end(file: &File) -> io::Result<u64> {
     let mut end = file.metadata()?.len();
     let mut buf = vec![0u8; 1 << 20];
     while end > 0 {
@@ -371,7 +397,7 @@ fn content_end(file: &File) -> io::Result<u64> {
     Ok(0)
 }
 
-fn find_tail(file: &File, len: u64) -> io::Result<Tail> {
+pub(super) fn find_tail(file: &File, len: u64) -> io::Result<Tail> {
     let mut window: u64 = 1 << 20;
     loop {
         let start = len.saturating_sub(window);
@@ -417,7 +443,7 @@ fn find_tail(file: &File, len: u64) -> io::Result<Tail> {
     }
 }
 
-fn first_line_head(file: &File) -> io::Result<Option<LineHead>> {
+pub(super) fn first_line_head(file: &File) -> io::Result<Option<LineHead>> {
     let mut reader = BufReader::new(file.try_clone()?);
     let mut line = Vec::new();
     (&mut reader).take(1 << 22).read_until(b'\n', &mut line)?;

@@ -215,9 +215,15 @@ pub fn run<S: Storage>(
         }
         let now = now_us();
         if !shared.is_failing() && storage.wants_rotation(now) {
-            if let Err(e) = storage.rotate(formatter.chain.next_seq, now) {
-                shared.fail(&format!("rotating {}: {e}", shared.path.display()), commit);
+            let rotating = Instant::now();
+            // The next file's lines must never outlive the old file's
+            // (buffered mode: written, perhaps not synced yet).
+            let synced = if dirty { storage.sync() } else { Ok(()) };
+            match synced.and_then(|()| storage.rotate(formatter.chain.next_seq, now)) {
+                Ok(()) => dirty = false,
+                Err(e) => shared.fail(&format!("rotating {}: {e}", shared.path.display()), commit),
             }
+            shared.stages.observe(Stage::Rotate, rotating.elapsed());
         }
         for reply in recovers.drain(..) {
             let _ = reply.send(recover(shared, &mut storage, &mut formatter, commit - 1));

@@ -332,7 +332,17 @@ fn crash_rounds(rounds: u32) {
 
 /// [`crash_rounds`] with extra server flags; returns how many accesses were
 /// answered and the request IDs of those missing from the log.
+/// `AUDIT_CRASH_ROTATE_BYTES=N` rotates the log every N bytes, so that the
+/// kills also land in rotations (`server/tests/audit-crash.sh` runs both).
 fn crash_rounds_with(rounds: u32, extra: &[&str]) -> (usize, Vec<String>) {
+    let rotate = std::env::var("AUDIT_CRASH_ROTATE_BYTES")
+        .ok()
+        .filter(|b| !b.is_empty());
+    let mut extra = extra.to_vec();
+    if let Some(bytes) = &rotate {
+        extra.extend(["--audit-rotate-bytes", bytes.as_str()]);
+    }
+    let extra = extra.as_slice();
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("crash.audit");
     let mut answered: Vec<String> = Vec::new();
@@ -375,16 +385,22 @@ fn crash_rounds_with(rounds: u32, extra: &[&str]) -> (usize, Vec<String>) {
         assert!(!ids.is_empty() || round > 0 || kill_after < Duration::from_millis(30));
         answered.extend(ids);
     }
-    // A restart cuts any torn tail (and records the cut); then verify.
-    drop(Child9::start(dir.path(), &audit, &[], None));
+    // A restart cuts any torn tail (and records the cut) and completes an
+    // interrupted rotation; then verify.
+    drop(Child9::start(dir.path(), &audit, extra, None));
     let out = run_verify(&[&audit]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let logged: std::collections::HashSet<String> = audit_lines(&audit)
+    let files = dancu_server::audit::index::log_files(&audit).unwrap();
+    if rotate.is_some() {
+        eprintln!("{} files after the rounds", files.len());
+    }
+    let logged: std::collections::HashSet<String> = files
         .iter()
+        .flat_map(|file| audit_lines(file))
         .filter_map(|l| l["request"].as_str().map(str::to_string))
         .collect();
     let lost: Vec<String> = answered
