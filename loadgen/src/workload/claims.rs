@@ -5,7 +5,7 @@
 //! the ID, the facts and the name from three arrays of tens of megabytes,
 //! each read a cache miss and, with 4 KiB pages, a TLB miss too. That was
 //! ~1 µs a claim and ~85 % of the bulk generator's CPU (a
-//! `social-insurance` request averaged ~400 µs, `perf`: `KeyPool::citizen`
+//! `social-insurance` request averaged ~450 µs, `perf`: `KeyPool::citizen`
 //! and the draws). Rendered once at start into one arena, a claim is a
 //! single run of bytes (one or two adjacent cache lines) found through one
 //! offset; the batch writer prefetches them all before copying, so the
