@@ -11,6 +11,10 @@
 //! offset; the batch writer prefetches them all before copying, so the
 //! misses overlap, and the arena asks for huge pages, so the TLB covers it.
 //!
+//! The price is paid once, and only by workloads with batches of claims:
+//! for the default 1 M-citizen sample, ~0.3 s of CPU at start (wall
+//! 2.2 s against 1.8 s to the first request) and ~1.1× the pool's memory.
+//!
 //! Every batch still draws its own subjects exactly as before (the same
 //! random sequence gives byte-identical bodies, tested below): no body is
 //! replayed, and a mismatch still falls on a fresh random citizen.
