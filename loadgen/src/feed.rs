@@ -1,9 +1,11 @@
 //! Where a worker thread's requests come from: built when due, or built
 //! ahead on a helper thread.
 //!
-//! A batch of 1,000 verify claims takes about a millisecond to write (each
-//! claim reads a random citizen's name, date of birth and sex: cache
-//! misses). Written on the worker thread when due, that millisecond delays
+//! A batch of 1,000 verify claims took about a millisecond to write (each
+//! claim read a random citizen's name, date of birth and sex: cache
+//! misses); copied from pre-rendered claims (`workload::claims`) it takes
+//! about a sixth of that, still too long to spend between a due time and its
+//! send. Written on the worker thread when due, that time delays
 //! every send queued behind it, and since latency runs from the intended
 //! send time, the generator's stall would be reported as the server's
 //! latency. A workload with batch operations therefore gets a builder

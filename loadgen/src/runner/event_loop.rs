@@ -130,6 +130,10 @@ struct EventLoop {
     armed: Option<Instant>,
     /// Maps the kernel's receive stamps onto Instant.
     clock: Clock,
+    /// The loop is woken per answer (not sleeping through answers to the
+    /// next send): an answer is read soon after it arrives, so it is timed
+    /// when read, and a plain `read` spares `recvmsg`'s control message.
+    woken_per_answer: bool,
     slots: Vec<Option<Connection>>,
     free_slots: Vec<usize>,
     pools: Vec<Pool>,
@@ -176,6 +180,7 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         timer,
         armed: None,
         clock: Clock::new(),
+        woken_per_answer: false,
         slots: Vec::new(),
         free_slots: Vec::new(),
         pools: (0..config.targets.len())
@@ -359,6 +364,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => other?,
             }
+            self.woken_per_answer = !coalesce;
             for event in events.iter() {
                 let token = event.token();
                 if token == TIMER {
@@ -608,7 +614,12 @@ impl EventLoop {
             let Some(c) = self.slots[slot].as_mut() else {
                 return;
             };
-            let (done, stamp) = match arrival::read(c.stream.as_raw_fd(), &mut self.read_buf) {
+            let read = if self.woken_per_answer {
+                c.stream.read(&mut self.read_buf).map(|n| (n, None))
+            } else {
+                arrival::read(c.stream.as_raw_fd(), &mut self.read_buf)
+            };
+            let (done, stamp) = match read {
                 Ok((0, _)) => (c.reader.eof(), None),
                 Ok((n, stamp)) => match c.reader.feed(&self.read_buf[..n]) {
                     Ok(Some(done)) => (Ok(done), stamp),

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use dancu_engine::{fixed_digits, write_json_str};
 
+use super::claims::ClaimArena;
+use super::distinct::DistinctSet;
 use super::{BatchSize, Expect, Meta, Method, Op, Popularity, Request, Workload};
 use crate::keys::{random_valid_id, KeyKind, KeyPool, PersonalId, Sex};
 use crate::rng::{Rng, Zipf};
@@ -32,7 +34,12 @@ pub struct Generator {
     rng: Rng,
     /// Scratch for a batch's draws (kind, key index), reused.
     draws: Vec<(Expect, usize, bool)>,
+    /// The subjects a batch has named so far, reused.
+    seen: DistinctSet,
     keys: Arc<KeyPool>,
+    /// Every known ID's verify claim, rendered once, when the workload
+    /// sends batches of claims (see [`ClaimArena`]).
+    claims: Option<Arc<ClaimArena>>,
     callers: Arc<Vec<CallerPlan>>,
     caller_cdf: Arc<Vec<f64>>,
     writes: Arc<WritePlan>,
@@ -106,10 +113,23 @@ impl Generator {
             .callers
             .iter()
             .any(|c| c.ops.iter().any(|&(op, w)| op == Op::Death && w > 0.0));
+        let claim_batches = workload.callers.iter().any(|c| {
+            c.share > 0.0
+                && c.ops
+                    .iter()
+                    .any(|&(op, w)| w > 0.0 && matches!(op, Op::BatchVerify | Op::Match))
+        });
+        let claims = if claim_batches {
+            ClaimArena::build(&keys).map(Arc::new)
+        } else {
+            None
+        };
         Generator {
             rng: Rng::new(seed),
             draws: Vec::new(),
+            seen: DistinctSet::default(),
             writes: Arc::new(WritePlan::new(&keys, deaths)),
+            claims,
             keys,
             callers: Arc::new(callers),
             caller_cdf: Arc::new(caller_cdf),
@@ -121,11 +141,22 @@ impl Generator {
         Generator {
             rng: Rng::new(seed),
             draws: Vec::new(),
+            seen: DistinctSet::default(),
             keys: Arc::clone(&self.keys),
+            claims: self.claims.clone(),
             callers: Arc::clone(&self.callers),
             caller_cdf: Arc::clone(&self.caller_cdf),
             writes: Arc::clone(&self.writes),
         }
+    }
+
+    /// The same generator writing every claim from the pool, as drawn,
+    /// instead of copying it from the arena: the reference the arena's
+    /// bytes are tested against.
+    #[cfg(test)]
+    fn without_claim_arena(mut self) -> Generator {
+        self.claims = None;
+        self
     }
 
     /// Writes the next request into `req` and says what it is.
@@ -194,10 +225,9 @@ impl Generator {
                 req.path.extend_from_slice(b"/v1/citizens:batchVerify");
                 let n = self.batch(plan.batch_verify);
                 req.body.extend_from_slice(b"{\"requests\":[");
-                // Draw every claim first, then write: each claim reads a
-                // random citizen's facts and name (two cache misses). Drawn
-                // in a loop of independent loads, the misses overlap
-                // instead of being paid one after another.
+                // Draw every claim first, then write: each claim is a
+                // random citizen's (a cache miss), and the draws start
+                // loading them all, so the misses overlap.
                 let draws = self.draw_distinct_subjects(plan, n);
                 for (k, &(e, i, mismatch)) in draws.iter().enumerate() {
                     if k > 0 {
@@ -272,25 +302,29 @@ impl Generator {
     /// known subject distinct: the server refuses a batch (or a block of
     /// match rows) that names a subject twice, so that one request cannot
     /// try many values of one field.
+    ///
+    /// The claims are then loaded (prefetched) before anything is written:
+    /// each is a cache miss, and started together the misses overlap
+    /// instead of being paid one after another.
     fn draw_distinct_subjects(&mut self, plan: &CallerPlan, n: u32) -> Vec<(Expect, usize, bool)> {
         let mut draws = std::mem::take(&mut self.draws);
         draws.clear();
-        // The server refuses a batch that names a subject twice
-        // (so that a batch cannot try many values of one field):
-        // every known subject of a batch is distinct.
-        let mut seen = std::collections::HashSet::with_capacity(n as usize);
+        self.seen.reset(n as usize);
+        let claims = self.claims.clone();
         for _ in 0..n {
             let mut e = self.roll(plan, self.keys.len(KeyKind::Id) > 0);
             let (mut i, mut mismatch) = (0, false);
             if e == Expect::Success {
                 (i, mismatch) = self.draw_verify_subject(plan);
                 let mut tries = 0;
-                while !seen.insert(i) && tries < 16 {
+                while !self.seen.insert(i) && tries < 16 {
                     i = self.rng.below(self.keys.len(KeyKind::Id) as u64) as usize;
                     tries += 1;
                 }
                 if tries == 16 {
                     e = Expect::NotFound;
+                } else if let Some(claims) = &claims {
+                    claims.prefetch_offset(i);
                 } else {
                     std::hint::black_box((self.keys.id(i), self.keys.citizen(i).sex));
                 }
@@ -299,7 +333,12 @@ impl Generator {
         }
         for &(e, i, _) in &draws {
             if e == Expect::Success {
-                std::hint::black_box(self.keys.citizen(i).full_name.as_bytes().first());
+                match &claims {
+                    Some(claims) => claims.prefetch_claim(i),
+                    None => {
+                        std::hint::black_box(self.keys.citizen(i).full_name.as_bytes().first());
+                    }
+                }
             }
         }
         draws
@@ -502,31 +541,12 @@ impl Generator {
     fn write_verify_drawn(&mut self, e: Expect, i: usize, mismatch: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":\"");
         match e {
-            Expect::Success => {
-                let id = self.keys.id(i);
-                out.extend_from_slice(&id.to_digits());
-                out.push(b'"');
-                let keys = Arc::clone(&self.keys);
-                let c = keys.citizen(i);
-                if !c.full_name.is_empty() {
-                    out.extend_from_slice(b",\"full_name\":");
-                    write_json_str(out, c.full_name);
+            Expect::Success => match &self.claims {
+                Some(claims) => claims.append(i, mismatch, out),
+                None => {
+                    write_known_claim(&self.keys, i, mismatch, out);
                 }
-                if let Some(mut dob) = c.date_of_birth {
-                    if mismatch {
-                        // Another day of the same month: the answer is
-                        // `"match": false` with date_of_birth false.
-                        dob = dob - dob % 100 + (dob % 100) % 28 + 1;
-                    }
-                    out.extend_from_slice(b",\"date_of_birth\":\"");
-                    write_date(out, dob);
-                    out.push(b'"');
-                }
-                let sex = c.sex.unwrap_or_else(|| id.sex());
-                out.extend_from_slice(b",\"sex\":\"");
-                out.extend_from_slice(sex.as_str().as_bytes());
-                out.extend_from_slice(b"\"}");
-            }
+            },
             Expect::NotFound => {
                 let id = self.keys.unknown_id(&mut self.rng);
                 out.extend_from_slice(&id.to_digits());
@@ -581,6 +601,43 @@ impl Generator {
         out.extend_from_slice(b"\"}");
         e
     }
+}
+
+/// Writes the rest of a verify claim (after `{"id":"`) for the `i`-th
+/// personal ID of `keys`: what the pool knows of its holder, or with
+/// `mismatch` another day of the same month of birth. Returns where the
+/// day's two digits are in `out`, if a date of birth was written.
+pub(super) fn write_known_claim(
+    keys: &KeyPool,
+    i: usize,
+    mismatch: bool,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
+    let id = keys.id(i);
+    out.extend_from_slice(&id.to_digits());
+    out.push(b'"');
+    let c = keys.citizen(i);
+    if !c.full_name.is_empty() {
+        out.extend_from_slice(b",\"full_name\":");
+        write_json_str(out, c.full_name);
+    }
+    let mut day_at = None;
+    if let Some(mut dob) = c.date_of_birth {
+        if mismatch {
+            // Another day of the same month: the answer is
+            // `"match": false` with date_of_birth false.
+            dob = dob - dob % 100 + (dob % 100) % 28 + 1;
+        }
+        out.extend_from_slice(b",\"date_of_birth\":\"");
+        day_at = Some(out.len() + 8);
+        write_date(out, dob);
+        out.push(b'"');
+    }
+    let sex = c.sex.unwrap_or_else(|| id.sex());
+    out.extend_from_slice(b",\"sex\":\"");
+    out.extend_from_slice(sex.as_str().as_bytes());
+    out.extend_from_slice(b"\"}");
+    day_at
 }
 
 /// 1 January of the year a personal ID encodes, as `yyyymmdd`: the date of
@@ -677,6 +734,42 @@ mod tests {
                 .collect();
             let distinct: std::collections::HashSet<&&str> = ids.iter().collect();
             assert_eq!(distinct.len(), ids.len());
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The arena only changes how claims are written: the same draws
+        /// give the same bytes, batch after batch (so every batch is still
+        /// drawn afresh, distinct subjects and mismatches included).
+        #[test]
+        fn claim_arena_bodies_are_the_formatted_bodies(
+            seed in 0u64..1_000_000,
+            zipf in proptest::bool::ANY,
+            mismatch in 0.0f64..0.5,
+        ) {
+            for op in [Op::BatchVerify, Op::Match, Op::Verify] {
+                let mut c = Caller::single(op);
+                c.ops.push((Op::BatchVerify, 1.0));
+                c.malformed = 0.05;
+                c.unknown = 0.05;
+                c.mismatch = mismatch;
+                c.batch_verify = BatchSize { min: 1, max: 300 };
+                if zipf {
+                    c.popularity = Popularity::Zipf(1.1);
+                }
+                let workload = Workload { callers: vec![c] };
+                let keys = Arc::new(KeyPool::synthetic(2000, seed));
+                let mut arena = Generator::new(&workload, keys, seed);
+                proptest::prop_assert!(arena.claims.is_some());
+                let mut formatted = arena.clone().without_claim_arena();
+                let (mut a, mut b) = (Request::default(), Request::default());
+                for _ in 0..20 {
+                    proptest::prop_assert_eq!(arena.next(&mut a), formatted.next(&mut b));
+                    proptest::prop_assert_eq!(&a.path, &b.path);
+                    proptest::prop_assert_eq!(&a.body, &b.body);
+                }
+            }
         }
     }
 

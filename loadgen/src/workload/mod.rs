@@ -6,6 +6,8 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::keys::{KeyKind, KeyPool};
 
+mod claims;
+mod distinct;
 mod generator;
 
 pub(crate) use generator::write_date;
