@@ -393,9 +393,11 @@ pub fn batch_verify(
 
 /// The record fields a verification claims, for the audit log.
 pub(crate) fn claimed_fields(claims: &Claims) -> FieldSet {
-    static BY_CLAIM: OnceLock<Vec<FieldSet>> = OnceLock::new();
-    let by_claim = BY_CLAIM.get_or_init(|| {
-        CLAIM_FIELDS
+    // Both sets are parsed once: parsing "id" was a string scan per request.
+    static ID_AND_BY_CLAIM: OnceLock<(FieldSet, Vec<FieldSet>)> = OnceLock::new();
+    let (id, by_claim) = ID_AND_BY_CLAIM.get_or_init(|| {
+        let id = FieldSet::parse_list("id").unwrap_or(FieldSet::NONE);
+        let by_claim = CLAIM_FIELDS
             .iter()
             .map(|&claim| {
                 let field = match claim {
@@ -407,12 +409,12 @@ pub(crate) fn claimed_fields(claims: &Claims) -> FieldSet {
                 };
                 FieldSet::parse_list(field).unwrap_or(FieldSet::NONE)
             })
-            .collect()
+            .collect();
+        (id, by_claim)
     });
-    let id = FieldSet::parse_list("id").unwrap_or(FieldSet::NONE);
     Claim::ALL
         .iter()
         .zip(by_claim)
         .filter(|(&claim, _)| claims.makes(claim))
-        .fold(id, |acc, (_, &f)| acc.union(f))
+        .fold(*id, |acc, (_, &f)| acc.union(f))
 }
