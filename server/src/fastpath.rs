@@ -272,7 +272,14 @@ mod tests {
         let ws = prop_oneof![Just(""), Just(""), Just(" "), Just("\n\t")];
         let member = (key, ws.clone(), value, ws.clone())
             .prop_map(|(k, w1, v, w2)| format!("{w1}\"{k}\"{w2}:{w1}{v}{w2}"));
-        let tail = prop_oneof![Just(""), Just(""), Just(""), Just(","), Just(" x"), Just("}")];
+        let tail = prop_oneof![
+            Just(""),
+            Just(""),
+            Just(""),
+            Just(","),
+            Just(" x"),
+            Just("}")
+        ];
         (proptest::collection::vec(member, 0..6), ws, tail).prop_map(|(members, w, tail)| {
             format!("{w}{{{}}}{w}{tail}", members.join(",")).into_bytes()
         })

@@ -226,7 +226,13 @@ mod tests {
 
     #[test]
     fn reads_sex_words_as_scanners_print_them() {
-        for (word, sex) in [("Nam", Sex::Male), (" NAM ", Sex::Male), ("Nữ", Sex::Female), ("NU", Sex::Female), ("nu\u{0303}", Sex::Female)] {
+        for (word, sex) in [
+            ("Nam", Sex::Male),
+            (" NAM ", Sex::Male),
+            ("Nữ", Sex::Female),
+            ("NU", Sex::Female),
+            ("nu\u{0303}", Sex::Female),
+        ] {
             assert_eq!(parse_sex(word).ok(), Some(sex), "{word}");
         }
         assert!(parse_sex("Nam Nữ").is_err());

@@ -96,8 +96,9 @@ pub fn verify(
     // rest and words the errors.
     let claims = match crate::fastpath::verify(body) {
         Some(claims) => claims,
-        None => serde_json::from_slice::<Claims>(body)
-            .map_err(|e| explain_claims_error(body, &e))?,
+        None => {
+            serde_json::from_slice::<Claims>(body).map_err(|e| explain_claims_error(body, &e))?
+        }
     };
     if claims.is_empty() {
         return Err(empty_claims());
