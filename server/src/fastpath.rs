@@ -1,4 +1,5 @@
-//! A fast path for parsing `batchVerify` bodies.
+//! Fast paths for parsing the bodies of `batchVerify`, `verify` and
+//! `qr:verify`.
 //!
 //! serde's derived parser for [`Claims`] allocates a `String` for every
 //! value it reads (the ID, the date and each vocabulary word go through
@@ -16,6 +17,30 @@
 //! message. So the fast path never decides what is an error.
 
 use dancu_engine::{Claim, Claims, PersonalId};
+
+/// The claims of a `citizens:verify` body (one flat claim object), or
+/// `None` to fall back to serde.
+pub(crate) fn verify(body: &[u8]) -> Option<Claims> {
+    let mut s = Scanner { b: body, at: 0 };
+    let c = claims(&mut s)?;
+    s.ws();
+    (s.at == s.b.len()).then_some(c)
+}
+
+/// The QR text of a `qr:verify` body, `{"qr": "..."}` with a string
+/// without escapes, borrowed; `None` to fall back to serde.
+pub(crate) fn qr(body: &[u8]) -> Option<&str> {
+    let mut s = Scanner { b: body, at: 0 };
+    s.expect(b'{')?;
+    if s.key()? != b"qr" {
+        return None;
+    }
+    s.expect(b':')?;
+    let qr = s.string()?;
+    s.expect(b'}')?;
+    s.ws();
+    (s.at == s.b.len()).then_some(qr)
+}
 
 /// The claims of a `batchVerify` body, or `None` to fall back to serde.
 pub(crate) fn batch_verify(body: &[u8]) -> Option<Vec<Claims>> {
@@ -201,5 +226,111 @@ mod tests {
         }
         let bad_utf8 = b"{\"requests\":[{\"id\":\"079089012345\",\"full_name\":\"\xff\"}]}";
         assert!(batch_verify(bad_utf8).is_none());
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct QrBody {
+        qr: String,
+    }
+
+    /// A JSON text built from pieces that the fast paths accept and pieces
+    /// that they must leave to serde (escapes, `null`, numbers, unknown or
+    /// repeated keys, malformed values, stray commas and bytes).
+    fn json_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("id"),
+            Just("full_name"),
+            Just("date_of_birth"),
+            Just("sex"),
+            Just("legacy_id"),
+            Just("alive"),
+            Just("permanent_residence"),
+            Just("hometown"),
+            Just("nationality"),
+            Just("qr"),
+            Just("colour"),
+        ];
+        let value = prop_oneof![
+            Just("\"079089012345\"".to_owned()),
+            Just("\"001189000007\"".to_owned()),
+            Just("\"12345\"".to_owned()),
+            Just("\"1989-03-14\"".to_owned()),
+            Just("\"1989-02-30\"".to_owned()),
+            Just("\"male\"".to_owned()),
+            Just("\"123456789\"".to_owned()),
+            Just("\"VN\"".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            Just("null".to_owned()),
+            Just("1".to_owned()),
+            Just("\"A\\\"B\"".to_owned()),
+            Just("\"\\u0041n\"".to_owned()),
+            "\"[ a-zA-Z0-9|,.\u{00C0}-\u{024F}\u{1E00}-\u{1EFF}]{0,20}\"",
+        ];
+        let ws = prop_oneof![Just(""), Just(""), Just(" "), Just("\n\t")];
+        let member = (key, ws.clone(), value, ws.clone())
+            .prop_map(|(k, w1, v, w2)| format!("{w1}\"{k}\"{w2}:{w1}{v}{w2}"));
+        let tail = prop_oneof![
+            Just(""),
+            Just(""),
+            Just(""),
+            Just(","),
+            Just(" x"),
+            Just("}")
+        ];
+        (proptest::collection::vec(member, 0..6), ws, tail).prop_map(|(members, w, tail)| {
+            format!("{w}{{{}}}{w}{tail}", members.join(",")).into_bytes()
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the verify fast path accepts, serde accepts with the
+        /// same claims; on arbitrary bytes too.
+        #[test]
+        fn verify_agrees_with_serde(
+            body in proptest::prop_oneof![json_text(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)],
+        ) {
+            if let Some(fast) = verify(&body) {
+                let slow: Claims = serde_json::from_slice(&body).expect("serde accepts what the fast path does");
+                proptest::prop_assert_eq!(fast, slow);
+            }
+        }
+
+        /// Whatever the QR fast path accepts, serde accepts with the same
+        /// text; on arbitrary bytes too.
+        #[test]
+        fn qr_agrees_with_serde(
+            body in proptest::prop_oneof![json_text(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)],
+        ) {
+            if let Some(fast) = qr(&body) {
+                let slow: QrBody = serde_json::from_slice(&body).expect("serde accepts what the fast path does");
+                proptest::prop_assert_eq!(fast, slow.qr.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn verify_and_qr_take_the_usual_bodies() {
+        let body = br#"{"id":"079089012345","full_name":"Nguy\u1ec5n"}"#;
+        assert!(verify(body).is_none(), "an escape is serde's");
+        let body = r#" {"id": "079089012345", "full_name": "Nguyễn Văn An", "sex": "male"} "#;
+        let slow: Claims = serde_json::from_str(body).unwrap();
+        assert_eq!(verify(body.as_bytes()), Some(slow));
+        let body = r#"{"qr":"079089012345||Nguyễn Văn An|14031989|Nam|12 Lê Lợi|01072021"}"#;
+        assert_eq!(
+            qr(body.as_bytes()),
+            Some("079089012345||Nguyễn Văn An|14031989|Nam|12 Lê Lợi|01072021")
+        );
+        for refused in [
+            r#"{"qr":"a","qr":"b"}"#,
+            r#"{"qr":null}"#,
+            r#"{"qr":"a"} x"#,
+            r#"{"code":"a"}"#,
+            r#"{"qr":"a\u0041"}"#,
+        ] {
+            assert!(qr(refused.as_bytes()).is_none(), "{refused}");
+        }
     }
 }

@@ -442,8 +442,14 @@ async fn post(
         Route::Match => return (matching::match_rows(state, access, req).await, None),
         _ => {}
     }
-    let path = req.uri().path().to_owned();
-    let headers = req.headers().clone();
+    // Only a write reads its path and headers after the body (the
+    // parameter, `Idempotency-Key`); the copies are not made for the
+    // others (they showed in the QR route's profile).
+    let (path, headers) = if is_write {
+        (req.uri().path().to_owned(), req.headers().clone())
+    } else {
+        (String::new(), hyper::HeaderMap::new())
+    };
     let received = Instant::now();
     let body = read_body(state, req).await;
     *receive = received.elapsed();

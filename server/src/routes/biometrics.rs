@@ -34,7 +34,7 @@ pub fn identify(state: &State, access: Access<'_>, body: &[u8]) -> Result<HttpRe
         ..access
     };
     let key = RecordKey::Biometric(request.modality, &request.template_hash);
-    let found = find_audited(state, snapshot.lookup(state), key, access)?;
+    let found = find_audited(state, snapshot.lookup(state), key, access, |_| {})?;
     let mut out = Vec::with_capacity(24);
     out.extend_from_slice(b"{\"id\":\"");
     out.extend_from_slice(&found.view().id().to_digits());

@@ -51,7 +51,9 @@ fn read_record(
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = SnapshotGuard::acquire(state)?;
     let access = Access { fields, ..access };
-    let found = find_audited(state, snapshot.lookup(state), key, access)?;
+    let found = find_audited(state, snapshot.lookup(state), key, access, |view| {
+        prefetch_citizen_json(view, fields)
+    })?;
     Ok(record_response(&found.view(), fields))
 }
 

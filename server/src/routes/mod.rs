@@ -24,6 +24,7 @@ pub mod writes;
 
 use std::borrow::Cow;
 
+use dancu_engine::CitizenView;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
@@ -31,14 +32,21 @@ use crate::lookup::{Found, Lookup, RecordKey};
 use crate::state::{lookup_outcome, Access, State};
 
 /// Looks `key` up and audits the access (found or not); the record, or
-/// `404` after the miss is audited.
+/// `404` after the miss is audited. `warm` is called with a found record
+/// before the audit: a handler starts loading what it will read of the
+/// record there (its heap strings, each a cache miss), and the loads
+/// overlap the audit instead of following it.
 pub(crate) fn find_audited<'s>(
     state: &State,
     lookup: Lookup<'s>,
     key: RecordKey<'_>,
     access: Access<'_>,
+    warm: impl FnOnce(&CitizenView<'_>),
 ) -> Result<Found<'s>, ApiError> {
     let found = lookup.find(key);
+    if let Some(found) = &found {
+        warm(&found.view());
+    }
     let found_id = || found.as_ref().map_or(0, |f| f.view().raw_id());
     let (subject, legacy_id) = match key {
         RecordKey::Id(id) => (id.get(), 0),

@@ -12,7 +12,7 @@
 //! it here either). Mismatches count towards the same per-subject throttle
 //! as `citizens:verify`.
 
-use dancu_engine::{fold, Claims, Date, LegacyId, PersonalId, Sex};
+use dancu_engine::{names_match, Claims, Date, LegacyId, PersonalId, Sex};
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
@@ -71,11 +71,33 @@ fn parse_card_date(s: &str, part: usize) -> Result<Date, ApiError> {
     Date::new(year, month as u8, day as u8).map_err(|e| bad_part(part, e))
 }
 
+/// `Nam` or `Nữ`, compared folded (`NAM`, `Nu`, `NỮ` …) without building
+/// the folded string.
 fn parse_sex(s: &str) -> Result<Sex, ApiError> {
-    match fold(s).as_str() {
-        "nam" => Ok(Sex::Male),
-        "nu" => Ok(Sex::Female),
-        _ => Err(bad_part(4, format!("{s:?} is neither Nam nor Nữ"))),
+    if names_match(s, "nam") {
+        Ok(Sex::Male)
+    } else if names_match(s, "nu") {
+        Ok(Sex::Female)
+    } else {
+        Err(bad_part(4, format!("{s:?} is neither Nam nor Nữ")))
+    }
+}
+
+/// The payload's `|`-separated parts, trimmed, when there are exactly
+/// seven; else how many there are.
+fn split_parts(payload: &str) -> Result<[&str; 7], usize> {
+    let mut parts = [""; 7];
+    let mut n = 0;
+    for part in payload.trim().split('|') {
+        if let Some(slot) = parts.get_mut(n) {
+            *slot = part.trim();
+        }
+        n += 1;
+    }
+    if n == parts.len() {
+        Ok(parts)
+    } else {
+        Err(n)
     }
 }
 
@@ -83,17 +105,15 @@ impl QrCard {
     /// Parses a payload; a malformed one is a `400 invalid_qr` naming the
     /// part. Spaces around each part are ignored (scanners add them).
     pub fn parse(payload: &str) -> Result<QrCard, ApiError> {
-        let parts: Vec<&str> = payload.trim().split('|').map(str::trim).collect();
-        if parts.len() != PARTS.len() {
-            return Err(ApiError::bad_request(
+        let parts = split_parts(payload).map_err(|n| {
+            ApiError::bad_request(
                 "invalid_qr",
                 format!(
-                    "the QR text has {} '|'-separated parts, a chip card's has 7: \
-                     ID|legacy ID|full name|DOB ddmmyyyy|Nam/Nữ|permanent address|issue date ddmmyyyy",
-                    parts.len()
+                    "the QR text has {n} '|'-separated parts, a chip card's has 7: \
+                     ID|legacy ID|full name|DOB ddmmyyyy|Nam/Nữ|permanent address|issue date ddmmyyyy"
                 ),
-            ));
-        }
+            )
+        })?;
         let id = PersonalId::parse(parts[0]).map_err(|e| bad_part(0, e))?;
         let legacy_id = match parts[1] {
             "" => None,
@@ -120,12 +140,18 @@ impl QrCard {
     /// The card's fields as claims (all within `citizen:verify`'s policy;
     /// no legacy-ID claim when the card prints none).
     pub fn claims(&self) -> Claims {
+        self.clone().into_claims()
+    }
+
+    /// [`QrCard::claims`], moving the card's strings instead of copying
+    /// them.
+    pub fn into_claims(self) -> Claims {
         Claims {
-            full_name: Some(self.full_name.clone()),
+            full_name: Some(self.full_name),
             date_of_birth: Some(self.date_of_birth),
             sex: Some(self.sex),
             legacy_id: self.legacy_id,
-            permanent_residence: Some(self.permanent_residence.clone()),
+            permanent_residence: Some(self.permanent_residence),
             ..Claims::about(self.id)
         }
     }
@@ -139,15 +165,17 @@ struct QrBody {
 
 /// `POST /v1/qr:verify`.
 pub fn qr_verify(state: &State, access: Access<'_>, body: &[u8]) -> Result<HttpResponse, ApiError> {
-    let QrBody { qr } = serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))?;
-    let card = QrCard::parse(&qr)?;
-    let claims = card.claims();
-    verify_one(
-        state,
-        access,
-        &claims,
-        card.legacy_id.map_or(0, LegacyId::get),
-    )
+    // The usual body (no escapes) is read in place; serde reads the rest
+    // and words the errors.
+    let card = match crate::fastpath::qr(body) {
+        Some(qr) => QrCard::parse(qr)?,
+        None => {
+            let QrBody { qr } = serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))?;
+            QrCard::parse(&qr)?
+        }
+    };
+    let legacy_id = card.legacy_id.map_or(0, LegacyId::get);
+    verify_one(state, access, &card.into_claims(), legacy_id)
 }
 
 #[cfg(test)]
@@ -169,6 +197,45 @@ mod tests {
         assert_eq!(loose.legacy_id, None);
         assert_eq!(loose.sex, Sex::Female);
         assert_eq!(loose.full_name, "NGUYEN  VAN AN");
+    }
+
+    proptest::proptest! {
+        /// The parts as the route split them before (a `Vec` of trimmed
+        /// parts, then a count check), and the sex as it was read (the
+        /// folded word), on any text.
+        #[test]
+        fn splits_and_reads_sex_as_before(
+            payload in "[ |a-zA-Z0-9\u{00A0}\u{1EEE}\u{1EEF}\u{0303}]{0,30}",
+        ) {
+            let old: Vec<&str> = payload.trim().split('|').map(str::trim).collect();
+            match split_parts(&payload) {
+                Ok(parts) => proptest::prop_assert_eq!(&old[..], &parts[..]),
+                Err(n) => {
+                    proptest::prop_assert_ne!(old.len(), 7);
+                    proptest::prop_assert_eq!(old.len(), n);
+                }
+            }
+            let old_sex = match dancu_engine::fold(&payload).as_str() {
+                "nam" => Some(Sex::Male),
+                "nu" => Some(Sex::Female),
+                _ => None,
+            };
+            proptest::prop_assert_eq!(parse_sex(&payload).ok(), old_sex);
+        }
+    }
+
+    #[test]
+    fn reads_sex_words_as_scanners_print_them() {
+        for (word, sex) in [
+            ("Nam", Sex::Male),
+            (" NAM ", Sex::Male),
+            ("Nữ", Sex::Female),
+            ("NU", Sex::Female),
+            ("nu\u{0303}", Sex::Female),
+        ] {
+            assert_eq!(parse_sex(word).ok(), Some(sex), "{word}");
+        }
+        assert!(parse_sex("Nam Nữ").is_err());
     }
 
     #[test]
