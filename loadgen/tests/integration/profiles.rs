@@ -33,6 +33,23 @@ fn shipped_profiles_parse_and_are_national_scale() {
 }
 
 #[test]
+fn bulk_only_is_national_days_bulk_caller_alone() {
+    let p = shipped("bulk-only.toml");
+    let day = shipped("national-day.toml");
+    let [bulk] = p.workload.callers.as_slice() else {
+        panic!("bulk-only.toml: one caller expected");
+    };
+    let same = day
+        .workload
+        .callers
+        .iter()
+        .find(|c| c.name == bulk.name)
+        .expect("national-day.toml names the bulk caller");
+    assert_eq!(bulk.ops, same.ops);
+    assert_eq!(bulk.batch_verify, same.batch_verify);
+}
+
+#[test]
 fn national_day_has_a_night_trough_and_two_peaks_near_three_times_the_mean() {
     let p = shipped("national-day.toml");
     let Shape::Curve(slots) = &p.rate.shape else {
