@@ -9,7 +9,9 @@
 //! packets it receives (`SO_TIMESTAMPNS`), and `recvmsg` returns the
 //! stamp of the last packet it read: the moment the answer's last byte
 //! reached this machine's network stack. Latency ends there, not when
-//! the loop got round to reading it.
+//! the loop got round to reading it. A packet without a stamp (the kernel
+//! turns stamping on asynchronously, so the first packets after the first
+//! socket asks may have none) is timed when read: late, never early.
 //!
 //! The stamp is on the real-time clock; [`Clock`] maps it onto
 //! [`Instant`] through a pair of readings of both clocks, taken again now
@@ -145,12 +147,29 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         enable(client.as_raw_fd()).unwrap();
+        // The kernel turns packet stamping on for the box asynchronously
+        // (`net_enable_timestamp` flips a static key from a work queue),
+        // so on a box where no socket had asked for stamps, the first
+        // packets may come unstamped (the loop then times them when read:
+        // late, never early). Probe until stamps flow, for at most ~2 s.
+        let mut buf = [0u8; 64];
+        let mut stamped = false;
+        for _ in 0..200 {
+            server.write_all(b"probe").unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            let (n, stamp) = read(client.as_raw_fd(), &mut buf).unwrap();
+            assert!(n > 0);
+            if stamp.is_some() {
+                stamped = true;
+                break;
+            }
+        }
+        assert!(stamped, "no receive stamp after 200 probes");
         let clock = Clock::new();
         let before = Instant::now();
         server.write_all(b"answer").unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let read_at = Instant::now();
-        let mut buf = [0u8; 64];
         let (n, stamp) = read(client.as_raw_fd(), &mut buf).unwrap();
         assert_eq!(&buf[..n], b"answer");
         let arrived = clock.instant(stamp.expect("a receive stamp"));
