@@ -16,6 +16,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::storage::FILE_MODE;
 
@@ -171,6 +172,8 @@ impl Builder {
         pairs.clear();
         pairs.reserve(most);
         let mut offset = 0u64;
+        let mut pacer = Pacer::start();
+        let mut next_pause = PACE_BYTES;
         loop {
             self.line.clear();
             let n = reader.read_until(b'\n', &mut self.line)?;
@@ -179,6 +182,10 @@ impl Builder {
             }
             line_keys(&self.line, |k| pairs.push((k, offset)));
             offset += n as u64;
+            if offset >= next_pause {
+                pacer.pause();
+                next_pause = offset + PACE_BYTES;
+            }
         }
         pairs.sort_unstable();
         pairs.dedup();
@@ -222,6 +229,40 @@ struct TrickleSync {
     file: File,
     written: u64,
     synced: u64,
+    pacer: Pacer,
+}
+
+/// How much of a rotated file is parsed between two of the builder's
+/// pauses.
+const PACE_BYTES: u64 = 4 << 20;
+
+/// Idle time per unit of work: the builder works at most a quarter of the
+/// time it takes.
+const IDLE_PER_WORK: u32 = 3;
+
+/// Paces the index builder to a duty cycle. At scale 3 (issue 18) the
+/// audit rotates every ~11 s, and an unpaced build (read 128 MiB, sort,
+/// write ~136 MB) in the peak's seconds took the interactive p99 from
+/// 12–28 ms (runs without rotations) to 57–1,344 ms: nice 19 and the idle
+/// I/O class do not keep it from competing (this disk's `mq-deadline`
+/// ignores I/O classes), so it also yields in time. A build then takes
+/// about four times as long, a few seconds, well within a rotation.
+struct Pacer {
+    since: Instant,
+}
+
+impl Pacer {
+    fn start() -> Pacer {
+        Pacer {
+            since: Instant::now(),
+        }
+    }
+
+    /// Sleeps [`IDLE_PER_WORK`] times the work done since the last pause.
+    fn pause(&mut self) {
+        std::thread::sleep(self.since.elapsed() * IDLE_PER_WORK);
+        self.since = Instant::now();
+    }
 }
 
 /// How much of an index is written before the thread waits for it to
@@ -234,6 +275,7 @@ impl TrickleSync {
             file,
             written: 0,
             synced: 0,
+            pacer: Pacer::start(),
         }
     }
 
@@ -262,6 +304,7 @@ impl Write for TrickleSync {
         self.written += n as u64;
         if self.written - self.synced >= TRICKLE {
             self.sync_written()?;
+            self.pacer.pause();
         }
         Ok(n)
     }
