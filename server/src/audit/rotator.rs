@@ -25,7 +25,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +35,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::index;
 use super::storage::{content_end, find_tail, first_line_head, sync_dir, FILE_MODE};
+use super::zeroing::write_zeros;
 
 /// A next file, ready for the writer: created, zero-filled, durable.
 pub struct Spare {
@@ -285,13 +286,7 @@ fn prepare_spare(live: &Path, zero_bytes: u64) -> io::Result<Spare> {
         .write(true)
         .mode(FILE_MODE)
         .open(&next)?;
-    let zeros = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < zero_bytes {
-        let n = (zero_bytes - at).min(zeros.len() as u64) as usize;
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
+    write_zeros(&file, 0, zero_bytes).map_err(|(_, e)| e)?;
     file.sync_all()?;
     sync_dir(live)?;
     Ok(Spare {

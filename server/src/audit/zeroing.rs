@@ -138,7 +138,6 @@ impl Drop for Zeroer {
 /// The thread: waits for a stretch to zero, zeroes and fsyncs it, repeats.
 fn zero_ahead(shared: &(Mutex<Zeroing>, Condvar)) {
     let (lock, done) = shared;
-    let zeros = vec![0u8; 1 << 20];
     loop {
         let (file, from, to) = {
             let mut z = lock.lock();
@@ -156,29 +155,38 @@ fn zero_ahead(shared: &(Mutex<Zeroing>, Condvar)) {
                 }
             }
         };
-        let mut at = from;
-        let mut result = Ok(());
-        while at < to && result.is_ok() {
-            let n = (to - at).min(zeros.len() as u64) as usize;
-            result = file.write_all_at(&zeros[..n], at);
-            at += n as u64;
-        }
-        let result = result.and_then(|()| file.sync_all());
+        let result =
+            write_zeros(&file, from, to).and_then(|()| file.sync_all().map_err(|e| (from, e)));
         let mut z = lock.lock();
         z.busy = false;
         match result {
             Ok(()) => z.start = to,
-            Err(e) => {
+            Err((at, e)) => {
                 // Whatever was zeroed stays; the writer extends the file
                 // past it (no retry: a full disk fails the writes anyway).
                 eprintln!("dancu-server: audit log: preallocating space failed: {e}");
-                z.start = at.min(to).max(from);
+                z.start = at;
                 z.target = z.start;
                 z.file = None;
             }
         }
         done.notify_all();
     }
+}
+
+/// A mebibyte of zeros to write from.
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
+/// Writes zeros over bytes `from..to` of `file`. On an error, also says
+/// up to where the zeros were written.
+pub(super) fn write_zeros(file: &File, from: u64, to: u64) -> Result<(), (u64, io::Error)> {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], at).map_err(|e| (at, e))?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
