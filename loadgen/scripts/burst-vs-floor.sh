@@ -21,7 +21,8 @@
 # read the snapshot into memory at open (a production server's state after
 # warm-up) rather than measure cold pages.
 #
-# Takes the shared CPU lock itself, once per mode (do NOT wrap it in flock).
+# Takes the shared CPU lock itself, once per mode, server start included (do
+# NOT wrap it in flock).
 # Needs release builds of dancu-server, dancu-loadgen and the window example:
 #   cargo build --release -p dancu-server -p dancu-loadgen --example window
 set -euo pipefail
@@ -47,8 +48,12 @@ for mode in $modes; do
                 --audit "$work/audit-$mode/audit.log" --audit-durability "$mode" "${server_args[@]}") ;;
         *) echo "unknown mode $mode (floor, off, buffered, durable)" >&2; exit 2 ;;
     esac
+    # The lock from before the server starts: `--memory warm` reads the
+    # whole snapshot in, which would disturb whoever holds the lock.
+    exec 9>>"$lock"
+    flock 9
     start_server "$work/server-$mode.log" "${cmd[@]}"
-    flock "$lock" bash -c '
+    bash -c '
         a=$(awk "{print \$14 + \$15, \$12}" /proc/'"$server"'/stat)
         "$0" --target "$1" --key dancu-demo-key --snapshot "$2" --profile loadgen/profiles/burst.toml \
             --duration "$3s" -q --json --report "$4" > "$4.out"
@@ -56,6 +61,7 @@ for mode in $modes; do
         echo $(( ${b% *} - ${a% *} )) $(( ${b#* } - ${a#* } )) > "$4.cpu"
     ' "$bin/dancu-loadgen" "$url" "$snap" "$secs" "$work/report-$mode"
     stop_server
+    exec 9>&-
     spike=$("$bin/examples/window" "$work/report-$mode/report.json" 0.45 0.55)
     floor_base=$("$bin/examples/window" "$work/report-$mode/report.json" 0.1 0.45)
     tail -1 "$work/report-$mode.out" | python3 -c '

@@ -10,12 +10,14 @@ peak).
         shares add up to 1 and the rate's `mean` scaled by the part's share,
         so that the two loadgen processes together send the profile.
 
-    overload-classes.py peaks INTERACTIVE_REPORT BULK_REPORT
+    overload-classes.py peaks INTERACTIVE_REPORT BULK_REPORT [CAPACITY]
         Per peak of the run, from the two processes' report.json (their
         per-second intervals, aligned by wall clock): the offered rate, what
         was admitted (2xx/4xx) and shed (5xx, by class), the interactive
         p99 over the peak's seconds (its per-second histograms merged), and
-        the recovery time.
+        the recovery times. CAPACITY (requests/s) is the box's capacity for
+        the mix, from `overload.sh` with FIND_CAPACITY=1; without it the
+        rate at which the server began to shed on the way up is used.
 
 A peak is a run of seconds whose offered rate (both processes' schedules)
 is above 80 % of the run's highest (national-day: the 9-11 h and 14-16 h
@@ -24,6 +26,20 @@ second from which, for 5 s, no interactive request is shed or failed and
 the interactive per-second p99 is back within 2x its median over the seconds
 offered at most half the highest rate (and at least 5 ms: "normal p99");
 "to 50 ms" is the same with the peak's own target (p99 <= 50 ms).
+
+That window ends while the offered rate is still ~75 % of the highest: at
+scale 3 about twice what the box can serve of the mix, so the "recovery"
+after it also times the rest of the overload. "After overload" is measured
+from where the issue puts it, the peak having passed: the last second of
+the overload around the window (offered above the box's capacity for the
+mix) to the first of 5 recovered seconds; if the next overload begins
+within those 5 s, the recovered seconds up to it count ("never": not
+before the next overload or the end of the run). Lingering
+(a backlog, a stuck queue) shows there as it would in the window's
+figure: the overload's end depends only on the offered rate, never on
+what the server did. "Admitted / capacity" is the peak's admitted
+requests per second over that capacity (the admitted mix is lighter than
+the offered one: bulk batches are shed first).
 """
 import json
 import re
@@ -78,7 +94,37 @@ def recovery_s(seconds, peak_end, recovered):
     return (after[0] - peak_end - 1) if after else None
 
 
-def peaks(interactive_path, bulk_path):
+def shedding_onset(seconds, offered, i_s, b_s, first_peak):
+    """The offered rate of the first of 3 seconds in a row with requests
+    shed, before the first peak: the mix's capacity as this run saw it on
+    its way up (before any backlog could build)."""
+    sheds = [s for s in seconds if s < first_peak and shed(i_s.get(s)) + shed(b_s.get(s)) > 0]
+    for s in sheds:
+        if s + 1 in sheds and s + 2 in sheds:
+            return offered[s]
+    return None
+
+
+def after_overload_s(seconds, overload_end, recovered, overloaded):
+    """Seconds from an overload's last second to the first second that
+    starts 5 recovered ones (or recovered ones up to the next overload);
+    None if none does before the next overload or the run's end."""
+    for s in seconds:
+        if s <= overload_end:
+            continue
+        if overloaded[s]:
+            return None
+        span = []
+        for t in range(s, s + 5):
+            if t not in recovered or overloaded.get(t, False):
+                break
+            span.append(t)
+        if span and all(recovered[t] for t in span):
+            return s - overload_end - 1
+    return None
+
+
+def peaks(interactive_path, bulk_path, capacity=None):
     inter, bulk = (json.load(open(p)) for p in (interactive_path, bulk_path))
     start_ms = inter["run"]["started_unix_ms"]
     i_s, b_s = by_second(inter, start_ms), by_second(bulk, start_ms)
@@ -90,7 +136,6 @@ def peaks(interactive_path, bulk_path):
     normal = max(2 * quiet[len(quiet) // 2], 5000) if quiet else 5000
     recovered = {s: shed(i_s.get(s)) + failed(i_s.get(s)) == 0 and (s not in i_s or i_s[s]["p99_us"] <= normal)
                  for s in seconds}
-    print(f"highest offered {highest:.0f}/s; normal interactive p99 <= {normal / 1000:.1f} ms")
     windows, current = [], None
     for s in seconds:
         if offered[s] > 0.8 * highest:
@@ -100,8 +145,15 @@ def peaks(interactive_path, bulk_path):
             current = None
     if current is not None:
         windows.append(current)
+    source = "given"
+    if capacity is None and windows:
+        capacity, source = shedding_onset(seconds, offered, i_s, b_s, windows[0][0]), "shedding began on the way up"
+    print(f"highest offered {highest:.0f}/s; normal interactive p99 <= {normal / 1000:.1f} ms; "
+          + (f"capacity for the mix {capacity:.0f}/s ({source})" if capacity else "capacity for the mix unknown"))
+    overloaded = {s: capacity is not None and offered[s] > capacity for s in seconds}
     print(f"{'peak s':>9} {'offered/s':>9} {'admitted':>9} {'shed int':>8} {'shed bulk':>9} "
-          f"{'failed':>7} {'int p99 ms':>10} {'int max ms':>10} {'recovery s':>10} {'to 50 ms':>8}")
+          f"{'failed':>7} {'int p99 ms':>10} {'int max ms':>10} {'recovery s':>10} {'to 50 ms':>8} "
+          f"{'overload s':>10} {'after it s':>10} {'adm/cap':>7}")
     out = []
     for a, b in windows:
         span = range(a, b + 1)
@@ -114,8 +166,16 @@ def peaks(interactive_path, bulk_path):
         under_target = recovery_s(seconds, b, {
             s: shed(i_s.get(s)) + failed(i_s.get(s)) == 0 and (s not in i_s or i_s[s]["p99_us"] <= 50_000)
             for s in seconds})
+        end = b
+        while overloaded.get(end + 1, False):
+            end += 1
+        after = after_overload_s(seconds, end, recovered, overloaded) if overloaded.get(b) else None
+        admitted_per_s = sum(admitted(i_s.get(s)) + admitted(b_s.get(s)) for s in span) / len(span)
         row = {
-            "seconds": [a, b], "offered_per_s": round(max(offered[s] for s in span)),
+            "seconds": [a, b], "overload_ends": end if overloaded.get(b) else None,
+            "recovery_after_overload_s": after,
+            "admitted_over_capacity": admitted_per_s / capacity if capacity else None,
+            "offered_per_s": round(max(offered[s] for s in span)),
             "admitted": sum(admitted(i_s.get(s)) + admitted(b_s.get(s)) for s in span),
             "shed_interactive": sum(shed(i_s.get(s)) for s in span),
             "shed_bulk": sum(shed(b_s.get(s)) for s in span),
@@ -129,14 +189,17 @@ def peaks(interactive_path, bulk_path):
         print(f"{f'{a}-{b}':>9} {row['offered_per_s']:>9} {row['admitted']:>9} {row['shed_interactive']:>8} "
               f"{row['shed_bulk']:>9} {row['failed']:>7} {row['interactive_p99_ms']:>10.1f} {row['interactive_max_ms']:>10.1f} "
               f"{'never' if recovery is None else recovery:>10} "
-              f"{'never' if under_target is None else under_target:>8}")
-    print(json.dumps({"highest_offered_per_s": round(highest), "normal_p99_ms": normal / 1000, "peaks": out}))
+              f"{'never' if under_target is None else under_target:>8} "
+              f"{end if overloaded.get(b) else '-':>10} {'never' if after is None else after:>10} "
+              f"{row['admitted_over_capacity'] or 0:>7.2f}")
+    print(json.dumps({"highest_offered_per_s": round(highest), "normal_p99_ms": normal / 1000,
+                      "capacity_per_s": capacity, "capacity_source": source, "peaks": out}))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "split":
         split(*sys.argv[2:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "peaks":
-        peaks(*sys.argv[2:])
+    elif len(sys.argv) in (4, 5) and sys.argv[1] == "peaks":
+        peaks(sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) == 5 else None)
     else:
         sys.exit(__doc__)

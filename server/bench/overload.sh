@@ -25,7 +25,13 @@
 #   see run below), INTERACTIVE_REALTIME and BULK_REALTIME (off) with
 #   SPLIT=1: loadgen's --realtime for each process (see below; do not also
 #   put --realtime in LOADGEN_ARGS), SERVER_NICE (NAME=N pairs: server
-#   threads whose name starts with NAME run at nice N, see run below).
+#   threads whose name starts with NAME run at nice N, see run below),
+#   FIND_CAPACITY (1: instead of the profile's curve, `--find-capacity` on
+#   its mix, one loadgen process, SLO "p99<50ms" (or SLO) with no more
+#   than 0.1 % errors or shed: the box's capacity for the mix; give its
+#   figure as CAPACITY to later runs), CAPACITY (requests/s, passed to
+#   overload-classes.py: the "after overload" recovery and admitted over
+#   capacity; without it the rate at which shedding began is used).
 #
 # Two choices keep the harness from measuring itself (issue 18, measured
 # in the overload4 round): every caller comes from 127.0.0.1, so the
@@ -122,7 +128,15 @@ run() {
   done
   local common=(--target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP"
     --scale "$SCALE" --duration "$DURATION" -q --json)
-  if [ "$SPLIT" = 1 ]; then
+  if [ "${FIND_CAPACITY:-0}" = 1 ]; then
+    # The profile's mix at constant rates, stepped up until the SLO or the
+    # error/shed budget breaks (its per-step lines on stderr).
+    # shellcheck disable=SC2086
+    "$LOADGEN" --target "http://127.0.0.1:$PORT" --key bench-ops-key --snapshot "$SNAP" -q \
+      --profile "$profile" --find-capacity --slo "${SLO:-p99<50ms}" --start-rate "${START_RATE:-2000}" \
+      --step-duration "${STEP_DURATION:-10s}" --json ${LOADGEN_ARGS:-} \
+      >"$OUT/capacity.txt" 2>"$OUT/capacity.err" || echo "loadgen exited with $?" >&2
+  elif [ "$SPLIT" = 1 ]; then
     local part pids=()
     local -A realtime=([interactive]="${INTERACTIVE_REALTIME:-off}" [bulk]="${BULK_REALTIME:-off}")
     for part in interactive bulk; do
@@ -169,13 +183,18 @@ flock 9
 run
 exec 9>&-
 
+if [ "${FIND_CAPACITY:-0}" = 1 ]; then
+  cat "$OUT/capacity.err"
+  grep -v '^{' "$OUT/capacity.txt"
+  exit 0
+fi
 tail -40 "$OUT/loadgen.err"
 echo "== loadgen: admitted (2xx/4xx) latency and shed (5xx) per caller"
 python3 "$BENCH_DIR/latency.py" "$OUT/report.json"
 if [ "$SPLIT" = 1 ]; then
   echo
   echo "== peaks: offered above the most admitted in a second (interactive and bulk processes)"
-  python3 "$BENCH_DIR/overload-classes.py" peaks "$OUT/interactive/report.json" "$OUT/bulk/report.json"
+  python3 "$BENCH_DIR/overload-classes.py" peaks "$OUT/interactive/report.json" "$OUT/bulk/report.json" ${CAPACITY:-}
 fi
 echo
 echo "== server CPU in cores over the run, by thread name"
