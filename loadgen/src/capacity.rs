@@ -170,6 +170,13 @@ pub fn judge(report: &Report, rate: f64, cfg: &CapacityConfig) -> Step {
     }
 }
 
+/// The seed of search step `index`: the base seed for the first step (a
+/// one-step search draws what a plain run would), a different one for
+/// every later step.
+fn step_seed(base: u64, index: u32) -> u64 {
+    base.wrapping_add(u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// Searches for the capacity. `base` gives targets, threads, connection
 /// cap and so on; its model and duration are replaced by each step's.
 /// `on_step` sees each step as it ends.
@@ -207,8 +214,14 @@ pub fn find_capacity(
     let mut broke: Option<f64> = None;
     let mut refined = 0;
     let mut rate = cfg.start_rate;
-    for _ in 0..cfg.max_steps {
+    for step_index in 0..cfg.max_steps {
         let mut config = base.clone();
+        // A new seed per step: with one seed every step would draw the
+        // same keys in the same order, so the deliberate mismatches of a
+        // verify mix would meet the same subjects again within minutes and
+        // the server's mismatch throttle would answer them 429, breaking
+        // the later steps on errors the workload did not ask for.
+        config.seed = step_seed(base.seed, step_index);
         config.duration = cfg.step_duration;
         config.max_requests = None;
         config.model = Model::Open {
@@ -312,5 +325,17 @@ impl Capacity {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_seed;
+
+    #[test]
+    fn the_first_step_keeps_the_seed_and_every_later_step_draws_anew() {
+        assert_eq!(step_seed(42, 0), 42);
+        let seeds: std::collections::HashSet<u64> = (0..64).map(|i| step_seed(42, i)).collect();
+        assert_eq!(seeds.len(), 64);
     }
 }

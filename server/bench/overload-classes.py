@@ -37,9 +37,13 @@ within those 5 s, the recovered seconds up to it count ("never": not
 before the next overload or the end of the run). Lingering
 (a backlog, a stuck queue) shows there as it would in the window's
 figure: the overload's end depends only on the offered rate, never on
-what the server did. "Admitted / capacity" is the peak's admitted
-requests per second over that capacity (the admitted mix is lighter than
-the offered one: bulk batches are shed first).
+what the server did. "int/cap" and "bulk/cap" are the peak's admitted
+requests per second of each class over that class's share of the
+capacity (its share of the offered rate): the admitted mix is lighter
+than the offered one, bulk batches being shed first, so a single
+requests-per-second ratio would flatter it; when both are at least 1 the
+peak admitted more of each class than the box serves of the mix at its
+capacity, whatever a request of either class costs.
 """
 import json
 import re
@@ -153,7 +157,7 @@ def peaks(interactive_path, bulk_path, capacity=None):
     overloaded = {s: capacity is not None and offered[s] > capacity for s in seconds}
     print(f"{'peak s':>9} {'offered/s':>9} {'admitted':>9} {'shed int':>8} {'shed bulk':>9} "
           f"{'failed':>7} {'int p99 ms':>10} {'int max ms':>10} {'recovery s':>10} {'to 50 ms':>8} "
-          f"{'overload s':>10} {'after it s':>10} {'adm/cap':>7}")
+          f"{'overload s':>10} {'after it s':>10} {'int/cap':>7} {'bulk/cap':>8}")
     out = []
     for a, b in windows:
         span = range(a, b + 1)
@@ -170,11 +174,16 @@ def peaks(interactive_path, bulk_path, capacity=None):
         while overloaded.get(end + 1, False):
             end += 1
         after = after_overload_s(seconds, end, recovered, overloaded) if overloaded.get(b) else None
-        admitted_per_s = sum(admitted(i_s.get(s)) + admitted(b_s.get(s)) for s in span) / len(span)
+        def over_capacity(part):
+            """This class's admitted per second over its share of the capacity."""
+            share = sum(part[s]["target_rate"] for s in span if s in part) / sum(offered[s] for s in span)
+            per_s = sum(admitted(part.get(s)) for s in span) / len(span)
+            return per_s / (capacity * share) if capacity and share else None
         row = {
             "seconds": [a, b], "overload_ends": end if overloaded.get(b) else None,
             "recovery_after_overload_s": after,
-            "admitted_over_capacity": admitted_per_s / capacity if capacity else None,
+            "interactive_over_capacity": over_capacity(i_s),
+            "bulk_over_capacity": over_capacity(b_s),
             "offered_per_s": round(max(offered[s] for s in span)),
             "admitted": sum(admitted(i_s.get(s)) + admitted(b_s.get(s)) for s in span),
             "shed_interactive": sum(shed(i_s.get(s)) for s in span),
@@ -191,7 +200,7 @@ def peaks(interactive_path, bulk_path, capacity=None):
               f"{'never' if recovery is None else recovery:>10} "
               f"{'never' if under_target is None else under_target:>8} "
               f"{end if overloaded.get(b) else '-':>10} {'never' if after is None else after:>10} "
-              f"{row['admitted_over_capacity'] or 0:>7.2f}")
+              f"{row['interactive_over_capacity'] or 0:>7.2f} {row['bulk_over_capacity'] or 0:>8.2f}")
     print(json.dumps({"highest_offered_per_s": round(highest), "normal_p99_ms": normal / 1000,
                       "capacity_per_s": capacity, "capacity_source": source, "peaks": out}))
 
