@@ -208,9 +208,10 @@ impl Queue {
     fn take_sent(&mut self, wait: Option<Duration>) {
         let first = match wait {
             None => self.rx.recv().map_err(|_| true),
-            Some(wait) if wait.is_zero() => {
-                self.rx.try_recv().map_err(|e| e == TryRecvError::Disconnected)
-            }
+            Some(wait) if wait.is_zero() => self
+                .rx
+                .try_recv()
+                .map_err(|e| e == TryRecvError::Disconnected),
             Some(wait) => self
                 .rx
                 .recv_timeout(wait)

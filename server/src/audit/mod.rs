@@ -28,7 +28,9 @@
 //!   file made ahead; renames, fsyncs and the index happen behind it, see
 //!   `rotator`), and each rotated file gets a sorted per-subject index
 //!   ([`index`]), so [`query()`] reads a few index pages and the matching
-//!   lines, not the whole log.
+//!   lines, not the whole log. Indexes are built in the background, paced,
+//!   and not while the server sheds load (`indexer`); until then a query
+//!   scans the file.
 //!
 //! A single access (`get`, `verify`, `legacy`, `identify`) is one line; a
 //! batch request (`batch_get`, `batch_verify`) is one line listing its
@@ -400,8 +402,8 @@ impl AuditLog {
         options: AuditOptions,
         client_names: Vec<String>,
     ) -> Result<AuditLog, Error> {
-        let storage = FileStorage::new(path, options.rotation)
-            .with_pressure(Arc::clone(&options.pressure));
+        let storage =
+            FileStorage::new(path, options.rotation).with_pressure(Arc::clone(&options.pressure));
         let storage = match options.durability {
             Durability::Durable => storage,
             Durability::Buffered => storage.without_preallocation(),

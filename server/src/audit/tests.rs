@@ -711,7 +711,7 @@ fn indexes_wait_while_the_server_sheds_and_a_close_leaves_them_to_the_next_open(
     assert_eq!((report.broken, report.lines), (None, 40));
     let scanned = seqs_of_103(&path);
     assert_eq!(scanned.len(), 6); // s = 3, 10, ..., 38
-    // Still shedding: an open queues them, and they still wait.
+                                  // Still shedding: an open queues them, and they still wait.
     let log = AuditLog::open(&path, small_rotations(&pressure), names()).unwrap();
     assert_eq!(index::unindexed_files(&path).unwrap(), rotated);
     // The peak passes: the builder indexes every one of them.
