@@ -736,3 +736,24 @@ fn past_the_bound_the_oldest_files_are_indexed_while_the_server_sheds() {
     assert_eq!(unindexed, rotated[rotated.len() - unindexed.len()..]);
     log.close().unwrap();
 }
+
+#[test]
+fn audit_gen_leaves_every_rotated_file_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.audit");
+    let opts = AuditOptions {
+        rotation: Rotation {
+            max_bytes: 16 << 10,
+            daily: false,
+        },
+        ..AuditOptions::default()
+    };
+    generate::generate(&path, 20_000, opts).unwrap();
+    // Buffered: a commit holds whatever arrived in a millisecond, and the
+    // log rotates between commits.
+    assert!(!index::rotated_files(&path).unwrap().is_empty());
+    assert_eq!(
+        index::unindexed_files(&path).unwrap(),
+        Vec::<PathBuf>::new()
+    );
+}
