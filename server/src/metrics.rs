@@ -650,7 +650,9 @@ mod tests {
 
     #[test]
     fn renders_phases_and_shed_counts() {
-        let m = Metrics::new(vec!["anonymous".into(), "bank".into()], 1);
+        let pressure = Arc::new(Pressure::default());
+        let m = Metrics::new(vec!["anonymous".into(), "bank".into()], 1)
+            .with_pressure(Arc::clone(&pressure));
         m.observe(Route::BatchVerify, 1, 503, Duration::from_micros(70));
         m.observe_phase(
             Route::BatchVerify,
@@ -660,6 +662,8 @@ mod tests {
         );
         m.shed(Route::BatchVerify, 1, ShedReason::QueueWait);
         assert_eq!(m.shed_count(Route::BatchVerify), 1);
+        // The audit's index builder hears of it too.
+        assert_eq!(pressure.sheds(), 1);
         let text = m.render(&Gauges::default());
         let labels = r#"route="batch_verify",client="bank""#;
         for line in [
