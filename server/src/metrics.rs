@@ -12,8 +12,10 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::Pressure;
 use crate::keys::ClientId;
 use crate::router::Route;
 
@@ -169,6 +171,9 @@ struct Shard {
 pub struct Metrics {
     shards: Box<[Shard]>,
     clients: Vec<String>,
+    /// Told of every shed too: the audit's index builder waits while the
+    /// server sheds (see `audit::Pressure`).
+    pressure: Arc<Pressure>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -237,7 +242,17 @@ impl Metrics {
                 cells: (0..cells).map(|_| Cell::default()).collect(),
             })
             .collect();
-        Metrics { shards, clients }
+        Metrics {
+            shards,
+            clients,
+            pressure: Arc::default(),
+        }
+    }
+
+    /// Tells `pressure` of every request shed.
+    pub fn with_pressure(mut self, pressure: Arc<Pressure>) -> Metrics {
+        self.pressure = pressure;
+        self
     }
 
     fn cell(&self, route: Route, client: ClientId) -> &Cell {
@@ -266,6 +281,7 @@ impl Metrics {
             .position(|&r| r == reason)
             .unwrap_or(0);
         self.cell(route, client).shed[slot].fetch_add(1, Ordering::Relaxed);
+        self.pressure.note_shed();
     }
 
     /// Requests shed for a route (all clients and reasons), for tests.
@@ -634,7 +650,9 @@ mod tests {
 
     #[test]
     fn renders_phases_and_shed_counts() {
-        let m = Metrics::new(vec!["anonymous".into(), "bank".into()], 1);
+        let pressure = Arc::new(Pressure::default());
+        let m = Metrics::new(vec!["anonymous".into(), "bank".into()], 1)
+            .with_pressure(Arc::clone(&pressure));
         m.observe(Route::BatchVerify, 1, 503, Duration::from_micros(70));
         m.observe_phase(
             Route::BatchVerify,
@@ -644,6 +662,8 @@ mod tests {
         );
         m.shed(Route::BatchVerify, 1, ShedReason::QueueWait);
         assert_eq!(m.shed_count(Route::BatchVerify), 1);
+        // The audit's index builder hears of it too.
+        assert_eq!(pressure.sheds(), 1);
         let text = m.render(&Gauges::default());
         let labels = r#"route="batch_verify",client="bank""#;
         for line in [

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::address_share::AddressShare;
 use crate::admission::BatchPool;
 use crate::admission::RuntimeLag;
-use crate::audit::{AuditLog, AuditOptions, Durability, GatedIo};
+use crate::audit::{AuditLog, AuditOptions, Durability, GatedIo, Pressure};
 use crate::config::{Config, Layout, Limits};
 use crate::conn::{ConnClock, ConnIo};
 use crate::keys::KeyStore;
@@ -155,6 +155,8 @@ impl Server {
             None => spread_ids(&served, 3),
             Some(_) => Vec::new(),
         };
+        // Sheds (counted by the metrics) hold the audit's index builds back.
+        let pressure = Arc::new(Pressure::default());
         let audit = match &config.audit {
             Some(path) => Some(AuditLog::open(
                 path,
@@ -162,6 +164,7 @@ impl Server {
                     durability: config.audit_durability,
                     capacity: config.audit_queue,
                     rotation: config.audit_rotation,
+                    pressure: Arc::clone(&pressure),
                     ..AuditOptions::default()
                 },
                 keys.client_names(),
@@ -175,7 +178,8 @@ impl Server {
                 source,
             })?;
         let state = Arc::new(State {
-            metrics: Metrics::new(keys.client_names(), threads + 2 + batches_threads(&config)),
+            metrics: Metrics::new(keys.client_names(), threads + 2 + batches_threads(&config))
+                .with_pressure(pressure),
             batches,
             keys: ArcSwap::from_pointee(keys),
             keys_path: config.keys.clone(),

@@ -75,6 +75,12 @@ pub fn generate(path: &Path, entries: u64, options: AuditOptions) -> Result<u64,
         round += 1;
     }
     log.close()?;
+    // The background builder is paced and stops at close: build what it
+    // had not reached, at full speed.
+    super::index::build_missing(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(written)
 }
 

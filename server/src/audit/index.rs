@@ -16,7 +16,6 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use super::storage::FILE_MODE;
 
@@ -138,9 +137,30 @@ pub fn query_key(subject: &str) -> Option<u64> {
 }
 
 /// Builds and writes the index of a rotated file (through a temporary name,
-/// so a crash leaves no half index). Returns its path.
+/// so a crash leaves no half index) at full speed, not paced. Returns its
+/// path.
 pub fn build(rotated: &Path) -> io::Result<PathBuf> {
-    Builder::default().build(rotated)
+    Builder::default().build(rotated, &mut || Ok(()))
+}
+
+/// Builds the index of every rotated file of `live` that has none, oldest
+/// first, at full speed (`audit-gen`, whose log is closed before the
+/// background builder has caught up). Returns how many it built.
+pub fn build_missing(live: &Path) -> io::Result<usize> {
+    let mut builder = Builder::default();
+    let missing = unindexed_files(live)?;
+    for rotated in &missing {
+        builder.build(rotated, &mut || Ok(()))?;
+    }
+    Ok(missing.len())
+}
+
+/// The rotated files of `live` that have no index yet, oldest first: those
+/// a shutdown left behind the deferred builder (see `indexer`), or a crash.
+pub fn unindexed_files(live: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = rotated_files(live)?;
+    files.retain(|f| !index_name(f).exists());
+    Ok(files)
 }
 
 /// Builds indexes one after another, reusing its buffers.
@@ -160,9 +180,21 @@ pub struct Builder {
     line: Vec<u8>,
 }
 
+/// How much of a rotated file is parsed, or of its index written, between
+/// two calls of a build's `between`.
+pub const SLICE: u64 = 4 << 20;
+
 impl Builder {
-    /// [`build`], reusing this builder's buffers.
-    pub fn build(&mut self, rotated: &Path) -> io::Result<PathBuf> {
+    /// Builds the index of `rotated`, calling `between` after each
+    /// [`SLICE`] parsed, before the sort, and after each slice written and
+    /// flushed: the background builder paces itself and waits out the
+    /// server's peaks there (see `indexer`). An error from `between`
+    /// abandons the build (its temporary file is removed) and is returned.
+    pub fn build(
+        &mut self,
+        rotated: &Path,
+        between: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<PathBuf> {
         let file = File::open(rotated)?;
         // Each subject takes at least 15 bytes of a line (`"079089012345",`):
         // one allocation, of which only the pages used are ever touched.
@@ -172,8 +204,7 @@ impl Builder {
         pairs.clear();
         pairs.reserve(most);
         let mut offset = 0u64;
-        let mut pacer = Pacer::start();
-        let mut next_pause = PACE_BYTES;
+        let mut next_pause = SLICE;
         loop {
             self.line.clear();
             let n = reader.read_until(b'\n', &mut self.line)?;
@@ -183,39 +214,55 @@ impl Builder {
             line_keys(&self.line, |k| pairs.push((k, offset)));
             offset += n as u64;
             if offset >= next_pause {
-                pacer.pause();
-                next_pause = offset + PACE_BYTES;
+                between()?;
+                next_pause = offset + SLICE;
             }
         }
+        between()?;
         pairs.sort_unstable();
         pairs.dedup();
         let path = index_name(rotated);
         let mut tmp_name = path.clone().into_os_string();
         tmp_name.push(".tmp");
         let tmp = PathBuf::from(tmp_name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
-        let mut out = BufWriter::with_capacity(1 << 20, TrickleSync::new(file));
-        out.write_all(MAGIC)?;
-        out.write_all(&(pairs.len() as u64).to_le_bytes())?;
-        for (k, o) in pairs.iter() {
-            out.write_all(&k.to_le_bytes())?;
-            out.write_all(&o.to_le_bytes())?;
+        let written = write_pairs(&tmp, pairs, between);
+        if let Err(e) = written {
+            // Abandoned or failed: no half index is left to a later build
+            // (which would truncate it anyway) or to the operator.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        out.into_inner()
-            .map_err(|e| e.into_error())?
-            .file
-            .sync_all()?;
         std::fs::rename(&tmp, &path)?;
         Ok(path)
     }
 }
 
-/// Writes an index to disk [`TRICKLE`] bytes at a time as it is made.
+/// Writes `pairs` as an index at `tmp` and syncs it.
+fn write_pairs(
+    tmp: &Path,
+    pairs: &[(u64, u64)],
+    between: &mut dyn FnMut() -> io::Result<()>,
+) -> io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(tmp)?;
+    let mut out = BufWriter::with_capacity(1 << 20, TrickleSync::new(file, between));
+    out.write_all(MAGIC)?;
+    out.write_all(&(pairs.len() as u64).to_le_bytes())?;
+    for (k, o) in pairs {
+        out.write_all(&k.to_le_bytes())?;
+        out.write_all(&o.to_le_bytes())?;
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())?
+        .file
+        .sync_all()
+}
+
+/// Writes an index to disk [`SLICE`] bytes at a time as it is made.
 ///
 /// Why: the index of a 128 MiB file of batch lines is about 136 MB. Left
 /// to one `fsync` at the end, it went to the disk in one burst, and the
@@ -225,57 +272,20 @@ impl Builder {
 /// each run. Written a few MiB at a time, and (see [`lower_priority`])
 /// at the idle I/O priority, the commits' flushes pass between the
 /// stretches.
-struct TrickleSync {
+struct TrickleSync<'a> {
     file: File,
     written: u64,
     synced: u64,
-    pacer: Pacer,
+    between: &'a mut dyn FnMut() -> io::Result<()>,
 }
 
-/// How much of a rotated file is parsed between two of the builder's
-/// pauses.
-const PACE_BYTES: u64 = 4 << 20;
-
-/// Idle time per unit of work: the builder works at most a quarter of the
-/// time it takes.
-const IDLE_PER_WORK: u32 = 3;
-
-/// Paces the index builder to a duty cycle. At scale 3 (issue 18) the
-/// audit rotates every ~11 s, and an unpaced build (read 128 MiB, sort,
-/// write ~136 MB) in the peak's seconds took the interactive p99 from
-/// 12–28 ms (runs without rotations) to 57–1,344 ms: nice 19 and the idle
-/// I/O class do not keep it from competing (this disk's `mq-deadline`
-/// ignores I/O classes), so it also yields in time. A build then takes
-/// about four times as long, a few seconds, well within a rotation.
-struct Pacer {
-    since: Instant,
-}
-
-impl Pacer {
-    fn start() -> Pacer {
-        Pacer {
-            since: Instant::now(),
-        }
-    }
-
-    /// Sleeps [`IDLE_PER_WORK`] times the work done since the last pause.
-    fn pause(&mut self) {
-        std::thread::sleep(self.since.elapsed() * IDLE_PER_WORK);
-        self.since = Instant::now();
-    }
-}
-
-/// How much of an index is written before the thread waits for it to
-/// reach the disk.
-const TRICKLE: u64 = 4 << 20;
-
-impl TrickleSync {
-    fn new(file: File) -> TrickleSync {
+impl<'a> TrickleSync<'a> {
+    fn new(file: File, between: &'a mut dyn FnMut() -> io::Result<()>) -> TrickleSync<'a> {
         TrickleSync {
             file,
             written: 0,
             synced: 0,
-            pacer: Pacer::start(),
+            between,
         }
     }
 
@@ -298,13 +308,13 @@ impl TrickleSync {
     }
 }
 
-impl Write for TrickleSync {
+impl Write for TrickleSync<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.written += n as u64;
-        if self.written - self.synced >= TRICKLE {
+        if self.written - self.synced >= SLICE {
             self.sync_written()?;
-            self.pacer.pause();
+            (self.between)()?;
         }
         Ok(n)
     }

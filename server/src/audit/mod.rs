@@ -28,7 +28,9 @@
 //!   file made ahead; renames, fsyncs and the index happen behind it, see
 //!   `rotator`), and each rotated file gets a sorted per-subject index
 //!   ([`index`]), so [`query()`] reads a few index pages and the matching
-//!   lines, not the whole log.
+//!   lines, not the whole log. Indexes are built in the background, paced,
+//!   and not while the server sheds load (`indexer`); until then a query
+//!   scans the file.
 //!
 //! A single access (`get`, `verify`, `legacy`, `identify`) is one line; a
 //! batch request (`batch_get`, `batch_verify`) is one line listing its
@@ -53,6 +55,7 @@ pub mod format;
 pub mod gate;
 pub mod generate;
 pub mod index;
+mod indexer;
 pub mod lanes;
 mod query;
 mod rotator;
@@ -65,6 +68,7 @@ mod zeroing;
 pub use entry::{Entry, Operation, Outcome};
 pub use format::ChainState;
 pub use gate::{AnswerGate, GatedIo};
+pub use indexer::Pressure;
 pub use lanes::Commit;
 use lanes::{LanePump, Lanes};
 pub use query::{query, Line};
@@ -357,6 +361,9 @@ pub struct AuditOptions {
     pub rotation: Rotation,
     /// Append lanes: one per request worker thread (see [`lanes`]).
     pub lanes: usize,
+    /// The server's load: rotated files are indexed while it sheds no
+    /// requests (see `indexer`).
+    pub pressure: Arc<Pressure>,
 }
 
 impl Default for AuditOptions {
@@ -366,6 +373,7 @@ impl Default for AuditOptions {
             capacity: 1 << 20,
             rotation: Rotation::default(),
             lanes: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pressure: Arc::default(),
         }
     }
 }
@@ -394,11 +402,11 @@ impl AuditLog {
         options: AuditOptions,
         client_names: Vec<String>,
     ) -> Result<AuditLog, Error> {
+        let storage =
+            FileStorage::new(path, options.rotation).with_pressure(Arc::clone(&options.pressure));
         let storage = match options.durability {
-            Durability::Durable => FileStorage::new(path, options.rotation),
-            Durability::Buffered => {
-                FileStorage::new(path, options.rotation).without_preallocation()
-            }
+            Durability::Durable => storage,
+            Durability::Buffered => storage.without_preallocation(),
         };
         AuditLog::with_storage(path, options, client_names, storage)
     }

@@ -15,7 +15,8 @@
 //! 1. cut its preallocated zeros and `fsync` it;
 //! 2. rename `<live>` to `<live>.<first seq>`, `fsync` the directory;
 //! 3. rename `<live>.next` to `<live>`, `fsync` the directory;
-//! 4. hand the rotated file to the index builder and make the next spare.
+//! 4. hand the rotated file to the index builder (which builds it once the
+//!    server is not shedding load: see `indexer`) and make the next spare.
 //!
 //! Before the switch, everything in the old file is durable (the writer
 //! syncs first), so a crash at any step leaves the chain whole across the
@@ -34,6 +35,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use super::index;
+use super::indexer::{Indexer, Pressure};
 use super::storage::{content_end, find_tail, first_line_head, sync_dir, FILE_MODE};
 use super::zeroing::write_zeros;
 
@@ -77,8 +79,8 @@ pub struct Rotator {
 
 impl Rotator {
     /// Starts the thread for the log whose live file is `live`; spares get
-    /// `zero_bytes` of zeros.
-    pub fn start(live: &Path, zero_bytes: u64) -> io::Result<Rotator> {
+    /// `zero_bytes` of zeros; the index builder defers to `pressure`.
+    pub fn start(live: &Path, zero_bytes: u64, pressure: Arc<Pressure>) -> io::Result<Rotator> {
         let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let failed = Arc::new(AtomicBool::new(false));
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
@@ -96,11 +98,11 @@ impl Rotator {
                             len,
                             first_seq,
                         } => retire(&live, &old, len, first_seq).and_then(|rotated| {
-                            indexer.send(rotated);
+                            indexer.send(rotated, &pressure);
                             prepare_spare(&live, zero_bytes).map(Some)
                         }),
                         Job::Index(rotated) => {
-                            indexer.send(rotated);
+                            indexer.send(rotated, &pressure);
                             Ok(None)
                         }
                     };
@@ -118,7 +120,7 @@ impl Rotator {
                     }
                     done.notify_all();
                 }
-                indexer.finish();
+                indexer.stop();
             })?;
         Ok(Rotator {
             state,
@@ -204,7 +206,8 @@ impl Rotator {
     }
 
     /// Finishes every job, removes an unused spare and stops the thread
-    /// (and the index builder, once its builds are done).
+    /// and the index builder (which leaves the files it has not indexed
+    /// yet to the next open: see `indexer`).
     pub fn close(mut self, live: &Path) {
         if self.quiesce().is_some() {
             // Nothing was written to it: a next open would remove it anyway.
@@ -224,51 +227,6 @@ impl Rotator {
 impl Drop for Rotator {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// The index builder: one thread, one rotated file at a time (each build
-/// holds its file and its pairs in memory), started by the first rotation.
-#[derive(Default)]
-struct Indexer(Option<(crossbeam_channel::Sender<PathBuf>, JoinHandle<()>)>);
-
-impl Indexer {
-    fn send(&mut self, rotated: PathBuf) {
-        if self.0.is_none() {
-            let (tx, rx) = crossbeam_channel::unbounded::<PathBuf>();
-            let spawned = std::thread::Builder::new()
-                .name("dancu-audit-index".into())
-                .spawn(move || {
-                    index::lower_priority();
-                    let mut builder = index::Builder::default();
-                    for rotated in rx {
-                        if let Err(e) = builder.build(&rotated) {
-                            eprintln!(
-                                "dancu-server: audit index of {} not written: {e} \
-                                 (audit-query scans that file)",
-                                rotated.display()
-                            );
-                        }
-                    }
-                });
-            match spawned {
-                Ok(thread) => self.0 = Some((tx, thread)),
-                Err(e) => eprintln!(
-                    "dancu-server: audit index builder not started: {e} \
-                     (audit-query scans the rotated files)"
-                ),
-            }
-        }
-        if let Some((tx, _)) = &self.0 {
-            let _ = tx.send(rotated);
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some((tx, thread)) = self.0.take() {
-            drop(tx);
-            let _ = thread.join();
-        }
     }
 }
 

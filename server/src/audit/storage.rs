@@ -15,11 +15,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::format::{line_hash, ChainState};
 use super::index;
+use super::indexer::Pressure;
 use super::rotator::{self, Rotator};
 use super::zeroing::Zeroer;
 
@@ -91,6 +93,8 @@ pub struct FileStorage {
     /// Makes the next file and retires rotated ones, started by the first
     /// open.
     rotator: Option<Rotator>,
+    /// The server's load, which the index builder defers to.
+    pressure: Arc<Pressure>,
 }
 
 impl FileStorage {
@@ -106,7 +110,14 @@ impl FileStorage {
             first_seq: 1,
             day: 0,
             rotator: None,
+            pressure: Arc::default(),
         }
+    }
+
+    /// Has the index builder defer to `pressure` (the server's sheds).
+    pub fn with_pressure(mut self, pressure: Arc<Pressure>) -> FileStorage {
+        self.pressure = pressure;
+        self
     }
 
     fn file(&mut self) -> io::Result<&mut File> {
@@ -216,14 +227,20 @@ impl Storage for FileStorage {
         self.detach_zeroer();
         self.file = None;
         if self.rotator.is_none() {
-            self.rotator = Some(Rotator::start(&self.path, self.zero_ahead())?);
+            self.rotator = Some(Rotator::start(
+                &self.path,
+                self.zero_ahead(),
+                Arc::clone(&self.pressure),
+            )?);
         }
         // No job runs while the files are looked at; the spare is made again
         // once the live file is settled.
         let rotator = self.rotator()?;
         drop(rotator.quiesce());
         let completed = rotator::complete(&self.path)?;
-        if let Some(rotated) = completed.rotated {
+        // The file just rotated, and any whose build a close left pending
+        // (or a crash interrupted): the builder indexes them when it may.
+        for rotated in index::unindexed_files(&self.path)? {
             rotator.index(rotated)?;
         }
         let existed = self.path.exists();

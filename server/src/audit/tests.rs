@@ -295,6 +295,10 @@ fn rotation_keeps_the_chain_indexes_files_and_makes_them_private() {
         let mode = std::fs::metadata(file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", file.display());
     }
+    // A close may leave builds pending; an open has them done.
+    let log = AuditLog::open(&path, opts.clone(), names()).unwrap();
+    wait_until_indexed(&path, 0);
+    log.close().unwrap();
     for file in &rotated {
         let idx = index::index_name(file);
         assert!(idx.exists(), "{}", idx.display());
@@ -530,7 +534,9 @@ fn a_crash_at_every_step_of_a_rotation_keeps_every_line_and_the_chain() {
                 CrashPoint::Switched | CrashPoint::OldRenamed => {
                     std::fs::rename(&path, &next).unwrap();
                     append_zeros(&next, 3000);
-                    std::fs::remove_file(index::index_name(&newest)).unwrap();
+                    // Its index, if built (a close may leave it to the
+                    // next open).
+                    let _ = std::fs::remove_file(index::index_name(&newest));
                     if let CrashPoint::Switched = point {
                         std::fs::rename(&newest, &path).unwrap();
                         append_zeros(&path, 5000);
@@ -607,4 +613,147 @@ fn an_interrupted_rotation_never_renames_over_a_rotated_file() {
         .map(|f| std::fs::read(f).unwrap())
         .collect();
     assert_eq!(before, after);
+}
+
+/// Waits (a bounded while) until at most `left` rotated files of the log
+/// at `path` have no index, and returns those that have none.
+fn wait_until_indexed(path: &Path, left: usize) -> Vec<PathBuf> {
+    for _ in 0..6000 {
+        let unindexed = index::unindexed_files(path).unwrap();
+        if unindexed.len() <= left {
+            return unindexed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let unindexed = index::unindexed_files(path).unwrap();
+    panic!("still without an index: {unindexed:?}");
+}
+
+/// Sheds a request every few milliseconds, as a server in a peak does,
+/// until dropped.
+struct Shedding {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Shedding {
+    fn start(pressure: &Arc<Pressure>) -> Shedding {
+        // One now: the builder sees the server busy from its first look.
+        pressure.note_shed();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (pressure, theirs) = (Arc::clone(pressure), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !theirs.load(Ordering::Relaxed) {
+                pressure.note_shed();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        Shedding {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Shedding {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Appends `n` gets of subjects `100 + s % 7` (from `from`) to `log`.
+fn append_gets(log: &AuditLog, from: u64, n: u64) {
+    for s in from..from + n {
+        let e = entry(100 + s % 7, Operation::Get, Outcome::Found);
+        durable(log, log.append(&[e]).unwrap()).unwrap();
+    }
+}
+
+fn small_rotations(pressure: &Arc<Pressure>) -> AuditOptions {
+    AuditOptions {
+        rotation: Rotation {
+            max_bytes: 2000,
+            daily: false,
+        },
+        pressure: Arc::clone(pressure),
+        ..options(Durability::Durable)
+    }
+}
+
+#[test]
+fn indexes_wait_while_the_server_sheds_and_a_close_leaves_them_to_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.audit");
+    let pressure = Arc::new(Pressure::default());
+    let shedding = Shedding::start(&pressure);
+    let log = AuditLog::open(&path, small_rotations(&pressure), names()).unwrap();
+    // About four rotations: fewer than the bound, so all of them wait.
+    append_gets(&log, 0, 40);
+    log.close().unwrap();
+    let rotated = index::rotated_files(&path).unwrap();
+    assert!(
+        (2..=indexer::MAX_UNINDEXED).contains(&rotated.len()),
+        "{rotated:?}"
+    );
+    assert_eq!(index::unindexed_files(&path).unwrap(), rotated);
+    // Nothing half-written is left, the chain is whole, and a query scans
+    // the unindexed files.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp") || n.ends_with(".next"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let report = verify(&index::log_files(&path).unwrap()).unwrap();
+    assert_eq!((report.broken, report.lines), (None, 40));
+    let scanned = seqs_of_103(&path);
+    assert_eq!(scanned.len(), 6); // s = 3, 10, ..., 38
+                                  // Still shedding: an open queues them, and they still wait.
+    let log = AuditLog::open(&path, small_rotations(&pressure), names()).unwrap();
+    assert_eq!(index::unindexed_files(&path).unwrap(), rotated);
+    // The peak passes: the builder indexes every one of them.
+    drop(shedding);
+    wait_until_indexed(&path, 0);
+    log.close().unwrap();
+    assert_eq!(seqs_of_103(&path), scanned);
+}
+
+#[test]
+fn past_the_bound_the_oldest_files_are_indexed_while_the_server_sheds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.audit");
+    let pressure = Arc::new(Pressure::default());
+    let _shedding = Shedding::start(&pressure);
+    let log = AuditLog::open(&path, small_rotations(&pressure), names()).unwrap();
+    append_gets(&log, 0, 140);
+    let rotated = index::rotated_files(&path).unwrap();
+    assert!(rotated.len() > indexer::MAX_UNINDEXED + 2, "{rotated:?}");
+    let unindexed = wait_until_indexed(&path, indexer::MAX_UNINDEXED);
+    // Oldest first: what waits is the newest files.
+    assert_eq!(unindexed, rotated[rotated.len() - unindexed.len()..]);
+    log.close().unwrap();
+}
+
+#[test]
+fn audit_gen_leaves_every_rotated_file_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.audit");
+    let opts = AuditOptions {
+        rotation: Rotation {
+            max_bytes: 16 << 10,
+            daily: false,
+        },
+        ..AuditOptions::default()
+    };
+    generate::generate(&path, 20_000, opts).unwrap();
+    // Buffered: a commit holds whatever arrived in a millisecond, and the
+    // log rotates between commits.
+    assert!(!index::rotated_files(&path).unwrap().is_empty());
+    assert_eq!(
+        index::unindexed_files(&path).unwrap(),
+        Vec::<PathBuf>::new()
+    );
 }
