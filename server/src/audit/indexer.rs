@@ -94,6 +94,12 @@ const POLL: Duration = Duration::from_millis(200);
 /// few seconds.
 const IDLE_PER_WORK: u32 = 3;
 
+/// The longest pause after one slice. A slice is timed on the wall clock,
+/// and at nice 19 on a saturated box its wall time is mostly waiting for
+/// a core: one slice took minutes, and so did its pause, while a close
+/// waited for the builder (a server stuck in shutdown for over 5 minutes).
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
 /// Whether the builder may work now: the server has shed no request for
 /// [`QUIET`] (`since_shed`: how long ago it last did, `None` if never), or
 /// deferral is past its bound: more than [`MAX_UNINDEXED`] rotated files
@@ -279,7 +285,19 @@ impl Queue {
             }
             let mut worked = Instant::now();
             let mut between = || -> io::Result<()> {
-                std::thread::sleep(worked.elapsed() * IDLE_PER_WORK);
+                // The pause ends early at a close: waiting on the channel,
+                // not in a sleep, the builder sees its sender go.
+                let resume = Instant::now() + (worked.elapsed() * IDLE_PER_WORK).min(MAX_PAUSE);
+                loop {
+                    let left = resume.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.take_sent(Some(left));
+                    if self.closed {
+                        return Err(closing());
+                    }
+                }
                 loop {
                     self.take_sent(Some(Duration::ZERO));
                     if self.closed {
