@@ -205,6 +205,13 @@ pub struct RunArgs {
     /// Closed model: connections; open model: the pool's cap [closed: 10, open: 1000].
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
+    /// Open model: most new connections per second (after a first 32 per
+    /// worker thread), like a gateway's pool that grows gradually; a
+    /// request that finds every connection busy waits for one (its latency
+    /// still runs from its intended time); 0: unbounded, every such request
+    /// opens one up to the cap [2000].
+    #[arg(long, value_name = "PER_S")]
+    pub connect_rate: Option<f64>,
 
     /// How long to send (e.g. 30s, 10m) [profile's duration, else 10s].
     #[arg(long, short = 'd')]
@@ -515,10 +522,23 @@ fn pace(args: &RunArgs, profile: Option<&Profile>, duration: Duration) -> Result
     } else {
         curve
     };
+    let connect_rate = match args.connect_rate {
+        None => Some(crate::runner::opening::DEFAULT_RATE),
+        Some(r) if r == 0.0 => None,
+        Some(r) if r.is_finite() && r > 0.0 => Some(r),
+        Some(r) => {
+            return Err(Error::invalid(
+                "connect-rate",
+                &r.to_string(),
+                "must be positive, or 0 for unbounded",
+            ))
+        }
+    };
     Ok(Model::Open {
         curve,
         poisson,
         max_connections,
+        connect_rate,
     })
 }
 

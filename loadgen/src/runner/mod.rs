@@ -42,6 +42,7 @@ use crate::workload::{Generator, Workload};
 
 #[cfg(target_os = "linux")]
 mod event_loop;
+pub mod opening;
 mod worker;
 
 use worker::{thread_main, ThreadCtx};
@@ -57,6 +58,10 @@ pub enum Model {
         poisson: bool,
         /// Most connections open at once, over all targets.
         max_connections: usize,
+        /// Most new connections opened per second, over all targets, after
+        /// a first [`opening::BURST`] per thread and target; `None`:
+        /// unbounded (see [`opening`]).
+        connect_rate: Option<f64>,
     },
     /// A fixed number of connections, each sending as soon as it can.
     Closed {
@@ -231,6 +236,7 @@ impl RunConfig {
                 curve: RateCurve::constant(rate, duration),
                 poisson: false,
                 max_connections: 1000,
+                connect_rate: Some(opening::DEFAULT_RATE),
             },
             ..RunConfig::closed(target, 1, duration)
         }
