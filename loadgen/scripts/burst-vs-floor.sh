@@ -21,8 +21,9 @@
 # read the snapshot into memory at open (a production server's state after
 # warm-up) rather than measure cold pages. LOADGEN_ARGS adds flags to every
 # loadgen run (e.g. "--connect-rate 0" for an unbounded pool). TIMELINE=DIR
-# keeps each mode's report.json and a timeline (`server-timeline.sh`: the
-# server's connections and per-thread CPU every half second) in DIR.
+# keeps each mode's report.json, the server's /metrics at the end and a
+# timeline (`server-timeline.sh`: the server's connections and per-thread
+# CPU every half second) in DIR.
 #
 # Takes the shared CPU lock itself, once per mode (do NOT wrap it in flock).
 # Needs release builds of dancu-server, dancu-loadgen and the window example:
@@ -61,12 +62,14 @@ for mode in $modes; do
         b=$(awk "{print \$14 + \$15, \$12}" /proc/'"$server"'/stat)
         echo $(( ${b% *} - ${a% *} )) $(( ${b#* } - ${a#* } )) > "$4.cpu"
     ' "$bin/dancu-loadgen" "$url" "$snap" "$secs" "$work/report-$mode" "${TIMELINE:-}" "${loadgen_args[@]}"
+    # The server's own view (per-route handler and queue-wait histograms).
+    curl -s -m 5 -H "Authorization: Bearer dancu-demo-key" "$url/metrics" > "$work/report-$mode.metrics" || true
     stop_server
     if [ -n "${TIMELINE:-}" ]; then
         keep="$TIMELINE/$mode-$(date +%H%M%S)"
         mkdir -p "$keep"
-        cp "$work/report-$mode.timeline" "$work/report-$mode/report.json" "$keep/"
-        echo "   kept   $keep (timeline, report.json)"
+        cp "$work/report-$mode.timeline" "$work/report-$mode.metrics" "$work/report-$mode/report.json" "$keep/"
+        echo "   kept   $keep (timeline, metrics, report.json)"
     fi
     spike=$("$bin/examples/window" "$work/report-$mode/report.json" 0.45 0.55)
     floor_base=$("$bin/examples/window" "$work/report-$mode/report.json" 0.1 0.45)

@@ -115,6 +115,17 @@ pub enum EngineArg {
     Tasks,
 }
 
+/// Which idle connection takes a due request (open model).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReuseArg {
+    /// The one freed last: the few hottest connections carry the load.
+    #[default]
+    LastFreed,
+    /// The one idle longest: the load goes round the pool (and round a
+    /// per-core server's runtimes).
+    LongestIdle,
+}
+
 /// Options of a load run.
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
@@ -209,7 +220,7 @@ pub struct RunArgs {
     /// worker thread), like a gateway's pool that grows gradually; a
     /// request that finds every connection busy waits for one (its latency
     /// still runs from its intended time); 0: unbounded, every such request
-    /// opens one up to the cap [2000].
+    /// opens one up to the cap [1000].
     #[arg(long, value_name = "PER_S")]
     pub connect_rate: Option<f64>,
 
@@ -231,6 +242,9 @@ pub struct RunArgs {
     /// What runs the connections (the report says which ran).
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
+    /// Open model: which idle connection takes a due request.
+    #[arg(long, value_enum, default_value_t = ReuseArg::LastFreed)]
+    pub reuse: ReuseArg,
     /// Report interval (time-series resolution).
     #[arg(long, default_value = "1s")]
     pub interval: String,
@@ -448,6 +462,10 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
             RealtimeArg::On => Realtime::On,
             RealtimeArg::Off => Realtime::Off,
         },
+        reuse: match args.reuse {
+            ReuseArg::LongestIdle => crate::runner::Reuse::LongestIdle,
+            ReuseArg::LastFreed => crate::runner::Reuse::LastFreed,
+        },
         engine: match args.engine {
             EngineArg::Auto => Engine::Auto,
             EngineArg::Tasks => Engine::Tasks,
@@ -524,7 +542,7 @@ fn pace(args: &RunArgs, profile: Option<&Profile>, duration: Duration) -> Result
     };
     let connect_rate = match args.connect_rate {
         None => Some(crate::runner::opening::DEFAULT_RATE),
-        Some(r) if r == 0.0 => None,
+        Some(0.0) => None,
         Some(r) if r.is_finite() && r > 0.0 => Some(r),
         Some(r) => {
             return Err(Error::invalid(
@@ -674,4 +692,33 @@ fn run_load(args: RunArgs) -> Result<()> {
         println!("{}", report.json_line());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_rate(flag: Option<f64>) -> Result<Option<f64>> {
+        let args = RunArgs {
+            rate: Some(100.0),
+            connect_rate: flag,
+            ..RunArgs::default()
+        };
+        match pace(&args, None, Duration::from_secs(1))? {
+            Model::Open { connect_rate, .. } => Ok(connect_rate),
+            Model::Closed { .. } => unreachable!("--rate is the open model"),
+        }
+    }
+
+    #[test]
+    fn connect_rate_defaults_bounds_and_zero_unbounds() {
+        assert_eq!(
+            connect_rate(None).unwrap(),
+            Some(crate::runner::opening::DEFAULT_RATE)
+        );
+        assert_eq!(connect_rate(Some(250.0)).unwrap(), Some(250.0));
+        assert_eq!(connect_rate(Some(0.0)).unwrap(), None);
+        assert!(connect_rate(Some(-1.0)).is_err());
+        assert!(connect_rate(Some(f64::NAN)).is_err());
+    }
 }

@@ -50,7 +50,7 @@ use super::worker::MAX_CONNECTING;
 use super::worker::{
     on_grid, thread_budget, thread_cap, thread_connect_rate, Job, ThreadCtx, ThreadOut, Ticks,
 };
-use super::{bump, AuthTable, Live, Model, RunConfig, ThreadLive};
+use super::{bump, AuthTable, Live, Model, Reuse, RunConfig, ThreadLive};
 use crate::answer::{AnswerReader, Done};
 use crate::arrival::{self, Clock};
 use crate::error::{Error, Result};
@@ -105,7 +105,7 @@ struct Connection {
 
 /// One target's connections on this thread.
 struct Pool {
-    /// Idle connections, the longest idle first (why: the tokio engine's `Pool`).
+    /// Idle connections, the longest idle at the front ([`Reuse`]).
     idle: VecDeque<usize>,
     open: usize,
     connecting: usize,
@@ -370,7 +370,7 @@ impl EventLoop {
                         let now = Instant::now();
                         limit = limit.min(deadline.saturating_duration_since(now));
                         // Out of openings: wake when the next one is due.
-                        if let Some(at) = self.pools[target].opening.next_at(now) {
+                        if let Some(at) = self.opening_due(target, now) {
                             limit = limit.min(at.saturating_duration_since(now));
                         }
                     }
@@ -411,6 +411,17 @@ impl EventLoop {
         Ok(())
     }
 
+    /// When `target`'s pool may open its next connection, if only its
+    /// opening budget (not the cap, not handshakes under way) holds a
+    /// waiting request back.
+    fn opening_due(&self, target: usize, now: Instant) -> Option<Instant> {
+        let pool = &self.pools[target];
+        if pool.open >= pool.cap || pool.connecting >= MAX_CONNECTING {
+            return None;
+        }
+        pool.opening.next_at(now)
+    }
+
     /// Connections that could take a request now: idle, or not yet opened
     /// under the cap and the opening budget.
     fn spare(&self) -> usize {
@@ -427,7 +438,11 @@ impl EventLoop {
     /// Puts a due request on an idle connection or a new one.
     fn place(&mut self, job: Job, target: usize) -> io::Result<Placed> {
         let pool = &mut self.pools[target];
-        if let Some(slot) = pool.idle.pop_front() {
+        let idle = match self.config.reuse {
+            Reuse::LongestIdle => pool.idle.pop_front(),
+            Reuse::LastFreed => pool.idle.pop_back(),
+        };
+        if let Some(slot) = idle {
             self.in_flight += 1;
             self.start_request(slot, job);
             return Ok(Placed::Yes);

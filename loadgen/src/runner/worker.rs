@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::opening::OpenBudget;
-use super::{auto_tick, bump, AuthTable, Live, Model, RunConfig, ThreadLive};
+use super::{auto_tick, bump, AuthTable, Live, Model, Reuse, RunConfig, ThreadLive};
 use crate::error::{Error, Result};
 use crate::feed::Feed;
 use crate::http::{write_request, ClientKind, Conn};
@@ -65,13 +65,7 @@ pub(super) struct Job {
 
 /// One target's connections on one thread (open model).
 struct Pool {
-    /// Idle connections, the longest idle first: requests go round the
-    /// pool rather than to the few most recently freed. One generator
-    /// stands for many callers, whose connections a server's per-core
-    /// runtimes share about evenly; the few hottest connections of a
-    /// last-in-first-out pool land on one runtime and put the whole load
-    /// on one core (measured: one runtime took nearly every request at
-    /// 4,000/s while the other idled).
+    /// Idle connections, the longest idle at the front ([`Reuse`]).
     idle: RefCell<VecDeque<Rc<Slot>>>,
     open: Cell<usize>,
     /// Connections whose TCP handshake is still under way.
@@ -485,7 +479,10 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, ticks: Ticks, start:
         let mut waited = false;
         let mut out_of_time = false;
         loop {
-            let slot = pool.idle.borrow_mut().pop_front();
+            let slot = match sh.config.reuse {
+                Reuse::LongestIdle => pool.idle.borrow_mut().pop_front(),
+                Reuse::LastFreed => pool.idle.borrow_mut().pop_back(),
+            };
             if let Some(slot) = slot {
                 slot.job.set(Some(job));
                 slot.wake.notify_one();

@@ -1,7 +1,7 @@
 //! The open model's connection pool, on both engines: new connections open
 //! no faster than `connect_rate` allows (after a first burst), requests that
-//! find none wait and are all answered, and idle connections are used the
-//! longest idle first, so that the load goes round the pool.
+//! find none wait and are all answered, and with `Reuse::LongestIdle` the
+//! load goes round the pool.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +11,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dancu_loadgen::runner::opening::BURST;
-use dancu_loadgen::{run, Caller, Engine, KeyPool, Model, Op, Report, RunConfig, Target, Workload};
+use dancu_loadgen::{
+    run, Caller, Engine, KeyPool, Model, Op, Report, Reuse, RunConfig, Target, Workload,
+};
 
 /// A blocking HTTP/1.1 server, a thread per connection, that answers the
 /// first `slow` requests (over all connections) after `hold` and the rest
@@ -126,6 +128,7 @@ fn run_pool(
     requests: u64,
     cap: usize,
     connect_rate: Option<f64>,
+    reuse: Reuse,
 ) -> Report {
     let target = Target::parse(&server.url).unwrap();
     let mut config = RunConfig::open(target, 1000.0, Duration::from_secs(5));
@@ -141,6 +144,7 @@ fn run_pool(
     config.threads = 1;
     config.max_requests = Some(requests);
     config.engine = engine;
+    config.reuse = reuse;
     config.timeout = Duration::from_secs(10);
     let workload = Workload {
         callers: vec![Caller::single(Op::Get)],
@@ -156,7 +160,14 @@ fn run_pool(
 fn the_opening_rate_bounds_the_pool() {
     for engine in [Engine::Auto, Engine::Tasks] {
         let server = CountingServer::start(u64::MAX, Duration::from_millis(100));
-        let r = run_pool(&server, engine, 150, 1000, Some(1.0 / 60.0));
+        let r = run_pool(
+            &server,
+            engine,
+            150,
+            1000,
+            Some(1.0 / 60.0),
+            Reuse::LastFreed,
+        );
         assert!(
             r.run.connects <= BURST as u64,
             "{engine:?}: {} opened",
@@ -168,7 +179,7 @@ fn the_opening_rate_bounds_the_pool() {
         assert!(r.run.waited_for_connection > 0, "{engine:?}");
         // Unbounded, the same load opens more than the burst.
         let server = CountingServer::start(u64::MAX, Duration::from_millis(100));
-        let r = run_pool(&server, engine, 150, 1000, None);
+        let r = run_pool(&server, engine, 150, 1000, None, Reuse::LastFreed);
         assert!(
             r.run.connects > BURST as u64,
             "{engine:?}: {} opened",
@@ -179,14 +190,14 @@ fn the_opening_rate_bounds_the_pool() {
 }
 
 /// Four connections opened while the first answers are slow; afterwards
-/// one would do, and a last-in-first-out pool would send nearly every
-/// request on whichever was freed last. Longest idle first, each of the
-/// four carries a fair share.
+/// one would do, and last freed first would send nearly every request on
+/// whichever was freed last. Longest idle first, each of the four carries
+/// a fair share.
 #[test]
 fn idle_connections_take_turns() {
     for engine in [Engine::Auto, Engine::Tasks] {
         let server = CountingServer::start(4, Duration::from_millis(50));
-        let r = run_pool(&server, engine, 400, 4, None);
+        let r = run_pool(&server, engine, 400, 4, None, Reuse::LongestIdle);
         assert_eq!(r.summary.requests, 400, "{engine:?}");
         assert_eq!(r.summary.errors, 0, "{engine:?}");
         let counts = server.counts();
