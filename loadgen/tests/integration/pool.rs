@@ -3,67 +3,38 @@
 //! find none wait and are all answered, and with `Reuse::LongestIdle` the
 //! load goes round the pool.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::common::{next_get, run_open_gets, ThreadServer};
 use dancu_loadgen::runner::opening::BURST;
-use dancu_loadgen::{
-    run, Caller, Engine, KeyPool, Model, Op, Report, Reuse, RunConfig, Target, Workload,
-};
+use dancu_loadgen::{Engine, Model, Report, Reuse};
 
 /// A blocking HTTP/1.1 server, a thread per connection, that answers the
 /// first `slow` requests (over all connections) after `hold` and the rest
 /// at once, and counts the requests of each connection. Stops (and joins
 /// its threads) when dropped.
 struct CountingServer {
-    url: String,
+    server: ThreadServer,
     per_connection: Arc<Mutex<Vec<Arc<AtomicU64>>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl CountingServer {
     fn start(slow: u64, hold: Duration) -> CountingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
         let per_connection = Arc::new(Mutex::new(Vec::new()));
-        let (stopping, counts) = (Arc::clone(&stop), Arc::clone(&per_connection));
-        let thread = std::thread::spawn(move || {
-            let answered = Arc::new(AtomicU64::new(0));
-            let mut conns = Vec::new();
-            // Bounded: a minute at most whatever happens.
-            for _ in 0..60_000 {
-                if stopping.load(Ordering::Relaxed) {
-                    break;
-                }
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let mine = Arc::new(AtomicU64::new(0));
-                        counts.lock().unwrap().push(Arc::clone(&mine));
-                        let (answered, stopping) = (Arc::clone(&answered), Arc::clone(&stopping));
-                        conns.push(std::thread::spawn(move || {
-                            serve(stream, (slow, hold), &answered, &mine, &stopping)
-                        }));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
-            stopping.store(true, Ordering::Relaxed);
-            for c in conns {
-                let _ = c.join();
-            }
+        let counts = Arc::clone(&per_connection);
+        let answered = Arc::new(AtomicU64::new(0));
+        let server = ThreadServer::start(move |stream, stop| {
+            let mine = Arc::new(AtomicU64::new(0));
+            counts.lock().unwrap().push(Arc::clone(&mine));
+            serve(stream, (slow, hold), &answered, &mine, stop)
         });
         CountingServer {
-            url,
+            server,
             per_connection,
-            stop,
-            thread: Some(thread),
         }
     }
 
@@ -71,15 +42,6 @@ impl CountingServer {
     fn counts(&self) -> Vec<u64> {
         let counts = self.per_connection.lock().unwrap();
         counts.iter().map(|c| c.load(Ordering::Relaxed)).collect()
-    }
-}
-
-impl Drop for CountingServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -93,23 +55,7 @@ fn serve(
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match stream.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return,
-            }
-            continue;
-        };
-        // GET requests only: no body follows the head.
-        buf.drain(..end + 4);
+    while next_get(&mut stream, &mut buf, stop) {
         mine.fetch_add(1, Ordering::Relaxed);
         if answered.fetch_add(1, Ordering::Relaxed) < slow {
             std::thread::sleep(hold);
@@ -130,27 +76,21 @@ fn run_pool(
     connect_rate: Option<f64>,
     reuse: Reuse,
 ) -> Report {
-    let target = Target::parse(&server.url).unwrap();
-    let mut config = RunConfig::open(target, 1000.0, Duration::from_secs(5));
-    if let Model::Open {
-        max_connections,
-        connect_rate: rate,
-        ..
-    } = &mut config.model
-    {
-        *max_connections = cap;
-        *rate = connect_rate;
-    }
-    config.threads = 1;
-    config.max_requests = Some(requests);
-    config.engine = engine;
-    config.reuse = reuse;
-    config.timeout = Duration::from_secs(10);
-    let workload = Workload {
-        callers: vec![Caller::single(Op::Get)],
-    };
-    let (stats, info) = run(&config, &workload, Arc::new(KeyPool::synthetic(100, 1))).unwrap();
-    Report::build(&stats, info).unwrap()
+    run_open_gets(&server.server.url, Duration::from_secs(5), |config| {
+        if let Model::Open {
+            max_connections,
+            connect_rate: rate,
+            ..
+        } = &mut config.model
+        {
+            *max_connections = cap;
+            *rate = connect_rate;
+        }
+        config.max_requests = Some(requests);
+        config.engine = engine;
+        config.reuse = reuse;
+        config.timeout = Duration::from_secs(10);
+    })
 }
 
 /// Every answer held 100 ms at 1,000/s wants ~100 connections; an opening
