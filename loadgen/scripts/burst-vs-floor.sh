@@ -19,7 +19,11 @@
 #
 # SERVER_ARGS adds flags to every dancu server, e.g. "--memory warm" to
 # read the snapshot into memory at open (a production server's state after
-# warm-up) rather than measure cold pages.
+# warm-up) rather than measure cold pages. LOADGEN_ARGS adds flags to every
+# loadgen run (e.g. "--connect-rate 0" for an unbounded pool). TIMELINE=DIR
+# keeps each mode's report.json, the server's /metrics at the end and a
+# timeline (`server-timeline.sh`: the server's connections and per-thread
+# CPU every half second) in DIR.
 #
 # Takes the shared CPU lock itself, once per mode, server start included (do
 # NOT wrap it in flock).
@@ -31,9 +35,11 @@ bin=${BIN:-target/release}
 lock=${LOCK:-/tmp/dancu-cpu.lock}
 port=${PORT:-18491}
 read -ra server_args <<<"${SERVER_ARGS:-}"
+read -ra loadgen_args <<<"${LOADGEN_ARGS:-}"
 url=http://127.0.0.1:$port
 work=$(mktemp -d)
-. "$(dirname "$0")/server-lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/server-lib.sh"
 cleanup() { stop_server; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -55,13 +61,22 @@ for mode in $modes; do
     start_server "$work/server-$mode.log" "${cmd[@]}"
     bash -c '
         a=$(awk "{print \$14 + \$15, \$12}" /proc/'"$server"'/stat)
+        if [ -n "$5" ]; then '"$here"'/server-timeline.sh '"$server $port"' > "$4.timeline" & fi
         "$0" --target "$1" --key dancu-demo-key --snapshot "$2" --profile loadgen/profiles/burst.toml \
-            --duration "$3s" -q --json --report "$4" > "$4.out"
+            --duration "$3s" -q --json --report "$4" "${@:6}" > "$4.out"
         b=$(awk "{print \$14 + \$15, \$12}" /proc/'"$server"'/stat)
         echo $(( ${b% *} - ${a% *} )) $(( ${b#* } - ${a#* } )) > "$4.cpu"
-    ' "$bin/dancu-loadgen" "$url" "$snap" "$secs" "$work/report-$mode"
+    ' "$bin/dancu-loadgen" "$url" "$snap" "$secs" "$work/report-$mode" "${TIMELINE:-}" "${loadgen_args[@]}"
+    # The server's own view (per-route handler and queue-wait histograms).
+    curl -s -m 5 -H "Authorization: Bearer dancu-demo-key" "$url/metrics" > "$work/report-$mode.metrics" || true
     stop_server
     exec 9>&-
+    if [ -n "${TIMELINE:-}" ]; then
+        keep="$TIMELINE/$mode-$(date +%H%M%S)"
+        mkdir -p "$keep"
+        cp "$work/report-$mode.timeline" "$work/report-$mode.metrics" "$work/report-$mode/report.json" "$keep/"
+        echo "   kept   $keep (timeline, metrics, report.json)"
+    fi
     spike=$("$bin/examples/window" "$work/report-$mode/report.json" 0.45 0.55)
     floor_base=$("$bin/examples/window" "$work/report-$mode/report.json" 0.1 0.45)
     tail -1 "$work/report-$mode.out" | python3 -c '

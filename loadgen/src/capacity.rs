@@ -201,13 +201,18 @@ pub fn find_capacity(
             "must lie in [0, 1)",
         ));
     }
-    let (poisson, max_connections) = match &base.model {
+    let (poisson, max_connections, connect_rate) = match &base.model {
         Model::Open {
             poisson,
             max_connections,
+            connect_rate,
             ..
-        } => (*poisson, *max_connections),
-        Model::Closed { connections } => (false, (*connections).max(1000)),
+        } => (*poisson, *max_connections, *connect_rate),
+        Model::Closed { connections } => (
+            false,
+            (*connections).max(1000),
+            Some(crate::runner::opening::DEFAULT_RATE),
+        ),
     };
     let mut steps = Vec::new();
     let mut held: Option<f64> = None;
@@ -228,6 +233,7 @@ pub fn find_capacity(
             curve: RateCurve::constant(rate, cfg.step_duration),
             poisson,
             max_connections,
+            connect_rate,
         };
         let (stats, info) = run(&config, workload, Arc::clone(&keys))?;
         let report = Report::build(&stats, info)?;

@@ -115,6 +115,17 @@ pub enum EngineArg {
     Tasks,
 }
 
+/// Which idle connection takes a due request (open model).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReuseArg {
+    /// The one freed last: the few hottest connections carry the load.
+    #[default]
+    LastFreed,
+    /// The one idle longest: the load goes round the pool (and round a
+    /// per-core server's runtimes).
+    LongestIdle,
+}
+
 /// Options of a load run.
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
@@ -205,6 +216,13 @@ pub struct RunArgs {
     /// Closed model: connections; open model: the pool's cap [closed: 10, open: 1000].
     #[arg(long, short = 'c')]
     pub connections: Option<usize>,
+    /// Open model: most new connections per second (after a first 32 per
+    /// worker thread), like a gateway's pool that grows gradually; a
+    /// request that finds every connection busy waits for one (its latency
+    /// still runs from its intended time); 0: unbounded, every such request
+    /// opens one up to the cap [1000].
+    #[arg(long, value_name = "PER_S")]
+    pub connect_rate: Option<f64>,
 
     /// How long to send (e.g. 30s, 10m) [profile's duration, else 10s].
     #[arg(long, short = 'd')]
@@ -224,6 +242,9 @@ pub struct RunArgs {
     /// What runs the connections (the report says which ran).
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
+    /// Open model: which idle connection takes a due request.
+    #[arg(long, value_enum, default_value_t = ReuseArg::LastFreed)]
+    pub reuse: ReuseArg,
     /// Report interval (time-series resolution).
     #[arg(long, default_value = "1s")]
     pub interval: String,
@@ -441,6 +462,10 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
             RealtimeArg::On => Realtime::On,
             RealtimeArg::Off => Realtime::Off,
         },
+        reuse: match args.reuse {
+            ReuseArg::LongestIdle => crate::runner::Reuse::LongestIdle,
+            ReuseArg::LastFreed => crate::runner::Reuse::LastFreed,
+        },
         engine: match args.engine {
             EngineArg::Auto => Engine::Auto,
             EngineArg::Tasks => Engine::Tasks,
@@ -515,10 +540,23 @@ fn pace(args: &RunArgs, profile: Option<&Profile>, duration: Duration) -> Result
     } else {
         curve
     };
+    let connect_rate = match args.connect_rate {
+        None => Some(crate::runner::opening::DEFAULT_RATE),
+        Some(0.0) => None,
+        Some(r) if r.is_finite() && r > 0.0 => Some(r),
+        Some(r) => {
+            return Err(Error::invalid(
+                "connect-rate",
+                &r.to_string(),
+                "must be positive, or 0 for unbounded",
+            ))
+        }
+    };
     Ok(Model::Open {
         curve,
         poisson,
         max_connections,
+        connect_rate,
     })
 }
 
@@ -654,4 +692,33 @@ fn run_load(args: RunArgs) -> Result<()> {
         println!("{}", report.json_line());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_rate(flag: Option<f64>) -> Result<Option<f64>> {
+        let args = RunArgs {
+            rate: Some(100.0),
+            connect_rate: flag,
+            ..RunArgs::default()
+        };
+        match pace(&args, None, Duration::from_secs(1))? {
+            Model::Open { connect_rate, .. } => Ok(connect_rate),
+            Model::Closed { .. } => unreachable!("--rate is the open model"),
+        }
+    }
+
+    #[test]
+    fn connect_rate_defaults_bounds_and_zero_unbounds() {
+        assert_eq!(
+            connect_rate(None).unwrap(),
+            Some(crate::runner::opening::DEFAULT_RATE)
+        );
+        assert_eq!(connect_rate(Some(250.0)).unwrap(), Some(250.0));
+        assert_eq!(connect_rate(Some(0.0)).unwrap(), None);
+        assert!(connect_rate(Some(-1.0)).is_err());
+        assert!(connect_rate(Some(f64::NAN)).is_err());
+    }
 }

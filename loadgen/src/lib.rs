@@ -107,7 +107,7 @@ pub use keys::{KeyKind, KeyPool};
 pub use profile::Profile;
 pub use rate::RateCurve;
 pub use report::{Report, Summary};
-pub use runner::{run, Engine, Model, Realtime, RunConfig, RunInfo};
+pub use runner::{run, Engine, Model, Realtime, Reuse, RunConfig, RunInfo};
 pub use stats::Stats;
 pub use tls::TlsClient;
 pub use units::Slo;

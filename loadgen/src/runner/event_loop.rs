@@ -28,11 +28,14 @@
 //! request could leave to just before its bytes are written; one request
 //! in flight per connection (no pipelining: with a connection cap, a
 //! request beyond it waits, counted as `waited_for_connection`); at most
-//! [`MAX_CONNECTING`] handshakes at once per target; a request on a reused
+//! [`MAX_CONNECTING`] handshakes at once per target, opened no faster than
+//! the pool's [`OpenBudget`] allows (a request that finds no connection
+//! and no opening waits too, and counts alike); a request on a reused
 //! connection that the server closed is sent once more on a fresh one;
 //! a request times out `timeout` after its intended send time.
 //! TLS targets and the hyper client stay on the tokio engine.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -42,9 +45,12 @@ use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::opening::OpenBudget;
 use super::worker::MAX_CONNECTING;
-use super::worker::{on_grid, thread_budget, thread_cap, Job, ThreadCtx, ThreadOut, Ticks};
-use super::{bump, AuthTable, Live, Model, RunConfig, ThreadLive};
+use super::worker::{
+    on_grid, thread_budget, thread_cap, thread_connect_rate, Job, ThreadCtx, ThreadOut, Ticks,
+};
+use super::{bump, AuthTable, Live, Model, Reuse, RunConfig, ThreadLive};
 use crate::answer::{AnswerReader, Done};
 use crate::arrival::{self, Clock};
 use crate::error::{Error, Result};
@@ -99,10 +105,13 @@ struct Connection {
 
 /// One target's connections on this thread.
 struct Pool {
-    idle: Vec<usize>,
+    /// Idle connections, the longest idle at the front ([`Reuse`]).
+    idle: VecDeque<usize>,
     open: usize,
     connecting: usize,
     cap: usize,
+    /// How fast new connections may open.
+    opening: OpenBudget,
 }
 
 /// How a due request was placed.
@@ -110,9 +119,10 @@ enum Placed {
     /// On a connection (idle or being opened).
     Yes,
     /// Every connection is busy and no more may be opened now: it waits.
-    /// `at_cap`: because of the connection cap (not only handshakes under
-    /// way), which the report counts as waiting for a connection.
-    No { at_cap: bool },
+    /// `for_pool`: because of the connection cap or the opening budget
+    /// (not only handshakes under way), which the report counts as waiting
+    /// for a connection.
+    No { for_pool: bool },
 }
 
 struct EventLoop {
@@ -168,6 +178,7 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         .register(&mut SourceFd(&timer.raw_fd()), TIMER, Interest::READABLE)
         .map_err(runtime)?;
     let cap = thread_cap(&config, ctx.threads);
+    let connect_rate = thread_connect_rate(&config, ctx.threads);
     let mut lp = EventLoop {
         config: Arc::clone(&config),
         auth: ctx.auth,
@@ -185,10 +196,11 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         free_slots: Vec::new(),
         pools: (0..config.targets.len())
             .map(|_| Pool {
-                idle: Vec::new(),
+                idle: VecDeque::new(),
                 open: 0,
                 connecting: 0,
                 cap,
+                opening: OpenBudget::new(connect_rate, ctx.start),
             })
             .collect(),
         in_flight: 0,
@@ -290,8 +302,8 @@ impl EventLoop {
                     match self.place(job, target)? {
                         Placed::Yes if was_blocked => pool_freed_at = Instant::now(),
                         Placed::Yes => {}
-                        Placed::No { at_cap } => {
-                            if at_cap && !was_blocked {
+                        Placed::No { for_pool } => {
+                            if for_pool && !was_blocked {
                                 waited += 1;
                             }
                             blocked = Some((job, target));
@@ -354,8 +366,13 @@ impl EventLoop {
                     // Wake for the first answer (or the send, on the timer).
                     self.arm(wake.map(|(w, _)| w))?;
                     let mut limit = next_scan.saturating_duration_since(Instant::now());
-                    if blocked.is_some() {
-                        limit = limit.min(deadline.saturating_duration_since(Instant::now()));
+                    if let Some((_, target)) = blocked {
+                        let now = Instant::now();
+                        limit = limit.min(deadline.saturating_duration_since(now));
+                        // Out of openings: wake when the next one is due.
+                        if let Some(at) = self.opening_due(target, now) {
+                            limit = limit.min(at.saturating_duration_since(now));
+                        }
                     }
                     self.poll.poll(&mut events, Some(limit))
                 }
@@ -394,32 +411,56 @@ impl EventLoop {
         Ok(())
     }
 
+    /// When `target`'s pool may open its next connection, if only its
+    /// opening budget (not the cap, not handshakes under way) holds a
+    /// waiting request back.
+    fn opening_due(&self, target: usize, now: Instant) -> Option<Instant> {
+        let pool = &self.pools[target];
+        if pool.open >= pool.cap || pool.connecting >= MAX_CONNECTING {
+            return None;
+        }
+        pool.opening.next_at(now)
+    }
+
     /// Connections that could take a request now: idle, or not yet opened
-    /// under the cap.
+    /// under the cap and the opening budget.
     fn spare(&self) -> usize {
+        let now = Instant::now();
         self.pools
             .iter()
-            .map(|p| p.idle.len() + p.cap.saturating_sub(p.open))
+            .map(|p| {
+                let openable = p.cap.saturating_sub(p.open);
+                p.idle.len() + openable.min(p.opening.available(now))
+            })
             .sum()
     }
 
     /// Puts a due request on an idle connection or a new one.
     fn place(&mut self, job: Job, target: usize) -> io::Result<Placed> {
         let pool = &mut self.pools[target];
-        if let Some(slot) = pool.idle.pop() {
+        let idle = match self.config.reuse {
+            Reuse::LongestIdle => pool.idle.pop_front(),
+            Reuse::LastFreed => pool.idle.pop_back(),
+        };
+        if let Some(slot) = idle {
             self.in_flight += 1;
             self.start_request(slot, job);
             return Ok(Placed::Yes);
         }
-        let below_cap = pool.open < pool.cap;
-        if below_cap && pool.connecting < MAX_CONNECTING {
-            pool.open += 1;
-            pool.connecting += 1;
-            self.in_flight += 1;
-            self.open_connection(target, job)?;
-            return Ok(Placed::Yes);
+        if pool.open >= pool.cap {
+            return Ok(Placed::No { for_pool: true });
         }
-        Ok(Placed::No { at_cap: !below_cap })
+        if pool.connecting >= MAX_CONNECTING {
+            return Ok(Placed::No { for_pool: false });
+        }
+        if !pool.opening.try_take(Instant::now()) {
+            return Ok(Placed::No { for_pool: true });
+        }
+        pool.open += 1;
+        pool.connecting += 1;
+        self.in_flight += 1;
+        self.open_connection(target, job)?;
+        Ok(Placed::Yes)
     }
 
     /// Opens a connection for `job` (the pool has counted it).
@@ -678,7 +719,7 @@ impl EventLoop {
             self.drop_connection(slot);
         } else {
             c.phase = Phase::Idle;
-            self.pools[target].idle.push(slot);
+            self.pools[target].idle.push_back(slot);
         }
         if let Some(meta) = meta {
             self.record_at(meta, intended, Some(done), arrived);

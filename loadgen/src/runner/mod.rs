@@ -42,6 +42,7 @@ use crate::workload::{Generator, Workload};
 
 #[cfg(target_os = "linux")]
 mod event_loop;
+pub mod opening;
 mod worker;
 
 use worker::{thread_main, ThreadCtx};
@@ -57,6 +58,10 @@ pub enum Model {
         poisson: bool,
         /// Most connections open at once, over all targets.
         max_connections: usize,
+        /// Most new connections opened per second, over all targets, after
+        /// a first [`opening::BURST`] per thread and target; `None`:
+        /// unbounded (see [`opening`]).
+        connect_rate: Option<f64>,
     },
     /// A fixed number of connections, each sending as soon as it can.
     Closed {
@@ -107,6 +112,28 @@ pub struct RunConfig {
     pub realtime: Realtime,
     /// Which engine may run the load.
     pub engine: Engine,
+    /// Open model: which idle connection takes a due request.
+    pub reuse: Reuse,
+}
+
+/// Which idle connection the open model's pool hands a due request.
+///
+/// Last freed first (a gateway's usual stack), the few hottest connections
+/// carry nearly every request, and against dancu's per-core runtimes (its
+/// `SO_REUSEPORT` listeners hash connections between them) they land on
+/// one: on the burst profile one runtime took nearly all the work for
+/// seconds at a time while the other idled. Longest idle first spreads it
+/// evenly, as many callers would, but on the 2-core reference box, shared
+/// with loadgen, the spread cost more CPU on both sides (spike: dancu 0.84
+/// against 0.6 cores, loadgen 0.6 against 0.45; each runtime half-loaded
+/// sleeps and wakes more often), so the default stays last freed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reuse {
+    /// The one freed last.
+    #[default]
+    LastFreed,
+    /// The one idle longest: requests go round the pool.
+    LongestIdle,
 }
 
 /// What runs a load's connections.
@@ -221,6 +248,7 @@ impl RunConfig {
             tick: None,
             realtime: Realtime::Auto,
             engine: Engine::Auto,
+            reuse: Reuse::LastFreed,
         }
     }
 
@@ -231,6 +259,7 @@ impl RunConfig {
                 curve: RateCurve::constant(rate, duration),
                 poisson: false,
                 max_connections: 1000,
+                connect_rate: Some(opening::DEFAULT_RATE),
             },
             ..RunConfig::closed(target, 1, duration)
         }

@@ -3,6 +3,7 @@
 //! a due time to a recorded answer.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::{auto_tick, bump, AuthTable, Live, Model, RunConfig, ThreadLive};
+use super::opening::OpenBudget;
+use super::{auto_tick, bump, AuthTable, Live, Model, Reuse, RunConfig, ThreadLive};
 use crate::error::{Error, Result};
 use crate::feed::Feed;
 use crate::http::{write_request, ClientKind, Conn};
@@ -63,11 +65,14 @@ pub(super) struct Job {
 
 /// One target's connections on one thread (open model).
 struct Pool {
-    idle: RefCell<Vec<Rc<Slot>>>,
+    /// Idle connections, the longest idle at the front ([`Reuse`]).
+    idle: RefCell<VecDeque<Rc<Slot>>>,
     open: Cell<usize>,
     /// Connections whose TCP handshake is still under way.
     connecting: Cell<usize>,
     cap: usize,
+    /// How fast new connections may open.
+    opening: RefCell<OpenBudget>,
     /// Signalled when a connection turns idle or finishes connecting.
     freed: Notify,
 }
@@ -150,6 +155,7 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
     let config = Arc::clone(&ctx.config);
     let targets = config.targets.len();
     let cap = thread_cap(&config, ctx.threads);
+    let connect_rate = thread_connect_rate(&config, ctx.threads);
     let budget = thread_budget(&config, ctx.index, ctx.threads);
     let (feed, builder) = Feed::new(
         ctx.generator,
@@ -168,10 +174,11 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         budget: Cell::new(budget),
         pools: (0..targets)
             .map(|_| Pool {
-                idle: RefCell::new(Vec::new()),
+                idle: RefCell::new(VecDeque::new()),
                 open: Cell::new(0),
                 connecting: Cell::new(0),
                 cap,
+                opening: RefCell::new(OpenBudget::new(connect_rate, ctx.start)),
                 freed: Notify::new(),
             })
             .collect(),
@@ -248,6 +255,17 @@ pub(super) fn thread_cap(config: &RunConfig, threads: usize) -> usize {
             .div_ceil(threads * config.targets.len())
             .max(1),
         Model::Closed { connections } => *connections,
+    }
+}
+
+/// New connections per second one thread may open towards one target: its
+/// share of the open model's opening rate (`None`: unbounded).
+pub(super) fn thread_connect_rate(config: &RunConfig, threads: usize) -> Option<f64> {
+    match &config.model {
+        Model::Open { connect_rate, .. } => {
+            connect_rate.map(|r| r / (threads * config.targets.len()) as f64)
+        }
+        Model::Closed { .. } => None,
     }
 }
 
@@ -461,26 +479,45 @@ async fn dispatcher(sh: Rc<Shared>, mut schedule: Schedule, ticks: Ticks, start:
         let mut waited = false;
         let mut out_of_time = false;
         loop {
-            let slot = pool.idle.borrow_mut().pop();
+            let slot = match sh.config.reuse {
+                Reuse::LongestIdle => pool.idle.borrow_mut().pop_front(),
+                Reuse::LastFreed => pool.idle.borrow_mut().pop_back(),
+            };
             if let Some(slot) = slot {
                 slot.job.set(Some(job));
                 slot.wake.notify_one();
                 break;
             }
             let below_cap = pool.open.get() < pool.cap;
-            if below_cap && pool.connecting.get() < MAX_CONNECTING {
+            let handshakes_free = pool.connecting.get() < MAX_CONNECTING;
+            let now = Instant::now();
+            let may_open = below_cap && handshakes_free && pool.opening.borrow_mut().try_take(now);
+            if may_open {
                 pool.open.set(pool.open.get() + 1);
                 pool.connecting.set(pool.connecting.get() + 1);
                 sh.task_started();
                 tokio::task::spawn_local(open_connection(Rc::clone(&sh), target, job));
                 break;
             }
-            if !below_cap && !waited {
+            // At the cap or out of openings (not only waiting for handshakes).
+            if (!below_cap || handshakes_free) && !waited {
                 waited = true;
                 sh.waited.set(sh.waited.get() + 1);
             }
+            // Out of openings: try again when the next one is due.
+            let next_opening = match below_cap && handshakes_free {
+                true => pool.opening.borrow().next_at(now),
+                false => None,
+            };
+            let opening_due = async {
+                match next_opening {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = pool.freed.notified() => {}
+                _ = opening_due => {}
                 _ = tokio::time::sleep_until(sh.deadline.into()) => {
                     // The run ends with this request still waiting.
                     sh.unsent.set(sh.unsent.get() + 1);
@@ -586,7 +623,7 @@ async fn open_connection(sh: Rc<Shared>, target: usize, first: Job) {
             break;
         }
         let pool = &sh.pools[target];
-        pool.idle.borrow_mut().push(Rc::clone(&slot));
+        pool.idle.borrow_mut().push_back(Rc::clone(&slot));
         pool.freed.notify_one();
         slot.wake.notified().await;
         match slot.job.take() {

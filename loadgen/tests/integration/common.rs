@@ -197,3 +197,111 @@ impl Drop for ServerThread {
         }
     }
 }
+
+/// Blocking reads from `stream` (which has a read timeout) until a GET
+/// request's head is whole in `buf`, then drops it from `buf`; false when
+/// the peer closed, the read failed or `stop` was set.
+pub fn next_get(
+    stream: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> bool {
+    use std::io::Read;
+    let mut chunk = [0u8; 4096];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            // GET requests only: no body follows the head.
+            buf.drain(..end + 4);
+            return true;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// An open-model run of GETs at 1,000/s on one thread against `url`, for
+/// `duration` at most, with `adjust` applied to the config; its report.
+pub fn run_open_gets(
+    url: &str,
+    duration: Duration,
+    adjust: impl FnOnce(&mut dancu_loadgen::RunConfig),
+) -> dancu_loadgen::Report {
+    use dancu_loadgen::{run, Caller, KeyPool, Op, Report, RunConfig, Target, Workload};
+    let target = Target::parse(url).unwrap();
+    let mut config = RunConfig::open(target, 1000.0, duration);
+    config.threads = 1;
+    adjust(&mut config);
+    let workload = Workload {
+        callers: vec![Caller::single(Op::Get)],
+    };
+    let keys = std::sync::Arc::new(KeyPool::synthetic(100, 1));
+    let (stats, info) = run(&config, &workload, keys).unwrap();
+    Report::build(&stats, info).unwrap()
+}
+
+/// A blocking server on 127.0.0.1 (free port) with a thread per
+/// connection running `serve(stream, stop)`; stops (and joins its threads)
+/// when dropped, after a minute at most whatever happens.
+pub struct ThreadServer {
+    pub url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ThreadServer {
+    pub fn start<F>(serve: F) -> ThreadServer
+    where
+        F: Fn(std::net::TcpStream, &std::sync::atomic::AtomicBool) + Send + Sync + 'static,
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let serve = Arc::new(serve);
+        let thread = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            for _ in 0..60_000 {
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (serve, stopping) = (Arc::clone(&serve), Arc::clone(&stopping));
+                        conns.push(std::thread::spawn(move || serve(stream, &stopping)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            stopping.store(true, Ordering::Relaxed);
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        ThreadServer {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -3,14 +3,15 @@
 //! connections the server closes replaced, no answer recorded as an error,
 //! and the same figures from the tokio engine.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dancu_loadgen::{run, Caller, Engine, KeyPool, Model, Op, Report, RunConfig, Target, Workload};
+use dancu_loadgen::{Engine, Model, Report};
+
+use crate::common::{next_get, run_open_gets, ThreadServer};
 
 /// How the raw server answers.
 #[derive(Clone, Copy)]
@@ -25,82 +26,18 @@ enum Manner {
     Silent,
 }
 
-/// A blocking HTTP/1.1 server with a thread per connection; stops (and
-/// joins its threads) when dropped.
-struct RawServer {
-    url: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RawServer {
-    fn start(manner: Manner) -> RawServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let answered = Arc::new(AtomicU64::new(0));
-            let mut conns = Vec::new();
-            // Bounded: a minute at most whatever happens.
-            for _ in 0..60_000 {
-                if stopping.load(Ordering::Relaxed) {
-                    break;
-                }
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let (answered, stopping) = (Arc::clone(&answered), Arc::clone(&stopping));
-                        conns.push(std::thread::spawn(move || {
-                            serve(stream, manner, &answered, &stopping)
-                        }));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
-            stopping.store(true, Ordering::Relaxed);
-            for c in conns {
-                let _ = c.join();
-            }
-        });
-        RawServer {
-            url,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for RawServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// A blocking HTTP/1.1 server with a thread per connection that answers
+/// in the given manner.
+fn raw_server(manner: Manner) -> ThreadServer {
+    let answered = Arc::new(AtomicU64::new(0));
+    ThreadServer::start(move |stream, stop| serve(stream, manner, &answered, stop))
 }
 
 fn serve(mut stream: TcpStream, manner: Manner, answered: &AtomicU64, stop: &AtomicBool) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            match stream.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return,
-            }
-            continue;
-        };
-        // GET requests only: no body follows the head.
-        buf.drain(..end + 4);
+    while next_get(&mut stream, &mut buf, stop) {
         match manner {
             Manner::Hangs => return,
             Manner::Silent => continue,
@@ -126,29 +63,23 @@ fn serve(mut stream: TcpStream, manner: Manner, answered: &AtomicU64, stop: &Ato
 
 /// An open-model run of `requests` at 1,000/s with up to `connections`.
 fn run_against(
-    server: &RawServer,
+    server: &ThreadServer,
     engine: Engine,
     requests: u64,
     connections: usize,
     timeout: Duration,
 ) -> Report {
-    let target = Target::parse(&server.url).unwrap();
-    let mut config = RunConfig::open(target, 1000.0, Duration::from_secs(2));
-    if let Model::Open {
-        max_connections, ..
-    } = &mut config.model
-    {
-        *max_connections = connections;
-    }
-    config.threads = 1;
-    config.max_requests = Some(requests);
-    config.engine = engine;
-    config.timeout = timeout;
-    let workload = Workload {
-        callers: vec![Caller::single(Op::Get)],
-    };
-    let (stats, info) = run(&config, &workload, Arc::new(KeyPool::synthetic(100, 1))).unwrap();
-    Report::build(&stats, info).unwrap()
+    run_open_gets(&server.url, Duration::from_secs(2), |config| {
+        if let Model::Open {
+            max_connections, ..
+        } = &mut config.model
+        {
+            *max_connections = connections;
+        }
+        config.max_requests = Some(requests);
+        config.engine = engine;
+        config.timeout = timeout;
+    })
 }
 
 #[test]
@@ -160,7 +91,7 @@ fn every_answer_is_counted_once_under_its_status() {
         (Engine::Auto, 1),
         (Engine::Tasks, 1000),
     ] {
-        let server = RawServer::start(Manner::Mixed);
+        let server = raw_server(Manner::Mixed);
         let r = run_against(&server, engine, 400, connections, Duration::from_secs(10));
         let expected_engine = if engine == Engine::Auto {
             "event-loop"
@@ -200,7 +131,7 @@ fn requests_without_an_answer_are_errors() {
         (Manner::Hangs, 50, Duration::from_secs(10)),
         (Manner::Silent, 20, Duration::from_millis(300)),
     ] {
-        let server = RawServer::start(manner);
+        let server = raw_server(manner);
         let r = run_against(&server, Engine::Auto, requests, 1000, timeout);
         assert_eq!(r.run.engine, "event-loop");
         assert_eq!(r.summary.requests, requests);

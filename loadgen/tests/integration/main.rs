@@ -8,6 +8,7 @@ mod event_loop;
 mod floor;
 mod histograms;
 mod keep_alive;
+mod pool;
 mod profiles;
 mod qr_match;
 mod rate_curves;
