@@ -729,12 +729,20 @@ fn past_the_bound_the_oldest_files_are_indexed_while_the_server_sheds() {
     let _shedding = Shedding::start(&pressure);
     let log = AuditLog::open(&path, small_rotations(&pressure), names()).unwrap();
     append_gets(&log, 0, 140);
+    wait_until_indexed(&path, indexer::MAX_UNINDEXED);
+    log.close().unwrap();
+    // Both listed after the close: until then the rotator may still be
+    // renaming the last file, not yet sent to the builder (this test failed
+    // once in a full workspace run with the lists taken before the close).
     let rotated = index::rotated_files(&path).unwrap();
     assert!(rotated.len() > indexer::MAX_UNINDEXED + 2, "{rotated:?}");
-    let unindexed = wait_until_indexed(&path, indexer::MAX_UNINDEXED);
+    let unindexed = index::unindexed_files(&path).unwrap();
+    assert!(
+        unindexed.len() <= indexer::MAX_UNINDEXED + 1,
+        "{unindexed:?}"
+    );
     // Oldest first: what waits is the newest files.
     assert_eq!(unindexed, rotated[rotated.len() - unindexed.len()..]);
-    log.close().unwrap();
 }
 
 #[test]
