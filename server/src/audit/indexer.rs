@@ -241,6 +241,18 @@ impl Queue {
         }
     }
 
+    /// Waits up to `wait` on the channel, taking the files sent meanwhile;
+    /// an error once the log is closing. (On the channel, not in a sleep,
+    /// so that a close ends a pause at once.)
+    fn wait(&mut self, wait: Duration) -> io::Result<()> {
+        self.take_sent(Some(wait));
+        if self.closed {
+            Err(closing())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether the builder may work on a file sent at `oldest`, with
     /// `building` more files than are waiting (the one under way).
     fn may_build(&mut self, oldest: Instant, building: usize) -> bool {
@@ -285,28 +297,17 @@ impl Queue {
             }
             let mut worked = Instant::now();
             let mut between = || -> io::Result<()> {
-                // The pause ends early at a close: waiting on the channel,
-                // not in a sleep, the builder sees its sender go.
                 let resume = Instant::now() + (worked.elapsed() * IDLE_PER_WORK).min(MAX_PAUSE);
                 loop {
                     let left = resume.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;
                     }
-                    self.take_sent(Some(left));
-                    if self.closed {
-                        return Err(closing());
-                    }
+                    self.wait(left)?;
                 }
-                loop {
-                    self.take_sent(Some(Duration::ZERO));
-                    if self.closed {
-                        return Err(closing());
-                    }
-                    if self.may_build(sent, 1) {
-                        break;
-                    }
-                    self.take_sent(Some(POLL));
+                self.wait(Duration::ZERO)?;
+                while !self.may_build(sent, 1) {
+                    self.wait(POLL)?;
                 }
                 worked = Instant::now();
                 Ok(())
