@@ -151,6 +151,9 @@ struct EventLoop {
     in_flight: usize,
     read_buf: Box<[u8]>,
     last_completion: Instant,
+    /// A clock reading taken when the loop last woke: a receive stamp
+    /// not after it is surely in the past (see [`answer_end`]).
+    seen: Instant,
 }
 
 pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
@@ -206,6 +209,7 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
         in_flight: 0,
         read_buf: vec![0; READ_BUF].into_boxed_slice(),
         last_completion: ctx.start,
+        seen: ctx.start,
     };
     let schedule = Schedule::new(curve.clone(), poisson, config.seed, ctx.index, ctx.threads);
     let ticks = match config.tick {
@@ -290,6 +294,30 @@ pub(super) fn coalesce_step(tick: Duration, per_thread: f64, spare: usize) -> Op
     let fits = Duration::from_secs_f64(spare / (2.0 * per_thread));
     let step = fits.min(FINE_TICK_MAX).min(tick);
     (step >= FINE_TICK_MIN).then_some(step)
+}
+
+/// When an answer ended, for its latency: its kernel receive stamp
+/// `arrived` if there is one, else now (when it was read); never before
+/// the intended send and never after now. `seen` is a clock reading taken
+/// earlier (when the loop woke): a stamp not after it is in the past
+/// without reading the clock again, which saves a clock read per answer
+/// read on a wake that slept through answers. Only a stamp after `seen`
+/// (the answer came while the loop was reading others) or no stamp reads
+/// the clock (`now`).
+fn answer_end(
+    intended: Instant,
+    arrived: Option<Instant>,
+    seen: Instant,
+    now: impl FnOnce() -> Instant,
+) -> Instant {
+    match arrived {
+        Some(a) if a <= seen => a.max(intended).min(seen),
+        Some(a) => {
+            let now = now();
+            a.max(intended).min(now)
+        }
+        None => now(),
+    }
 }
 
 /// Where thread `index` of `threads` starts its grid of `step`: the
@@ -405,7 +433,10 @@ impl EventLoop {
                     let tick = ticks.at(since);
                     let per_thread = curve.rate_at(since.as_secs_f64()) / threads as f64;
                     match coalesce_step(tick, per_thread, self.spare(now)) {
-                        Some(step) => (Some(on_grid(t, grid_start(start, step, index, threads), step)), true),
+                        Some(step) => (
+                            Some(on_grid(t, grid_start(start, step, index, threads), step)),
+                            true,
+                        ),
                         None => (Some(on_grid(t, start, tick)), false),
                     }
                 }
@@ -442,6 +473,7 @@ impl EventLoop {
                 other => other?,
             }
             self.woken_per_answer = !coalesce;
+            self.seen = Instant::now();
             for event in events.iter() {
                 let token = event.token();
                 if token == TIMER {
@@ -452,7 +484,7 @@ impl EventLoop {
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 self.on_event(token.0, readable)?;
             }
-            let now = Instant::now();
+            let now = self.seen;
             if now >= next_scan {
                 next_scan = now + scan_every;
                 self.time_out(now)?;
@@ -877,8 +909,7 @@ impl EventLoop {
         done: Option<Done>,
         arrived: Option<Instant>,
     ) {
-        let now = Instant::now();
-        let now = arrived.map_or(now, |a| a.max(intended).min(now));
+        let now = answer_end(intended, arrived, self.seen, Instant::now);
         let status = done.map(|d| d.answer.status);
         let shed = done.is_some_and(|d| d.answer.shed());
         let error = self.recorder.record(
@@ -934,7 +965,10 @@ mod tests {
         assert_eq!(coalesce_step(MS, 46_000.0, 0), None);
         // One wake per request (`--tick 0`) is never made coarser.
         assert_eq!(coalesce_step(Duration::ZERO, 46_000.0, 1), None);
-        assert_eq!(coalesce_step(Duration::ZERO, 46_000.0, 2), Some(Duration::ZERO));
+        assert_eq!(
+            coalesce_step(Duration::ZERO, 46_000.0, 2),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -942,6 +976,28 @@ mod tests {
         let tick = Duration::from_micros(100);
         let step = coalesce_step(tick, 200_000.0, 30).expect("fits");
         assert!(step <= tick);
+    }
+
+    #[test]
+    fn an_answer_ends_at_its_stamp_and_never_after_the_clock() {
+        let t0 = Instant::now();
+        let us = |n: u64| t0 + Duration::from_micros(n);
+        let unread = || -> Instant { panic!("the clock was read") };
+        // A stamp before the last clock reading: the stamp, clock unread.
+        assert_eq!(answer_end(us(0), Some(us(50)), us(100), unread), us(50));
+        // Never before the intended send.
+        assert_eq!(answer_end(us(60), Some(us(50)), us(100), unread), us(60));
+        // A stamp after the last reading is checked against the clock.
+        assert_eq!(
+            answer_end(us(0), Some(us(150)), us(100), || us(200)),
+            us(150)
+        );
+        assert_eq!(
+            answer_end(us(0), Some(us(250)), us(100), || us(200)),
+            us(200)
+        );
+        // No stamp: timed when read.
+        assert_eq!(answer_end(us(0), None, us(100), || us(120)), us(120));
     }
 
     #[test]
