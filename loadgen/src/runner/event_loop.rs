@@ -20,8 +20,10 @@
 //! by when they were read. Only while connections are plentiful, though
 //! (twice the requests due per wake idle or unopened): an answer read late
 //! keeps its connection busy, and at the cap a due request would wait for
-//! it. Then, and while the run drains, the loop wakes for the first answer
-//! or for the timerfd that marks the next send.
+//! it. Near the cap the loop sleeps on a finer grid that the spare
+//! connections fit (down to 50 µs, [`coalesce_step`]); below that, while
+//! a request waits for a connection, and while the run drains, it wakes
+//! for the first answer or for the timerfd that marks the next send.
 //!
 //! The semantics are the tokio engine's, so reports mean the same: latency
 //! runs from the intended send time; behind-schedule time from when a
@@ -256,11 +258,11 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Result<ThreadOut> {
 
 /// The finest wake grid the loop sleeps through answers on when the
 /// configured one would send more per wake than the spare connections
-/// can take. Measured at ~92,000/s on two threads of 32 connections
-/// (1 M demo, loadgen/RESULTS.md): woken per answer the loop made
-/// 0.6-0.75 context switches per request; sleeping on a 100, 150 or 250 µs
-/// grid 0.17, 0.12-0.14 and 0.13-0.14, and cost 9-17 % less CPU per
-/// request, the 150 µs grid the least.
+/// can take. Measured at 92,000/s on two threads of 32 connections (1 M
+/// demo, `perf stat`, before this finer grid existed): woken per answer
+/// the loop made 0.5-0.75 context switches per request; forced onto a
+/// fixed 100, 150 or 250 µs grid (`--tick`) 0.17-0.18, 0.12-0.14 and
+/// 0.13-0.14, and its own CPU per request fell by 7-10, 15-17 and 7-16 %.
 pub(super) const FINE_TICK_MAX: Duration = Duration::from_micros(150);
 
 /// Below this step a grid saves too few wakes against waking per answer
