@@ -32,6 +32,9 @@
 #   figure as CAPACITY to later runs), CAPACITY (requests/s, passed to
 #   overload-classes.py: the "after overload" recovery and admitted over
 #   capacity; without it the rate at which shedding began is used).
+#   TMPDIR (where the run's keys, audit log and change log go; /dev/shm
+#   puts the logs on tmpfs, whose fdatasync costs nothing: the same run
+#   without the disk's flushes, to see which part of the tail is the disk's).
 #
 # Two choices keep the harness from measuring itself (issue 18, measured
 # in the overload4 round): every caller comes from 127.0.0.1, so the
