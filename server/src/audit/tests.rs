@@ -45,6 +45,17 @@ fn options(durability: Durability) -> AuditOptions {
     }
 }
 
+/// [`options`] rotating every `max_bytes` (and never by day).
+fn rotating(durability: Durability, max_bytes: u64) -> AuditOptions {
+    AuditOptions {
+        rotation: Rotation {
+            max_bytes,
+            daily: false,
+        },
+        ..options(durability)
+    }
+}
+
 fn lines(path: &Path) -> Vec<String> {
     // An open log's file ends in preallocated zeros.
     std::fs::read_to_string(path)
@@ -276,13 +287,7 @@ fn rotation_keeps_the_chain_indexes_files_and_makes_them_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.audit");
-    let opts = AuditOptions {
-        rotation: Rotation {
-            max_bytes: 2000,
-            daily: false,
-        },
-        ..options(Durability::Durable)
-    };
+    let opts = rotating(Durability::Durable, 2000);
     let log = AuditLog::open(&path, opts.clone(), names()).unwrap();
     for s in 0..60u64 {
         let e = entry(100 + s % 7, Operation::Get, Outcome::Found);
@@ -457,13 +462,7 @@ fn a_crash_at_every_line_boundary_keeps_a_verifiable_prefix() {
 /// 2,000 bytes (buffered mode may write them in one commit, so rotate
 /// once), then two more in its live file: its rotated files.
 fn rotated_log(path: &Path, durability: Durability, n: u64) -> Vec<PathBuf> {
-    let opts = AuditOptions {
-        rotation: Rotation {
-            max_bytes: 2000,
-            daily: false,
-        },
-        ..options(durability)
-    };
+    let opts = rotating(durability, 2000);
     // The second round does not rotate: its lines stay in the live file.
     for (from, to, opts) in [(0, n, opts), (n, n + 2, options(durability))] {
         let log = AuditLog::open(path, opts, names()).unwrap();
@@ -674,12 +673,8 @@ fn append_gets(log: &AuditLog, from: u64, n: u64) {
 
 fn small_rotations(pressure: &Arc<Pressure>) -> AuditOptions {
     AuditOptions {
-        rotation: Rotation {
-            max_bytes: 2000,
-            daily: false,
-        },
         pressure: Arc::clone(pressure),
-        ..options(Durability::Durable)
+        ..rotating(Durability::Durable, 2000)
     }
 }
 
@@ -749,13 +744,7 @@ fn past_the_bound_the_oldest_files_are_indexed_while_the_server_sheds() {
 fn audit_gen_leaves_every_rotated_file_indexed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.audit");
-    let opts = AuditOptions {
-        rotation: Rotation {
-            max_bytes: 16 << 10,
-            daily: false,
-        },
-        ..AuditOptions::default()
-    };
+    let opts = rotating(Durability::Durable, 16 << 10);
     generate::generate(&path, 20_000, opts).unwrap();
     // Buffered: a commit holds whatever arrived in a millisecond, and the
     // log rotates between commits.
